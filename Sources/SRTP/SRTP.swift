@@ -1,0 +1,1 @@
+// SRTP module: see files in this folder.
