@@ -1,1 +1,0 @@
-// SRTP module: see files in this folder.

@@ -1,0 +1,89 @@
+/// Why an SRTP/SRTCP packet was rejected. Every case names the byte offset where the
+/// problem was found and, through `rule`, the clause that was broken. No key material.
+public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvertible {
+    /// Shorter than the fixed header plus what the policy requires after it.
+    case packetTooShort(length: Int, minimum: Int)
+    /// RTP/RTCP version field is not 2.
+    case unsupportedVersion(Int)
+    /// The CSRC list runs past the end of the packet.
+    case csrcListOverrun(csrcCount: Int, length: Int)
+    /// The header extension (X = 1) runs past the end of the packet.
+    case headerExtensionOverrun(offset: Int, extensionLength: Int, length: Int)
+    /// P = 1 but the pad count is 0 or larger than the payload.
+    case paddingOverrun(padCount: Int, payloadLength: Int)
+    /// The caller's buffer has no room for the MKI and tag.
+    case insufficientTailroom(needed: Int, capacity: Int)
+    /// The MKI names no master key (MTK) this receiver holds.
+    case unknownMKI(offset: Int)
+    /// The authentication tag does not verify.
+    case authenticationFailed(offset: Int)
+    /// The packet index was already received (replay).
+    case replayed(index: UInt64)
+    /// The packet index is older than the replay window.
+    case tooOld(index: UInt64)
+    /// RFC 4771 receiver without a ROC yet, and this packet does not carry one.
+    case rocUnknown(sequenceNumber: UInt16)
+    /// The SRTCP index space (2^31) of this master key is used up.
+    case srtcpIndexExhausted
+    /// RTCP packet type outside 192...223 (RFC 5761 4) or length field inconsistent.
+    case invalidRTCPHeader(offset: Int)
+    /// The crypto library failed (should not happen).
+    case cryptoFailure
+
+    /// Byte offset in the packet where the problem lies.
+    public var offset: Int {
+        switch self {
+        case .packetTooShort(let length, _): return length
+        case .unsupportedVersion: return 0
+        case .csrcListOverrun: return 12
+        case .headerExtensionOverrun(let offset, _, _): return offset
+        case .paddingOverrun(_, _): return 0
+        case .insufficientTailroom(_, let capacity): return capacity
+        case .unknownMKI(let offset), .authenticationFailed(let offset), .invalidRTCPHeader(let offset): return offset
+        case .replayed, .tooOld, .rocUnknown: return 2
+        case .srtcpIndexExhausted, .cryptoFailure: return 0
+        }
+    }
+
+    /// The rule broken, citing the clause.
+    public var rule: String {
+        switch self {
+        case .packetTooShort: return "RFC 3550 5.1 / RFC 3711 3.1: packet shorter than header + MKI + tag"
+        case .unsupportedVersion: return "RFC 3550 5.1: V must be 2"
+        case .csrcListOverrun: return "RFC 3550 5.1: CC CSRC identifiers must fit in the packet"
+        case .headerExtensionOverrun: return "RFC 3550 5.3.1: header extension must fit in the packet"
+        case .paddingOverrun: return "RFC 3550 5.1: pad count must be 1...payload length"
+        case .insufficientTailroom: return "buffer must have room for MKI + tag (RFC 3711 3.1)"
+        case .unknownMKI: return "RFC 3711 3.1 / TS 33.246 6.6.2.2: MKI must name a known MTK"
+        case .authenticationFailed: return "RFC 3711 3.3 step 6 / RFC 4771 4: authentication tag mismatch"
+        case .replayed: return "RFC 3711 3.3.2: replayed packet index"
+        case .tooOld: return "RFC 3711 3.3.2: packet index left of the replay window"
+        case .rocUnknown: return "RFC 4771 4 / TS 33.246 6.6.2.2 NOTE 3: waiting for a ROC-carrying packet"
+        case .srtcpIndexExhausted: return "RFC 3711 3.4: SRTCP index space of the master key exhausted"
+        case .invalidRTCPHeader: return "RFC 3550 6.4 / RFC 5761 4: not an RTCP header"
+        case .cryptoFailure: return "crypto backend failure"
+        }
+    }
+
+    /// A short stable name for counters ("drops by reason").
+    public var reason: String {
+        switch self {
+        case .packetTooShort: return "too_short"
+        case .unsupportedVersion: return "bad_version"
+        case .csrcListOverrun: return "csrc_overrun"
+        case .headerExtensionOverrun: return "extension_overrun"
+        case .paddingOverrun: return "padding_overrun"
+        case .insufficientTailroom: return "no_tailroom"
+        case .unknownMKI: return "unknown_mki"
+        case .authenticationFailed: return "auth_failed"
+        case .replayed: return "replayed"
+        case .tooOld: return "too_old"
+        case .rocUnknown: return "roc_unknown"
+        case .srtcpIndexExhausted: return "srtcp_index_exhausted"
+        case .invalidRTCPHeader: return "bad_rtcp_header"
+        case .cryptoFailure: return "crypto_failure"
+        }
+    }
+
+    public var description: String { "\(reason) at offset \(offset): \(rule)" }
+}

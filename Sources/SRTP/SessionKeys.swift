@@ -1,0 +1,74 @@
+import CryptoCore
+
+/// The keyed transforms of one master key (one MTK) for one thread: SRTP and SRTCP
+/// ciphers, HMAC states, session salts and the MKI. Derived once per MTK (kdr = 0).
+///
+/// The AES contexts are mutated per packet, so an instance belongs to one thread;
+/// `copy()` gives another worker its own contexts without re-deriving.
+public final class SRTPSessionKeys: @unchecked Sendable {
+    public let mki: MasterKeyIdentifier
+    public let cipher: SRTPCipher
+
+    let srtpCipher: AESCounterMode?
+    let srtpAuth: HMACSHA1
+    let srtpSalt: SaltWords
+    let srtcpCipher: AESCounterMode?
+    let srtcpAuth: HMACSHA1
+    let srtcpSalt: SaltWords
+
+    /// - Parameters:
+    ///   - masterKey: the MTK (16, 24 or 32 octets).
+    ///   - masterSalt: the 112-bit salt delivered with the MTK.
+    public init(masterKey: SecretBytes, masterSalt: [UInt8], mki: MasterKeyIdentifier, cipher: SRTPCipher) throws(CryptoError) {
+        if cipher != .null && masterKey.count != cipher.sessionKeyLength {
+            throw .invalidKeyLength(algorithm: "SRTP master key for \(cipher.rawValue)", got: masterKey.count, allowed: [cipher.sessionKeyLength])
+        }
+        let m = try SRTPKeyDerivation.sessionKeyMaterial(masterKey: masterKey, masterSalt: masterSalt, cipher: cipher)
+        self.mki = mki
+        self.cipher = cipher
+        srtpCipher = cipher == .null ? nil : try AESCounterMode(key: m.srtpEncryptionKey)
+        srtpAuth = try HMACSHA1(key: m.srtpAuthenticationKey)
+        srtpSalt = SaltWords(m.srtpSalt)
+        srtcpCipher = cipher == .null ? nil : try AESCounterMode(key: m.srtcpEncryptionKey)
+        srtcpAuth = try HMACSHA1(key: m.srtcpAuthenticationKey)
+        srtcpSalt = SaltWords(m.srtcpSalt)
+    }
+
+    public convenience init(masterKey: [UInt8], masterSalt: [UInt8], mki: MasterKeyIdentifier, cipher: SRTPCipher) throws(CryptoError) {
+        try self.init(masterKey: SecretBytes(masterKey), masterSalt: masterSalt, mki: mki, cipher: cipher)
+    }
+
+    private init(copying o: SRTPSessionKeys) {
+        mki = o.mki
+        cipher = o.cipher
+        srtpCipher = o.srtpCipher?.copy()
+        srtpAuth = o.srtpAuth
+        srtpSalt = o.srtpSalt
+        srtcpCipher = o.srtcpCipher?.copy()
+        srtcpAuth = o.srtcpAuth
+        srtcpSalt = o.srtcpSalt
+    }
+
+    /// Independent cipher contexts with the same keys (HMAC states are read-only and shared).
+    public func copy() -> SRTPSessionKeys { SRTPSessionKeys(copying: self) }
+}
+
+/// A 112-bit session salt as two big-endian words, pre-shifted into IV position (k_s << 16).
+struct SaltWords: Sendable {
+    let high: UInt64   // IV octets 0...7
+    let low: UInt64    // IV octets 8...15 (salt octets 8...13, then 00 00)
+
+    init(_ salt: [UInt8]) {
+        var h: UInt64 = 0, l: UInt64 = 0
+        for i in 0..<8 { h = h << 8 | UInt64(salt[i]) }
+        for i in 8..<14 { l = l << 8 | UInt64(salt[i]) }
+        high = h
+        low = l << 16
+    }
+
+    /// RFC 3711 4.1.1: IV = (k_s · 2^16) XOR (SSRC · 2^64) XOR (i · 2^16), written big-endian.
+    @inline(__always)
+    func iv(ssrc: UInt32, index: UInt64) -> (UInt64, UInt64) {
+        ((high ^ UInt64(ssrc)).bigEndian, (low ^ (index << 16)).bigEndian)
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class SRTPPlaceholderTests: XCTestCase { func testNothingYet() {} }
