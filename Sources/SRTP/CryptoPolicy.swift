@@ -112,6 +112,14 @@ public struct SRTPPolicy: Sendable, Equatable {
     /// The number of octets protection appends to an SRTCP packet.
     public var srtcpOverhead: Int { 4 + mkiLength + srtcpTagLength }
 
+    /// RFC 4771 3: whether the SRTP packet with this SEQ carries the ROC (SEQ mod R == 0).
+    public func carriesROC(sequenceNumber seq: UInt16) -> Bool {
+        authentication.carriesROC && seq % rocTransmissionRate == 0
+    }
+
+    /// Octets after the MKI of the SRTP packet with this SEQ (ROC and/or MAC).
+    public func tagLength(sequenceNumber seq: UInt16) -> Int { tagLayout(sequenceNumber: seq).length }
+
     /// SRTP tag layout of a packet with sequence number `seq` (RFC 4771 3, `rfc4771.md` 3).
     @inline(__always)
     func tagLayout(sequenceNumber seq: UInt16) -> TagLayout {

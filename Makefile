@@ -1,0 +1,37 @@
+# mbms-gateway — the two set-up commands are `make demo` and `make test`.
+# Both install missing Debian packages first (DEBIAN_FRONTEND=noninteractive: tshark asks otherwise).
+
+SWIFT ?= swift
+APT_PACKAGES := pkg-config libssl-dev libpcap-dev libsrtp2-dev libsqlite3-dev tshark
+
+.PHONY: deps demo test bench build clean
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	$(SWIFT) build -c release --product mbms-gateway
+
+## Runs the product end to end on input it generates itself (no ../shared needed).
+demo: build
+	.build/release/mbms-gateway demo
+
+## Runs every test (vectors, round trips, libsrtp2 interop, malformed input, ...).
+test: deps
+	$(SWIFT) build --build-tests
+	$(SWIFT) test
+
+## SRTP protect throughput: ours vs Debian libsrtp2 vs the OpenSSL floor, same run (release build).
+bench: deps
+	$(SWIFT) build -c release --product srtp-bench
+	.build/release/srtp-bench
+
+clean:
+	rm -rf .build
