@@ -2,6 +2,7 @@
 # Both install missing Debian packages first (DEBIAN_FRONTEND=noninteractive: tshark asks otherwise).
 
 SWIFT ?= swift
+SHELL := /bin/bash
 APT_PACKAGES := pkg-config libssl-dev libpcap-dev libsrtp2-dev libsqlite3-dev tshark
 
 .PHONY: deps demo test bench build clean
@@ -26,7 +27,14 @@ demo: build
 ## Runs every test (vectors, round trips, libsrtp2 interop, malformed input, ...).
 test: deps
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	@mkdir -p .build; set -o pipefail; \
+	$(SWIFT) test --disable-swift-testing 2>&1 | tee .build/test.log; rc=$$?; \
+	summary=$$(grep -E "Executed [0-9]+ tests?, with [0-9]+ failures?" .build/test.log | tail -1); \
+	n=$$(echo "$$summary" | sed -E 's/.*Executed ([0-9]+) test.*/\1/'); \
+	f=$$(echo "$$summary" | sed -E 's/.*with ([0-9]+) failure.*/\1/'); \
+	skipped=$$(grep -cE "Test Case .* skipped" .build/test.log || true); \
+	echo "tests: $$((n - f - skipped)) passed, $$f failed, $$skipped skipped"; \
+	exit $$rc
 
 ## SRTP protect throughput: ours vs Debian libsrtp2 vs the OpenSSL floor, same run (release build).
 bench: deps
