@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "mbms-gateway", targets: ["mbms-gateway"]),
         .library(name: "CryptoCore", targets: ["CryptoCore"]),
         .library(name: "SRTP", targets: ["SRTP"]),
+        .library(name: "PacketIO", targets: ["PacketIO"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,6 +28,7 @@ let package = Package(
 
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
+        .target(name: "PacketIO", dependencies: ["CPcap"]),
 
         .executableTarget(
             name: "mbms-gateway",
@@ -45,5 +47,6 @@ let package = Package(
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
+        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
     ]
 )
