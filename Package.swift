@@ -28,7 +28,8 @@ let package = Package(
 
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
-        .target(name: "PacketIO", dependencies: ["CPcap"]),
+        .systemLibrary(name: "CSocketShims"),
+        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims"]),
 
         .executableTarget(
             name: "mbms-gateway",
