@@ -10,9 +10,12 @@ let package = Package(
         .executable(name: "mbms-gateway", targets: ["mbms-gateway"]),
         .library(name: "CryptoCore", targets: ["CryptoCore"]),
         .library(name: "SRTP", targets: ["SRTP"]),
+        .library(name: "KeyManagement", targets: ["KeyManagement"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System libraries (C). Debian: libssl-dev, libpcap-dev, libsrtp2-dev.
@@ -27,11 +30,19 @@ let package = Package(
 
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
+        // Key groups, MSK lifecycle, MTK time grid, key store (SQLite via GRDB; Debian: libsqlite3-dev).
+        .target(
+            name: "KeyManagement",
+            dependencies: [
+                "CryptoCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+            ]),
 
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
-                "CryptoCore", "SRTP",
+                "CryptoCore", "SRTP", "KeyManagement",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -43,5 +54,9 @@ let package = Package(
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
+        // Child process for the kill-during-writes test of KeyManagementTests.
+        .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
+                          path: "Tests/KeyStoreTorture"),
+        .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "CryptoCore"]),
     ]
 )
