@@ -1,2 +1,0 @@
-import XCTest
-final class KMPlaceholder: XCTestCase { func testX() {} }
