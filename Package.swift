@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "mbms-gateway", targets: ["mbms-gateway"]),
         .library(name: "CryptoCore", targets: ["CryptoCore"]),
         .library(name: "SRTP", targets: ["SRTP"]),
+        .library(name: "MIKEY", targets: ["MIKEY"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,6 +28,7 @@ let package = Package(
 
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
+        .target(name: "MIKEY", dependencies: ["CryptoCore"]),
 
         .executableTarget(
             name: "mbms-gateway",
@@ -43,5 +45,6 @@ let package = Package(
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
+        .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
     ]
 )
