@@ -10,6 +10,7 @@ let package = Package(
         .executable(name: "mbms-gateway", targets: ["mbms-gateway"]),
         .library(name: "CryptoCore", targets: ["CryptoCore"]),
         .library(name: "SRTP", targets: ["SRTP"]),
+        .library(name: "MIKEY", targets: ["MIKEY"]),
         .library(name: "KeyManagement", targets: ["KeyManagement"]),
     ],
     dependencies: [
@@ -30,11 +31,12 @@ let package = Package(
 
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
+        .target(name: "MIKEY", dependencies: ["CryptoCore"]),
         // Key groups, MSK lifecycle, MTK time grid, key store (SQLite via GRDB; Debian: libsqlite3-dev).
         .target(
             name: "KeyManagement",
             dependencies: [
-                "CryptoCore",
+                "CryptoCore", "MIKEY",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Yams", package: "Yams"),
             ]),
@@ -54,9 +56,10 @@ let package = Package(
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
+        .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
                           path: "Tests/KeyStoreTorture"),
-        .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "CryptoCore"]),
+        .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
     ]
 )

@@ -190,16 +190,7 @@ func writeFile(_ path: String, _ bytes: [UInt8]) throws {
     guard n == bytes.count else { throw KeysFailure("\(path): short write") }
 }
 
-/// The MIKEY builders used by `deliver` (the MIKEY module plugs in here).
+/// The MIKEY builders used by `deliver`.
 enum KeysMIKEY {
-    static func mskBuilder() -> any MSKMessageBuilding { MissingMIKEY() }
-
-    struct MissingMIKEY: MSKMessageBuilding, MTKMessageBuilding {
-        func buildMSKMessage(_ input: MSKMessageInput) throws -> [UInt8] {
-            throw KeysFailure("the MIKEY module is not part of this build yet; `keys deliver` needs it")
-        }
-        func buildMTKMessage(_ input: MTKMessageInput) throws -> [UInt8] {
-            throw KeysFailure("the MIKEY module is not part of this build yet")
-        }
-    }
+    static func mskBuilder() -> any MSKMessageBuilding { MIKEYMSKMessageBuilder() }
 }
