@@ -11,9 +11,13 @@ let package = Package(
         .library(name: "CryptoCore", targets: ["CryptoCore"]),
         .library(name: "SRTP", targets: ["SRTP"]),
         .library(name: "PacketIO", targets: ["PacketIO"]),
+        .library(name: "MIKEY", targets: ["MIKEY"]),
+        .library(name: "KeyManagement", targets: ["KeyManagement"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // System libraries (C). Debian: libssl-dev, libpcap-dev, libsrtp2-dev.
@@ -30,11 +34,20 @@ let package = Package(
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
         .systemLibrary(name: "CSocketShims"),
         .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims"]),
+        .target(name: "MIKEY", dependencies: ["CryptoCore"]),
+        // Key groups, MSK lifecycle, MTK time grid, key store (SQLite via GRDB; Debian: libsqlite3-dev).
+        .target(
+            name: "KeyManagement",
+            dependencies: [
+                "CryptoCore", "MIKEY",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Yams", package: "Yams"),
+            ]),
 
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
-                "CryptoCore", "SRTP",
+                "CryptoCore", "SRTP", "KeyManagement",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -49,5 +62,10 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
+        .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
+        // Child process for the kill-during-writes test of KeyManagementTests.
+        .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
+                          path: "Tests/KeyStoreTorture"),
+        .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
     ]
 )

@@ -1,0 +1,81 @@
+import CryptoCore
+import Foundation
+
+/// Glue for the CLI and the gateway: plans with `MSKLifecycle` on a fresh snapshot and
+/// commits; re-plans when another writer got there first. Time is always a parameter.
+public final class KeyManager: @unchecked Sendable {
+    public let configuration: GatewayConfiguration
+    public let store: any KeyStore
+    public let random: any RandomSource
+    public var lifecycle: MSKLifecycle { MSKLifecycle(configuration: configuration.schedule) }
+
+    public init(configuration: GatewayConfiguration, store: any KeyStore, random: any RandomSource = SystemRandomSource()) {
+        self.configuration = configuration
+        self.store = store
+        self.random = random
+    }
+
+    /// Opens (or with `create`, creates) the SQLite store named by the configuration.
+    public static func openSQLite(configuration: GatewayConfiguration, environment: [String: String],
+                                  create: Bool) throws -> KeyManager {
+        let kek = try KeyEncryptionKey.load(environment: environment, configuredFile: configuration.keyStore.kekFile)
+        let path = configuration.keyStore.path
+        let store = create ? try SQLiteKeyStore.openOrCreate(path: path, kek: kek) : try SQLiteKeyStore.open(path: path, kek: kek)
+        return KeyManager(configuration: configuration, store: store)
+    }
+
+    private func plan(_ planner: (KeyStoreSnapshot) throws -> [KeyStoreChange]) throws -> KeyStoreSnapshot {
+        var attempts = 0
+        while true {
+            let s = try store.snapshot()
+            let changes = try planner(s)
+            if changes.isEmpty { return s }
+            do {
+                try store.commit(changes, expectedRevision: s.revision)
+                return try store.snapshot()
+            } catch KeyStoreError.conflict where attempts < 5 {
+                attempts += 1
+            }
+        }
+    }
+
+    /// `keys init`: idempotent.
+    @discardableResult
+    public func initialize(at t: Date) throws -> KeyStoreSnapshot {
+        try plan { try lifecycle.initialization(snapshot: $0, gateway: configuration, at: unixSeconds(t), random: random) }
+    }
+
+    /// Current and next MSK for every key group; purge of retired MSKs.
+    @discardableResult
+    public func maintain(at t: Date) throws -> KeyStoreSnapshot {
+        try plan { try lifecycle.maintenance(snapshot: $0, at: unixSeconds(t), random: random) }
+    }
+
+    /// `keys rotate`.
+    @discardableResult
+    public func rotate(keyGroup: KeyGroup, at t: Date, invalidateCurrent: Bool = false) throws -> KeyStoreSnapshot {
+        try plan { try lifecycle.rotation(snapshot: $0, keyGroup: keyGroup, at: unixSeconds(t), invalidateCurrent: invalidateCurrent, random: random) }
+    }
+
+    /// The schedule on the store as it is now.
+    public func schedule() throws -> KeySchedule {
+        try KeySchedule(snapshot: try store.snapshot(), configuration: configuration.schedule)
+    }
+
+    /// `keys deliver`: the MIKEY MSK message a UE with this MUK and B-TID would receive for
+    /// the MSK in use at t (or the next one). The per-UE counter is committed before the
+    /// message is built (TS 33.246 6.4.3).
+    public func mskMessage(keyGroup: KeyGroup, ueID: String, muk: SecretBytes, verify: Bool, next: Bool = false,
+                           at t: Date, builder: any MSKMessageBuilding) throws -> [UInt8] {
+        let schedule = try schedule()
+        let m = next ? try schedule.nextMSK(keyGroup: keyGroup, at: t) : try schedule.msk(keyGroup: keyGroup, at: t)
+        guard let key = m.msk else { throw ScheduleError.secretsPurged(m.mskID) }
+        guard let session = configuration.session(forKeyGroup: keyGroup) else { throw LifecycleError.keyGroupNotConfigured(keyGroup) }
+        let counter = try store.nextMSKMessageCounter(ueID: ueID)
+        let csb = try random.bytes(count: 4).reduce(CSBID(0)) { $0 << 8 | CSBID($1) }
+        return try builder.buildMSKMessage(MSKMessageInput(
+            keyDomainID: schedule.keyDomainID, mskID: m.mskID, csbID: csb, timestamp: counter, rand: m.rand,
+            idi: configuration.bmscFQDN, idr: ueID, muk: muk, msk: key, keyValidity: m.keyValidity, verify: verify,
+            policy: session.kind == .rtp ? session.protection : nil))
+    }
+}

@@ -1,0 +1,196 @@
+import ArgumentParser
+import CryptoCore
+import Foundation
+import KeyManagement
+
+/// `mbms-gateway keys …`: thin wrappers over `KeyManagement`. Only this layer reads the clock.
+struct KeysCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keys",
+        abstract: "Create, inspect, rotate and export MBMS key material (MSKs, MTKs; TS 33.246 6.3).",
+        discussion: """
+            All subcommands read the same gateway configuration (--config, see Examples/gateway.yaml) \
+            and the key store it names (keyStore.path, SQLite, mode 0600).
+
+            Secrets in the store are encrypted under a 32-byte key-encryption key (KEK), read from \
+            (first match wins): MBMS_KEK (64 hex digits), the file named by MBMS_KEK_FILE, or the file \
+            keyStore.kekFile of the configuration. `keys init --create-kek` creates that file (mode 0600).
+
+            Every key group (one per RTP session or FLUTE channel) always has a current MSK and a next \
+            one. MTKs change on a time grid (schedule.epoch + k × schedule.mtk.period); the MTK, its salt \
+            and the MIKEY CSB ID are derived from a per-MSK seed in the store, so gateways sharing a \
+            store use identical keys at the same instant. `show` never prints key bytes unless --reveal.
+            """,
+        subcommands: [Init.self, Show.self, Rotate.self, Deliver.self, ExportUE.self])
+
+    struct Common: ParsableArguments {
+        @Option(name: .long, help: "Gateway configuration file (YAML).")
+        var config: String = "gateway.yaml"
+
+        @Option(name: .long, help: ArgumentHelp("Act as if the time were this (RFC 3339, e.g. 2026-01-01T00:00:00Z); for tests and debugging.", valueName: "time"))
+        var at: String?
+
+        func now() throws -> Date {
+            guard let at else { return Date() }
+            let f = ISO8601DateFormatter()
+            f.formatOptions = [.withInternetDateTime]
+            guard let d = f.date(from: at) else {
+                throw ValidationError("--at \(at): not an RFC 3339 time; write e.g. 2026-01-01T00:00:00Z")
+            }
+            return d
+        }
+
+        func load() throws -> GatewayConfiguration {
+            do { return try GatewayConfiguration.load(path: config) } catch { throw KeysFailure(error) }
+        }
+
+        func manager(_ c: GatewayConfiguration, create: Bool = false) throws -> KeyManager {
+            do {
+                return try KeyManager.openSQLite(configuration: c, environment: ProcessInfo.processInfo.environment, create: create)
+            } catch { throw KeysFailure(error) }
+        }
+    }
+
+    struct Init: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create the key store and the key groups of the configured sessions, with current and next MSKs (idempotent).")
+        @OptionGroup var common: Common
+        @Flag(name: .long, help: "Create the KEK file (MBMS_KEK_FILE or keyStore.kekFile, mode 0600) if it does not exist.")
+        var createKEK = false
+
+        func run() throws {
+            let c = try common.load()
+            let env = ProcessInfo.processInfo.environment
+            if createKEK {
+                guard env[KeyEncryptionKey.environmentVariable] == nil,
+                      let file = env[KeyEncryptionKey.environmentFileVariable] ?? c.keyStore.kekFile else {
+                    throw KeysFailure("--create-kek needs a KEK file: set MBMS_KEK_FILE or keyStore.kekFile (and unset MBMS_KEK)")
+                }
+                if !FileManager.default.fileExists(atPath: file) {
+                    do { try KeyEncryptionKey.createFile(at: file) } catch { throw KeysFailure(error) }
+                    print("created key-encryption key file \(file) (mode 0600)")
+                }
+            }
+            let m = try common.manager(c, create: true)
+            let s: KeyStoreSnapshot
+            do { s = try m.initialize(at: try common.now()) } catch { throw KeysFailure(error) }
+            print("key store \(c.keyStore.path): Key Domain ID \(c.keyDomainID.hex), \(s.keyGroups.count) key group(s), \(s.msks.count) MSK(s), revision \(s.revision)")
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show key groups, MSK IDs, validity windows (SEQl/SEQu) and the current/next MTK IDs.",
+            discussion: "Key bytes are never shown unless --reveal is given.")
+        @OptionGroup var common: Common
+        @Flag(name: .long, help: "Also print MSKs, RANDs, MTKs and salts (debugging only).")
+        var reveal = false
+
+        func run() throws {
+            let c = try common.load()
+            let m = try common.manager(c)
+            do {
+                print(KeyReport.show(schedule: try m.schedule(), configuration: c, at: try common.now(), reveal: reveal))
+            } catch { throw KeysFailure(error) }
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Force the next MSK of a key group: it takes over at the first MTK boundary at least announceLead ahead.")
+        @OptionGroup var common: Common
+        @Option(name: .long, help: "Key group (1…65535).")
+        var keyGroup: UInt16
+        @Flag(name: .long, help: "Also mark the current MSK invalidated (compromised): it is deleted as soon as it is replaced.")
+        var invalidate = false
+
+        func run() throws {
+            let c = try common.load()
+            guard let g = KeyGroup(keyGroup) else { throw KeysFailure("--key-group 0: key group 0 is forbidden (TS 33.246 6.3.1); use 1…65535") }
+            let m = try common.manager(c)
+            do {
+                let now = try common.now()
+                try m.rotate(keyGroup: g, at: now, invalidateCurrent: invalidate)
+                let s = try m.schedule()
+                let n = try s.nextMSK(keyGroup: g, at: now)
+                print("key group \(g): MSK \(try s.msk(keyGroup: g, at: now).mskID) until \(Date(timeIntervalSince1970: TimeInterval(n.validFrom))), then MSK \(n.mskID)")
+            } catch { throw KeysFailure(error) }
+        }
+    }
+
+    struct Deliver: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Write the MIKEY MSK message a UE would receive (raw UDP payload for port 2269).",
+            discussion: "The per-UE MIKEY TS counter is committed to the store before the message is built.")
+        @OptionGroup var common: Common
+        @Option(name: .long, help: "Key group (1…65535).")
+        var keyGroup: UInt16
+        @Option(name: .long, help: "The UE's MUK, hex (32 bytes from GBA).")
+        var muk: String
+        @Option(name: .customLong("ue-id"), help: "The UE's B-TID (IDr).")
+        var ueID: String
+        @Option(name: .long, help: "Output file (created with mode 0600).")
+        var output: String
+        @Flag(name: .long, help: "Set the V bit: ask the UE for a verification message.")
+        var verify = false
+        @Flag(name: .long, help: "Deliver the next MSK instead of the current one.")
+        var next = false
+
+        func run() throws {
+            let c = try common.load()
+            guard let g = KeyGroup(keyGroup) else { throw KeysFailure("--key-group 0: key group 0 is forbidden (TS 33.246 6.3.1); use 1…65535") }
+            guard var mukBytes = try? Hex.decode(muk), !mukBytes.isEmpty else {
+                throw KeysFailure("--muk: not hex; give the MUK as hex digits (32 bytes = 64 digits)")
+            }
+            let mukSecret = SecretBytes(mukBytes)
+            SecureZero.zero(&mukBytes)
+            let m = try common.manager(c)
+            do {
+                let bytes = try m.mskMessage(keyGroup: g, ueID: ueID, muk: mukSecret, verify: verify, next: next,
+                                             at: try common.now(), builder: KeysMIKEY.mskBuilder())
+                try writeFile(output, bytes)
+                print("wrote \(bytes.count)-byte MIKEY MSK message for \(ueID) to \(output)")
+            } catch { throw KeysFailure(error) }
+        }
+    }
+
+    struct ExportUE: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "export-ue",
+            abstract: "Print, as JSON, what a UE of a key group holds: MSKs, RANDs, SEQl/SEQu, current/next MTK, policy.",
+            discussion: "Contains secret keys: for debugging and tests only.")
+        @OptionGroup var common: Common
+        @Option(name: .long, help: "Key group (1…65535).")
+        var keyGroup: UInt16
+
+        func run() throws {
+            let c = try common.load()
+            guard let g = KeyGroup(keyGroup) else { throw KeysFailure("--key-group 0: key group 0 is forbidden (TS 33.246 6.3.1); use 1…65535") }
+            let m = try common.manager(c)
+            do {
+                print(try UEExport.make(schedule: try m.schedule(), configuration: c, keyGroup: g, at: try common.now()).json())
+            } catch { throw KeysFailure(error) }
+        }
+    }
+}
+
+/// A one-line error for the terminal (the error types carry their own fix).
+struct KeysFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+    init(_ error: any Error) { description = "\(error)" }
+}
+
+/// Writes a file created with mode 0600 (replacing an existing one).
+func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw KeysFailure("\(path): cannot create (\(String(cString: strerror(errno))))") }
+    defer { close(fd) }
+    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    guard n == bytes.count else { throw KeysFailure("\(path): short write") }
+}
+
+/// The MIKEY builders used by `deliver`.
+enum KeysMIKEY {
+    static func mskBuilder() -> any MSKMessageBuilding { MIKEYMSKMessageBuilder() }
+}
