@@ -207,6 +207,10 @@ public struct UEKeyProcessor: Sendable {
         if sps.count > 1 { throw .notMBMSMessage(reason: "more than one SP payload (TS 33.246 6.4.5.1)") }
         if let sp = sps.first {
             do { policy = try sp.srtpPolicy() } catch { throw .malformed(error) }
+            // The SRTP-ID map's Policy_no refers to the SP of this message (RFC 3830 6.1.1).
+            if case .srtpID(let sessions) = message.header.csIDMap, sessions.contains(where: { $0.policyNumber != sp.policyNumber }) {
+                throw .notMBMSMessage(reason: "CS ID map names a Policy_no with no SP payload (RFC 3830 6.1.1)")
+            }
         }
         let verification: [UInt8]?
         if message.header.verificationRequested {

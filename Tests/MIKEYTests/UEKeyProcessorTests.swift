@@ -133,6 +133,23 @@ final class UEKeyProcessorTests: XCTestCase {
         XCTAssertEqual(held.map(\.mtkID), [MTKID(6), MTKID(7)])
     }
 
+    func testMTKTimestampCounterIsPerMSK() throws {
+        // Two MSKs of one key group, each with its own MTK TS counter (6.4.3).
+        var ue = freshUE()
+        let msk2 = SecretBytes(hex("1112131415161718191a1b1c1d1e1f10"))
+        let id2 = MSKID(keyGroup: 1, keyNumber: 3)
+        guard case .success = ue.process(try Fixtures.mskBuilder(verification: false, ts: 1).build()),
+              case .success = ue.process(try Fixtures.mskBuilder(verification: false, content: .key(msk: msk2, seqL: 0, seqU: 100), ts: 2, mskID: id2).build())
+        else { return XCTFail("MSKs rejected") }
+        guard case .success = ue.process(try Fixtures.mtkBuilder(mtkID: 5, ts: 1000).build()) else { return XCTFail("MTK under MSK 1") }
+        // A lower TS under the other MSK is fine: its counter is separate.
+        guard case .success(.mtk(let m)) = ue.process(try Fixtures.mtkBuilder(mtkID: 1, ts: 3, msk: msk2, mskID: id2).build()) else {
+            return XCTFail("MTK under MSK 2 rejected")
+        }
+        XCTAssertEqual(m.mki, hex("000100030001"))
+        XCTAssertEqual(ue.process(try Fixtures.mtkBuilder(mtkID: 6, ts: 999).build()).failure, .replayedMTKTimestamp(stored: 1000, received: 999))
+    }
+
     func testBuilderOutputAcceptedOnlyWithTheRightKeys() throws {
         let msk = try Fixtures.mskBuilder(verification: false).build()
         var wrongMUK = UEKeyProcessor(muk: SecretBytes([UInt8](repeating: 1, count: 32)), nafID: Fixtures.nafID, bTID: Fixtures.bTID)
@@ -185,6 +202,12 @@ final class UEKeyProcessorTests: XCTestCase {
         m = Fixtures.example92
         m[39] = 2
         XCTAssertEqual(reason(m)?.contains("AES-CM-128"), true)
+        // SRTP-ID map entry naming a policy number the SP does not have (sealed properly).
+        let mapHeader = MIKEYHeader(dataType: .preShared, verificationRequested: false, csbID: Fixtures.csbMSK,
+                                    csIDMap: .srtpID([SRTPCryptoSession(policyNumber: 7, ssrc: 1, roc: 0)]))
+        let withSP = mskPayloads(ts: 49) + [.securityPolicy(SecurityPolicyPayload(policyNumber: 0, srtp: Fixtures.policy))]
+        let mskPlain = KeyDataPayload.encodeList([KeyDataPayload(type: .tek, key: Fixtures.msk, validity: .interval(KeyValidityInterval(seqL: 0, seqU: 9)))])
+        XCTAssertEqual(reason(try seal(header: mapHeader, payloads: withSP, plaintext: mskPlain, psk: Fixtures.muk, ts: 49))?.contains("Policy_no"), true)
         // Solicited pull with V set (past the MAC check: sealed properly).
         let pullHeader = MIKEYHeader(dataType: .preShared, verificationRequested: true, csbID: Fixtures.csbMSK, csIDMap: .empty)
         let pull = try seal(header: pullHeader, payloads: mskPayloads(mskID: MSKID(keyGroup: 1, keyNumber: 0), ts: 50), plaintext: [], psk: Fixtures.muk, ts: 50)
