@@ -3,8 +3,8 @@
 // A pure codec and transform: no sockets, clocks or global state. Time (the TS counter),
 // counters and randomness (CSB ID, RAND) are parameters. Map of the module:
 //
-//   wire structures   Header.swift, GeneralExtension.swift (Key ID), Timestamp.swift, RAND.swift
-//                     (RAND, ID, V), SecurityPolicy.swift, SRTPPolicyParameters.swift, KEMAC.swift,
+//   wire structures   Header.swift, GeneralExtension.swift (Key ID), Timestamp.swift, SerialNumber.swift, RANDPayload.swift,
+//                     IdentityPayload.swift, VerificationPayload.swift, SecurityPolicy.swift, SRTPPolicyParameters.swift, KEMAC.swift,
 //                     KeyData.swift, MIKEYMessage.swift (message + decoder), Identifiers.swift
 //   crypto            KeyDerivation.swift (RFC 3830 4.1.3 / 4.1.4 on CryptoCore.MIKEYPRF, KEMAC IV,
 //                     AES-CM, HMAC), KEMACSealing.swift

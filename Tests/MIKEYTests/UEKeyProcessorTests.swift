@@ -170,7 +170,7 @@ final class UEKeyProcessorTests: XCTestCase {
     }
 
     func testRejectNotMBMSMessage() throws {
-        var ue = try ueWithMSK()
+        let ue = try ueWithMSK()
         func reason(_ b: [UInt8]) -> String? {
             var probe = ue
             guard case .notMBMSMessage(let r)? = probe.process(b).failure else { return nil }
