@@ -68,6 +68,8 @@ public struct MIKEYMessage: Equatable, Sendable {
 
     // MARK: encoding
 
+    /// Wire bytes. Field sizes must fit their length fields (the builders check this; a
+    /// hand-made message with, say, a 70 000-octet ID would not round-trip).
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 256)
         header.encode(nextPayload: payloads.first?.payloadType ?? MIKEYPayloadType.last, into: &w)

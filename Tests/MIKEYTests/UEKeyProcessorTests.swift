@@ -366,6 +366,9 @@ final class UEKeyProcessorTests: XCTestCase {
         XCTAssertThrowsError(try Fixtures.mskBuilder(content: .invalidation(msk: Fixtures.msk, seqL: 4, seqU: 5)).build())
         XCTAssertThrowsError(try Fixtures.mskBuilder(service: .streaming(policy: SRTPPolicyParameters(), policyNumber: 0, ssrc: 1, roc: 0)).build(),
                              "R must be signalled (6.6.2.1)")
+        var emptyID = Fixtures.mskBuilder()
+        emptyID.bTID = ""
+        XCTAssertThrowsError(try emptyID.build())
         XCTAssertThrowsError(try Fixtures.mtkBuilder(mtkID: 0).build())
         XCTAssertThrowsError(try Fixtures.mtkBuilder(mtkID: 0xFFFF).build())
         XCTAssertThrowsError(try Fixtures.mtkBuilder(content: .streaming(mtk: Fixtures.mtk, salt: SecretBytes([1, 2]))).build())
