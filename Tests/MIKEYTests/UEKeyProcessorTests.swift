@@ -321,7 +321,9 @@ final class UEKeyProcessorTests: XCTestCase {
         let plain = KeyDataPayload.encodeList([KeyDataPayload(type: .tek, key: Fixtures.msk, validity: .interval(KeyValidityInterval(seqL: 0, seqU: 9)))])
         let b = try seal(header: mskHeader, payloads: payloads, plaintext: plain, psk: Fixtures.muk, ts: 60)
         p = ue
-        guard case .malformed(.invalidValue(.securityPolicy, _, _, _, _))? = p.process(b).failure else { return XCTFail() }
+        // Layout: HDR 0-9, EXT 10-26, T 27-32, RAND 33-50, IDi 51-70, IDr 71-94, SP 95 (params from 100).
+        guard case .malformed(.invalidValue(.securityPolicy, 100, _, 9, _))? = p.process(b).failure else { return XCTFail("\(String(describing: p.process(b).failure))") }
+        XCTAssertEqual(try MIKEYDecoder.decode(b).payloadOffsets, [10, 27, 33, 51, 71, 95, 103])
     }
 
     // MARK: BM-SC side verification of the UE's verification message (6.4.5.2)
