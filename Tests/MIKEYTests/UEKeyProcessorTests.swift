@@ -247,6 +247,16 @@ final class UEKeyProcessorTests: XCTestCase {
         XCTAssertEqual(ue.process(m).failure, .macMismatch)
         // Nothing was stored by the rejected messages.
         XCTAssertNil(ue.msk(Fixtures.keyDomain, Fixtures.mskID))
+        // MAC first: a replayed message with a broken MAC reports the MAC, not the replay, and a
+        // forged higher-TS message does not advance the TS counter.
+        guard case .success = ue.process(Fixtures.example91) else { return XCTFail() }
+        m = Fixtures.example91
+        m[m.count - 5] ^= 0x10
+        XCTAssertEqual(ue.process(m).failure, .macMismatch)
+        var forged = try Fixtures.mskBuilder(ts: 1000).build()
+        forged[forged.count - 1] ^= 1
+        XCTAssertEqual(ue.process(forged).failure, .macMismatch)
+        guard case .success = ue.process(try Fixtures.mskBuilder(ts: 43).build()) else { return XCTFail("TS counter moved by a forged message") }
     }
 
     func testRejectReplayedMSKTimestamp() throws {
