@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "PacketIO", targets: ["PacketIO"]),
         .library(name: "MIKEY", targets: ["MIKEY"]),
         .library(name: "KeyManagement", targets: ["KeyManagement"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,10 +45,13 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]),
 
+        // The streaming (and later download) data plane: sessions, key epochs, the protect path, MIKEY injection, replay.
+        .target(name: "Gateway", dependencies: ["SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore"]),
+
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
-                "CryptoCore", "SRTP", "KeyManagement",
+                "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -62,6 +66,7 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore"]),
         .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
