@@ -10,6 +10,8 @@ let package = Package(
         .executable(name: "mbms-gateway", targets: ["mbms-gateway"]),
         .library(name: "CryptoCore", targets: ["CryptoCore"]),
         .library(name: "SRTP", targets: ["SRTP"]),
+        .library(name: "FLUTE", targets: ["FLUTE"]),
+        .library(name: "DCF", targets: ["DCF"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -27,6 +29,8 @@ let package = Package(
 
         .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
+        .target(name: "FLUTE", dependencies: []),
+        .target(name: "DCF", dependencies: ["CryptoCore"]),
 
         .executableTarget(
             name: "mbms-gateway",
@@ -43,5 +47,7 @@ let package = Package(
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
+        .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
+        .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
     ]
 )

@@ -1,0 +1,6 @@
+import XCTest
+@testable import FLUTE
+
+final class BlockingAlgorithmTests: XCTestCase {
+    func testPlaceholder() throws {}
+}
