@@ -20,15 +20,14 @@ public struct DCFKeys: Sendable {
 
     /// Derives both keys from the MTK (`dcf.md` 8).
     public static func derive(mtk: SecretBytes, csbID: UInt32, rand: [UInt8]) throws(DCFError) -> DCFKeys {
-        let key = mtk.revealedBytes()
+        var key = mtk.revealedBytes()
+        defer { SecureZero.zero(&key) }
         do {
             var enc = try MIKEYPRF.derive(inkey: key, label: MIKEYPRF.label(.tgkEncryption, csID: 0, csbID: csbID, rand: rand),
                                           outputLength: encryptionKeyLength)
             var auth = try MIKEYPRF.derive(inkey: key, label: MIKEYPRF.label(.tgkAuthentication, csID: 0, csbID: csbID, rand: rand),
                                            outputLength: authenticationKeyLength)
             defer { SecureZero.zero(&enc); SecureZero.zero(&auth) }
-            var k = key
-            SecureZero.zero(&k)
             return DCFKeys(encryptionKey: SecretBytes(enc), authenticationKey: SecretBytes(auth))
         } catch {
             throw .crypto(error)

@@ -100,7 +100,8 @@ public struct DCFReader: Sendable {
             guard data.count >= 32, data.count % 16 == 0 else {
                 throw .decryptionFailed(reason: "AES_128_CBC EncryptedData of \(data.count) bytes is not IV + at least one block (OMA DCF 5.1)")
             }
-            let key = try aesKey(encryptionKey)
+            var key = try aesKey(encryptionKey)
+            defer { SecureZero.zero(&key) }
             do {
                 plaintext = try AESCBC.decrypt(key: key, iv: Array(data[0..<16]), ciphertext: Array(data[16...]), padding: true)
             } catch {
@@ -110,7 +111,8 @@ public struct DCFReader: Sendable {
             guard data.count >= 16 else {
                 throw .decryptionFailed(reason: "AES_128_CTR EncryptedData of \(data.count) bytes lacks the 16-byte counter block")
             }
-            let key = try aesKey(encryptionKey)
+            var key = try aesKey(encryptionKey)
+            defer { SecureZero.zero(&key) }
             let counter = Array(data[0..<16])
             do { plaintext = try AESCounterMode(key: key).apply(iv: counter, to: Array(data[16...])) } catch { throw .crypto(error) }
         }

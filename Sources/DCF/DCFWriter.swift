@@ -43,12 +43,14 @@ public struct DCFWriter: Sendable {
             method = .null; padding = .none; encrypted = plaintext
         case .aes128CBC(let iv):
             guard iv.count == 16 else { throw .invalidKeyMaterial("AES-128-CBC IV must be 16 bytes, got \(iv.count)") }
-            let key = try Self.aesKey(encryptionKey)
+            var key = try Self.aesKey(encryptionKey)
+            defer { SecureZero.zero(&key) }
             method = .aes128CBC; padding = .rfc2630
             do { encrypted = iv + (try AESCBC.encrypt(key: key, iv: iv, plaintext: plaintext, padding: true)) } catch { throw .crypto(error) }
         case .aes128CTR(let counter):
             guard counter.count == 16 else { throw .invalidKeyMaterial("AES-128-CTR counter block must be 16 bytes, got \(counter.count)") }
-            let key = try Self.aesKey(encryptionKey)
+            var key = try Self.aesKey(encryptionKey)
+            defer { SecureZero.zero(&key) }
             method = .aes128CTR; padding = .none
             do { encrypted = counter + (try AESCounterMode(key: key).apply(iv: counter, to: plaintext)) } catch { throw .crypto(error) }
         }

@@ -27,6 +27,8 @@ public enum BlockingError: Error, Equatable, Sendable, CustomStringConvertible {
     /// SBN and ESI are 16 bits in the Compact No-Code FEC Payload ID (RFC 5445 §3.2).
     case sourceBlockTooLong(symbols: Int)
     case tooManySourceBlocks(blocks: Int)
+    /// E must fit the 16-bit EXT_FTI field (RFC 5445 §3.3).
+    case encodingSymbolLengthTooLarge(Int)
 
     public var description: String {
         switch self {
@@ -34,6 +36,7 @@ public enum BlockingError: Error, Equatable, Sendable, CustomStringConvertible {
         case .zeroMaximumSourceBlockLength: return "maximum source block length B = 0 (RFC 5052 §9.1 needs B > 0)"
         case let .sourceBlockTooLong(n): return "source blocks of \(n) symbols exceed the 16-bit ESI, RFC 5445 §3.2"
         case let .tooManySourceBlocks(n): return "\(n) source blocks exceed the 16-bit SBN, RFC 5445 §3.2"
+        case let .encodingSymbolLengthTooLarge(e): return "encoding symbol length \(e) exceeds the 16-bit field, RFC 5445 §3.3"
         }
     }
 }
@@ -65,9 +68,13 @@ public struct SourceBlockPartition: Equatable, Sendable {
     public init(transferLength: UInt64, encodingSymbolLength: Int, maximumSourceBlockLength: Int) throws(BlockingError) {
         guard encodingSymbolLength > 0 else { throw .zeroEncodingSymbolLength }
         guard maximumSourceBlockLength > 0 else { throw .zeroMaximumSourceBlockLength }
+        guard encodingSymbolLength <= 0xFFFF else { throw .encodingSymbolLengthTooLarge(encodingSymbolLength) }
         let e = UInt64(encodingSymbolLength)
-        let t = Int((transferLength / e) + (transferLength % e == 0 ? 0 : 1))
-        let n = t == 0 ? 0 : (t + maximumSourceBlockLength - 1) / maximumSourceBlockLength
+        let symbols = transferLength / e + (transferLength % e == 0 ? 0 : 1)
+        // At most 2^16 blocks of at most 2^16 symbols: bound T before any Int arithmetic.
+        guard symbols <= 1 << 32 else { throw .tooManySourceBlocks(blocks: Int(clamping: symbols / UInt64(min(maximumSourceBlockLength, 1 << 16)))) }
+        let t = Int(symbols)
+        let n = t == 0 ? 0 : (t - 1) / maximumSourceBlockLength + 1
         guard n <= 65536 else { throw .tooManySourceBlocks(blocks: n) }
         let aLarge = n == 0 ? 0 : (t + n - 1) / n
         let aSmall = n == 0 ? 0 : t / n

@@ -92,8 +92,9 @@ public struct FDTFile: Equatable, Sendable {
 
 extension FDTInstance {
     /// The FDT Instance as UTF-8 XML: declaration, one line per element, attributes in the
-    /// order of `flute.md` 7.2/7.3, values escaped. Text is generated directly.
-    public func xml() -> [UInt8] {
+    /// order of `flute.md` 7.2/7.3, values escaped. Text is generated directly. Refuses values
+    /// with characters XML 1.0 cannot carry (§2.2: controls other than TAB, LF, CR).
+    public func xml() throws(FDTWriteError) -> [UInt8] {
         var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FDT-Instance xmlns=\"\(Self.namespace2005)\""
         if fullFDT != nil { s += " xmlns:mbms2008=\"\(Self.namespaceMBMS2008)\"" }
         var attrs: [(String, String)] = [("Expires", String(expires))]
@@ -102,7 +103,7 @@ extension FDTInstance {
         if let v = contentEncoding { attrs.append(("Content-Encoding", v)) }
         attrs += fec.attributes
         if let f = fullFDT { attrs.append(("mbms2008:FullFDT", f ? "true" : "false")) }
-        for (k, v) in attrs { s += " \(k)=\"\(Self.escape(v))\"" }
+        for (k, v) in attrs { s += " \(k)=\"\(try Self.escape(v, attribute: k))\"" }
         s += ">\n"
         for f in files {
             var fa: [(String, String)] = [("TOI", String(f.toi)), ("Content-Location", f.contentLocation)]
@@ -113,7 +114,7 @@ extension FDTInstance {
             if let v = f.contentMD5 { fa.append(("Content-MD5", v)) }
             fa += f.fec.attributes
             s += " <File"
-            for (k, v) in fa { s += " \(k)=\"\(Self.escape(v))\"" }
+            for (k, v) in fa { s += " \(k)=\"\(try Self.escape(v, attribute: k))\"" }
             s += "/>\n"
         }
         s += "</FDT-Instance>\n"
@@ -121,7 +122,7 @@ extension FDTInstance {
     }
 
     /// XML 1.0 attribute-value escaping (also of white space that would be normalised).
-    static func escape(_ v: String) -> String {
+    static func escape(_ v: String, attribute: String) throws(FDTWriteError) -> String {
         var out = ""
         out.reserveCapacity(v.utf8.count)
         for ch in v.unicodeScalars {
@@ -134,10 +135,25 @@ extension FDTInstance {
             case "\t": out += "&#x9;"
             case "\n": out += "&#xA;"
             case "\r": out += "&#xD;"
-            default: out.unicodeScalars.append(ch)
+            default:
+                guard ch.value >= 0x20, ch.value != 0xFFFE, ch.value != 0xFFFF else {
+                    throw .characterNotAllowedInXML(attribute: attribute, scalar: ch.value)
+                }
+                out.unicodeScalars.append(ch)
             }
         }
         return out
+    }
+}
+
+/// Why an FDT Instance could not be written.
+public enum FDTWriteError: Error, Equatable, Sendable, CustomStringConvertible {
+    case characterNotAllowedInXML(attribute: String, scalar: UInt32)
+    public var description: String {
+        switch self {
+        case let .characterNotAllowedInXML(attribute, scalar):
+            return "FDT attribute \(attribute): character U+\(String(scalar, radix: 16, uppercase: true)) cannot appear in XML 1.0 (§2.2)"
+        }
     }
 }
 

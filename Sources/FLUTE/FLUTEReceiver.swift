@@ -7,6 +7,8 @@ public struct FLUTEReceiver: Sendable {
         public var reassembly: ReassemblyLimits
         public var fdtLimits: FDTParserLimits
         public var maximumFilesPerSession: Int
+        /// Most FLUTE sessions (TSIs) with FDT state.
+        public var maximumSessions: Int
         /// Refuse FDT Instances whose Expires is before `now` (RFC 3926 §3.4.1).
         public var honourExpires: Bool
         /// Turns a completed TOI 0 object into FDT XML (e.g. unwrap and verify the DCF that
@@ -14,9 +16,10 @@ public struct FLUTEReceiver: Sendable {
         public var fdtUnwrapper: (@Sendable ([UInt8]) throws -> [UInt8])?
 
         public init(reassembly: ReassemblyLimits = ReassemblyLimits(), fdtLimits: FDTParserLimits = FDTParserLimits(),
-                    maximumFilesPerSession: Int = 10_000, honourExpires: Bool = true,
+                    maximumFilesPerSession: Int = 10_000, maximumSessions: Int = 64, honourExpires: Bool = true,
                     fdtUnwrapper: (@Sendable ([UInt8]) throws -> [UInt8])? = nil) {
             self.reassembly = reassembly; self.fdtLimits = fdtLimits; self.maximumFilesPerSession = maximumFilesPerSession
+            self.maximumSessions = maximumSessions
             self.honourExpires = honourExpires; self.fdtUnwrapper = fdtUnwrapper
         }
     }
@@ -28,6 +31,11 @@ public struct FLUTEReceiver: Sendable {
         public var fdtInstancesRefused = 0
         /// Files completed before any FDT described their TOI.
         public var objectsWithoutFDTEntry = 0
+        /// FDT packets with EXT_CENC other than null: TS 26.346 Annex A forbids content-encoded
+        /// FDT Instances from an MBMS server, and this codec does not decompress.
+        public var contentEncodedFDTPackets = 0
+        /// FDT Instances refused because `maximumSessions` TSIs already have FDT state.
+        public var fdtInstancesOverSessionLimit = 0
         public init() {}
     }
 
@@ -73,6 +81,11 @@ public struct FLUTEReceiver: Sendable {
     /// Processes one decoded packet.
     public mutating func receive(_ packet: ALCPacket, at now: Double) -> [Event] {
         let tsi = packet.header.tsi, toi = packet.header.toi
+        if toi == 0, let cenc = packet.header.cenc, cenc.contentEncoding != .null {
+            counters.contentEncodedFDTPackets += 1
+            return [.fdtRefused(tsi: tsi, fdtInstanceID: packet.header.fdt?.fdtInstanceID ?? 0,
+                                reason: "content-encoded FDT Instance (EXT_CENC \(cenc.contentEncoding)) not supported; TS 26.346 Annex A: the MBMS server shall not content-encode FDT Instances")]
+        }
         let fdtOTI = toi == 0 ? nil : fdtTables[tsi]?.entry(forTOI: toi)?.objectTransmissionInformation
         switch reassembler.receive(packet, at: now, fdtOTI: fdtOTI) {
         case .completed(let object): return deliver(object, at: now)
@@ -92,7 +105,7 @@ public struct FLUTEReceiver: Sendable {
     }
 
     static func ntpSeconds(_ unix: Double) -> UInt32? {
-        guard unix.isFinite, unix >= 0 else { return nil }
+        guard unix.isFinite, unix >= 0, unix < 1e15 else { return nil }
         let ntp = UInt64(unix) + FDTInstance.ntpUnixOffset
         return UInt32(truncatingIfNeeded: ntp)
     }
@@ -112,6 +125,10 @@ public struct FLUTEReceiver: Sendable {
         } catch {
             counters.fdtInstancesRefused += 1
             return [.fdtRefused(tsi: tsi, fdtInstanceID: id, reason: "\(error)")]
+        }
+        if fdtTables[tsi] == nil && fdtTables.count >= configuration.maximumSessions {
+            counters.fdtInstancesOverSessionLimit += 1
+            return [.fdtRefused(tsi: tsi, fdtInstanceID: id, reason: "more than \(configuration.maximumSessions) FLUTE sessions")]
         }
         var table = fdtTables[tsi] ?? FDTTable(maximumFiles: configuration.maximumFilesPerSession)
         let outcome = table.insert(instance, fdtInstanceID: id, ntpNow: configuration.honourExpires ? Self.ntpSeconds(now) : nil)

@@ -22,12 +22,17 @@ public struct ReassemblyLimits: Equatable, Sendable {
     public var rememberedObjects: Int
     /// If set, packets of other TSIs are refused and counted.
     public var acceptedTSIs: Set<UInt64>?
+    /// After the B (Close Object) or A (Close Session) flag, an incomplete object still takes
+    /// reordered symbols for this long, then is dropped and counted.
+    public var closedObjectGracePeriod: Double
 
     public init(maximumObjectSize: Int = 64 << 20, maximumConcurrentObjects: Int = 64, maximumTotalBytes: Int = 256 << 20,
-                objectTimeout: Double = 60, rememberedObjects: Int = 4096, acceptedTSIs: Set<UInt64>? = nil) {
+                objectTimeout: Double = 60, rememberedObjects: Int = 4096, acceptedTSIs: Set<UInt64>? = nil,
+                closedObjectGracePeriod: Double = 2) {
         self.maximumObjectSize = maximumObjectSize; self.maximumConcurrentObjects = maximumConcurrentObjects
         self.maximumTotalBytes = maximumTotalBytes; self.objectTimeout = objectTimeout
         self.rememberedObjects = rememberedObjects; self.acceptedTSIs = acceptedTSIs
+        self.closedObjectGracePeriod = closedObjectGracePeriod
     }
 }
 
@@ -38,6 +43,8 @@ public struct ReassemblyCounters: Equatable, Sendable {
     public var duplicateSymbols = 0
     public var objectsCompleted = 0
     public var objectsTimedOut = 0
+    /// Objects still incomplete a grace period after their B flag or the session's A flag.
+    public var objectsClosedIncomplete = 0
     /// Objects refused: the same TSI/TOI carried different content (changed OTI or a
     /// repeated symbol with different bytes, or new OTI for a completed TOI).
     public var rejectedTOICollision = 0
@@ -98,6 +105,8 @@ public struct ObjectReassembler: Sendable {
         var pending: [PendingSymbol] = []
         var pendingBytes = 0
         var lastActivity: Double
+        /// When B (or the session's A) was seen.
+        var closedAt: Double?
         var heldBytes: Int { buffer.count + have.count + pendingBytes }
     }
 
@@ -127,7 +136,10 @@ public struct ObjectReassembler: Sendable {
             return .rejected(.unknownTSI)
         }
         if h.closeSession { counters.closeSessionPackets += 1 }
-        if now - lastSweep >= limits.objectTimeout / 4 { expire(at: now) }
+        if now - lastSweep >= min(limits.objectTimeout / 4, limits.closedObjectGracePeriod) { expire(at: now) }
+        if h.closeSession {
+            for (k, o) in objects where k.tsi == h.tsi && o.closedAt == nil { objects[k]?.closedAt = now }
+        }
         guard let payloadID = packet.payloadID else {
             counters.packetsWithoutPayload += 1
             return .ignored
@@ -167,10 +179,11 @@ public struct ObjectReassembler: Sendable {
                 }
             }
         }
-        if objects[key]?.oti == nil {
-            return storePending(key, sbn: sbn, esi: esi, bytes: packet.encodingSymbols)
-        }
-        return storeSymbols(key, sbn: sbn, esi: esi, bytes: packet.encodingSymbols[...])
+        let outcome = objects[key]?.oti == nil
+            ? storePending(key, sbn: sbn, esi: esi, bytes: packet.encodingSymbols)
+            : storeSymbols(key, sbn: sbn, esi: esi, bytes: packet.encodingSymbols[...])
+        if h.closeObject, objects[key] != nil, objects[key]?.closedAt == nil { objects[key]?.closedAt = now }
+        return outcome
     }
 
     /// Supplies the OTI for an object that was waiting for it (the FDT arrived after its
@@ -182,17 +195,27 @@ public struct ObjectReassembler: Sendable {
         return installOTIAndReplay(oti, for: key)
     }
 
-    /// Drops objects idle for longer than `objectTimeout`; returns their keys.
+    /// Drops objects idle for longer than `objectTimeout`, and objects closed (B/A flag) for
+    /// longer than `closedObjectGracePeriod`; returns their keys.
     @discardableResult
     public mutating func expire(at now: Double) -> [ObjectKey] {
         lastSweep = now
-        let stale = objects.filter { now - $0.value.lastActivity > limits.objectTimeout }.map(\.key)
-        for key in stale {
+        var gone: [ObjectKey] = []
+        for (key, o) in objects {
+            if let closed = o.closedAt, now - closed > limits.closedObjectGracePeriod {
+                counters.objectsClosedIncomplete += 1
+            } else if now - o.lastActivity > limits.objectTimeout {
+                counters.objectsTimedOut += 1
+            } else {
+                continue
+            }
+            gone.append(key)
+        }
+        for key in gone {
             drop(key)
-            counters.objectsTimedOut += 1
             remember(key, transferLength: nil)
         }
-        return stale
+        return gone
     }
 
     // MARK: - Internals

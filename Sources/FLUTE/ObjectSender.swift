@@ -130,3 +130,42 @@ public struct SendRatePacer: Sendable {
         return out
     }
 }
+
+/// A FLUTE channel's sender: packetises objects and paces them at a configured rate, and
+/// numbers FDT Instances (`flute.md` 3.1, 5): a re-sent instance with identical bytes keeps its
+/// FDT Instance ID; a changed one gets the next ID, modulo 2^20. Output is
+/// (send time, datagram) pairs — nothing sleeps or reads a clock.
+public struct ObjectSender: Sendable {
+    public var packetiser: ObjectPacketiser
+    public var pacer: SendRatePacer
+    /// The ID of the FDT Instance sent last (nil before the first).
+    public private(set) var currentFDTInstanceID: UInt32?
+    private var currentFDTObject: [UInt8]?
+    private let firstFDTInstanceID: UInt32
+
+    public init(packetiser: ObjectPacketiser, bitsPerSecond: Double, startTime: Double, overheadBytesPerPacket: Int = 0,
+                firstFDTInstanceID: UInt32 = 1) {
+        self.packetiser = packetiser
+        self.pacer = SendRatePacer(bitsPerSecond: bitsPerSecond, startTime: startTime, overheadBytesPerPacket: overheadBytesPerPacket)
+        self.firstFDTInstanceID = firstFDTInstanceID & EXTFDT.maximumInstanceID
+    }
+
+    /// Sends a file object (TOI ≥ 1).
+    public mutating func send(file object: [UInt8], toi: UInt64) throws(FLUTEPacketError) -> [ScheduledPacket] {
+        try pacer.schedule(try packetiser.packets(file: object, toi: toi))
+    }
+
+    /// Sends an FDT Instance object (the XML, or the DCF that wraps it) on TOI 0.
+    public mutating func send(fdtInstance object: [UInt8]) throws(FLUTEPacketError) -> (fdtInstanceID: UInt32, packets: [ScheduledPacket]) {
+        let id: UInt32
+        if let current = currentFDTInstanceID, currentFDTObject == object {
+            id = current
+        } else {
+            id = currentFDTInstanceID.map { ($0 + 1) & EXTFDT.maximumInstanceID } ?? firstFDTInstanceID
+        }
+        let packets = try pacer.schedule(try packetiser.packets(fdtInstance: object, fdtInstanceID: id))
+        currentFDTInstanceID = id
+        currentFDTObject = object
+        return (id, packets)
+    }
+}
