@@ -5,6 +5,10 @@ public struct ParsedDCF: Equatable, Sendable {
     public var file: DCFFile
     /// Every top-level box except 'mdri', concatenated in file order (`dcf.md` 6).
     public var signedBytes: [UInt8]
+
+    /// The MTK this DCF names: 'obki' with KeyIDType 0x02 and a well-formed KeyID
+    /// (TS 33.246 6.6.3.2). Nil for a DCF without MBMS key info.
+    public var mbmsKeyID: MBMSKeyID? { file.container.headers.commonHeaders.keyInfo?.mbmsKeyID }
 }
 
 /// What the signature check found.

@@ -1,5 +1,5 @@
 /// FDT-Instance: the file delivery table carried on TOI 0 (RFC 3926 §3.4.2; `flute.md` 7).
-public struct FDTInstance: Equatable, Sendable {
+public struct FDTInstance: Hashable, Sendable {
     public static let namespace2005 = "urn:IETF:metadata:2005:FLUTE:FDT"
     /// RFC 6726 (FLUTE v2) namespace; accepted on input, never written (`flute.md` 7.1).
     public static let namespaceRFC6726 = "urn:ietf:params:xml:ns:fdt"
@@ -39,7 +39,7 @@ public struct FDTInstance: Equatable, Sendable {
 }
 
 /// FEC-OTI-* attributes (instance defaults or per-file overrides).
-public struct FDTFECParameters: Equatable, Sendable {
+public struct FDTFECParameters: Hashable, Sendable {
     public var encodingID: UInt64?
     public var instanceID: UInt64?
     public var maximumSourceBlockLength: UInt64?
@@ -68,7 +68,7 @@ public struct FDTFECParameters: Equatable, Sendable {
 }
 
 /// A File entry of an FDT Instance (`flute.md` 7.3).
-public struct FDTFile: Equatable, Sendable {
+public struct FDTFile: Hashable, Sendable {
     public var toi: UInt64
     public var contentLocation: String
     public var contentType: String?

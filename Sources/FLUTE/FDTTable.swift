@@ -46,7 +46,9 @@ public struct FDTTable: Sendable {
     public var maximumInstances: Int
     public private(set) var counters = Counters()
     public private(set) var files: [UInt64: Entry] = [:]
-    private var instances: [UInt32: (instance: FDTInstance, expires: UInt32)] = [:]
+    /// Per FDT Instance ID: a fingerprint of the content (Swift's per-process seeded hash, so
+    /// it cannot be aimed at) and the expiry. Keeps memory per instance constant.
+    private var instances: [UInt32: (fingerprint: Int, expires: UInt32)] = [:]
 
     public init(maximumFiles: Int = 10_000, maximumInstances: Int = 1024) {
         self.maximumFiles = maximumFiles
@@ -62,14 +64,14 @@ public struct FDTTable: Sendable {
             return .expired
         }
         if let known = instances[fdtInstanceID], ntpNow.map({ known.expires >= $0 }) ?? true {
-            if known.instance == instance {
+            if known.fingerprint == instance.hashValue {
                 counters.instancesRepeated += 1
                 return .repeated
             }
             counters.instancesConflicting += 1
             return .conflicting
         }
-        instances[fdtInstanceID] = (instance, instance.expires)
+        instances[fdtInstanceID] = (instance.hashValue, instance.expires)
         if instances.count > maximumInstances {
             // Bound the instance memory too: forget the earliest-expiring instance record.
             if let oldest = instances.min(by: { $0.value.expires < $1.value.expires })?.key, oldest != fdtInstanceID {

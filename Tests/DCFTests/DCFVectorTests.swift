@@ -99,6 +99,7 @@ final class DCFVectorTests: XCTestCase {
         let reader = DCFReader()
         let parsed = try reader.parse(bytes)
         XCTAssertEqual(parsed.signedBytes.count, 218, "ftyp + odrm (dcf.json hmac_input)")
+        XCTAssertEqual(parsed.mbmsKeyID?.base64, try v.string("key_id_base64_ascii"))
         XCTAssertEqual(parsed.signedBytes, Array(bytes.prefix(218)))
         XCTAssertEqual(parsed.file.mutableInformation?.signature?.signature, try v.hex("hmac_sha1_signature"))
         let opened = try reader.open(bytes, keys: keys)
