@@ -170,7 +170,12 @@ public struct ObjectReassembler: Sendable {
         let sbn = Int(payloadID.sourceBlockNumber), esi = Int(payloadID.encodingSymbolID)
         if let oti {
             if let known = objects[key]?.oti {
-                guard known == oti else { return reject(key, .toiCollision) }
+                // EXT_FTI must repeat the OTI exactly; without it only the FDT's length is checked.
+                if let p = packetOTI {
+                    guard p == known else { return reject(key, .toiCollision) }
+                } else if oti.transferLength != known.transferLength {
+                    return reject(key, .transferLengthLie)
+                }
             } else {
                 let replayed = installOTIAndReplay(oti, for: key)
                 switch replayed {

@@ -122,7 +122,13 @@ final class ObjectReassemblerTests: XCTestCase {
                        .rejected(.overLimit))
         XCTAssertEqual(r.receive(packet(toi: 5, esi: 0, symbols: [1], fti: EXTFTI(transferLength: 10, encodingSymbolLength: 0, maximumSourceBlockLength: 1)), at: 0),
                        .rejected(.invalidParameters))
-        XCTAssertEqual(r.counters.rejectedTransferLengthLie, 3)
+        // Started from EXT_FTI, then the FDT describes the TOI with another length.
+        XCTAssertEqual(r.receive(packet(toi: 6, esi: 0, symbols: [UInt8](repeating: 0, count: 10),
+                                        fti: EXTFTI(transferLength: 20, encodingSymbolLength: 10, maximumSourceBlockLength: 4)), at: 0), .stored)
+        XCTAssertEqual(r.receive(packet(toi: 6, esi: 1, symbols: [UInt8](repeating: 0, count: 10), fti: nil), at: 0,
+                                 fdtOTI: ObjectTransmissionInformation(transferLength: 30, encodingSymbolLength: 10, maximumSourceBlockLength: 4)),
+                       .rejected(.transferLengthLie))
+        XCTAssertEqual(r.counters.rejectedTransferLengthLie, 4)
         XCTAssertEqual(r.counters.rejectedOverLimit, 1)
         XCTAssertEqual(r.counters.rejectedInvalidParameters, 1)
         XCTAssertEqual(r.bytesHeld, 0)
