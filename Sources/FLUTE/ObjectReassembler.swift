@@ -12,6 +12,8 @@ public struct ObjectKey: Hashable, Sendable, CustomStringConvertible {
 public struct ReassemblyLimits: Equatable, Sendable {
     /// Largest transport object accepted (bytes).
     public var maximumObjectSize: Int
+    /// Largest FDT Instance object (TOI 0) accepted — the XML, or the DCF wrapping it.
+    public var maximumFDTObjectSize: Int
     /// Most objects under reassembly at once.
     public var maximumConcurrentObjects: Int
     /// Most bytes held over all objects under reassembly (buffers plus early symbols).
@@ -26,10 +28,12 @@ public struct ReassemblyLimits: Equatable, Sendable {
     /// reordered symbols for this long, then is dropped and counted.
     public var closedObjectGracePeriod: Double
 
-    public init(maximumObjectSize: Int = 64 << 20, maximumConcurrentObjects: Int = 64, maximumTotalBytes: Int = 256 << 20,
+    public init(maximumObjectSize: Int = 64 << 20, maximumFDTObjectSize: Int = (1 << 20) + 4096,
+                maximumConcurrentObjects: Int = 64, maximumTotalBytes: Int = 256 << 20,
                 objectTimeout: Double = 60, rememberedObjects: Int = 4096, acceptedTSIs: Set<UInt64>? = nil,
                 closedObjectGracePeriod: Double = 2) {
         self.maximumObjectSize = maximumObjectSize; self.maximumConcurrentObjects = maximumConcurrentObjects
+        self.maximumFDTObjectSize = maximumFDTObjectSize
         self.maximumTotalBytes = maximumTotalBytes; self.objectTimeout = objectTimeout
         self.rememberedObjects = rememberedObjects; self.acceptedTSIs = acceptedTSIs
         self.closedObjectGracePeriod = closedObjectGracePeriod
@@ -53,7 +57,7 @@ public struct ReassemblyCounters: Equatable, Sendable {
     public var rejectedTransferLengthLie = 0
     /// Packets refused: TSI not in `acceptedTSIs`.
     public var rejectedUnknownTSI = 0
-    /// Objects refused: larger than `maximumObjectSize`, or not enough room under
+    /// Objects refused: larger than `maximumObjectSize` (`maximumFDTObjectSize` on TOI 0), or not enough room under
     /// `maximumConcurrentObjects` / `maximumTotalBytes`.
     public var rejectedOverLimit = 0
     /// Objects refused: FEC parameters that cannot be partitioned (RFC 5052 §9.1).
@@ -229,7 +233,7 @@ public struct ObjectReassembler: Sendable {
     /// before it. Returns `.stored`, `.completed` or `.rejected`.
     private mutating func installOTIAndReplay(_ oti: ObjectTransmissionInformation, for key: ObjectKey) -> ReassemblyOutcome {
         guard let object = objects[key] else { return .ignored }
-        guard oti.transferLength <= UInt64(limits.maximumObjectSize) else { return reject(key, .overLimit) }
+        guard oti.transferLength <= UInt64(maximumSize(key)) else { return reject(key, .overLimit) }
         let partition: SourceBlockPartition
         do { partition = try SourceBlockPartition(oti) } catch { return reject(key, .invalidParameters) }
         let length = Int(oti.transferLength)
@@ -263,7 +267,7 @@ public struct ObjectReassembler: Sendable {
             counters.duplicateSymbols += 1
             return .duplicate
         }
-        guard o.pendingBytes + bytes.count <= limits.maximumObjectSize, bytesHeld + bytes.count <= limits.maximumTotalBytes else {
+        guard o.pendingBytes + bytes.count <= maximumSize(key), bytesHeld + bytes.count <= limits.maximumTotalBytes else {
             return reject(key, .overLimit)
         }
         o.pending.append(PendingSymbol(sbn: sbn, esi: esi, bytes: bytes))
@@ -312,6 +316,8 @@ public struct ObjectReassembler: Sendable {
         }
         return stored == 0 ? .duplicate : .stored
     }
+
+    private func maximumSize(_ key: ObjectKey) -> Int { key.toi == 0 ? limits.maximumFDTObjectSize : limits.maximumObjectSize }
 
     private mutating func reject(_ key: ObjectKey, _ reason: RejectionReason) -> ReassemblyOutcome {
         switch reason {

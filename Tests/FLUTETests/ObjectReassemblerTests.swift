@@ -204,6 +204,13 @@ final class ObjectReassemblerTests: XCTestCase {
         XCTAssertTrue(r1.contains("DOCTYPE"), r1)
         XCTAssertTrue(r2.contains("exceeds the limit"), r2)
         XCTAssertEqual(rx.counters.fdtInstancesRefused, 3)
+        // An FDT object beyond maximumFDTObjectSize is refused from its first packet's EXT_FTI,
+        // before anything is buffered.
+        let huge = [UInt8](repeating: 0x20, count: (1 << 20) + 5000)
+        let hugePackets = try p.packets(fdtInstance: huge, fdtInstanceID: 4)
+        XCTAssertEqual(rx.receive(datagram: try hugePackets[0].encoded(), at: 0), [.rejected(ObjectKey(tsi: 1, toi: 0, fdtInstanceID: 4), .overLimit)])
+        XCTAssertEqual(rx.receive(datagram: try hugePackets[1].encoded(), at: 0), [])
+        XCTAssertEqual(rx.reassembler.counters.rejectedOverLimit, 1)
         XCTAssertTrue(rx.fdtTables[1]?.files.isEmpty ?? true)
         XCTAssertEqual(rx.reassembler.bytesHeld, 0)
         // Malformed datagrams are counted too.
