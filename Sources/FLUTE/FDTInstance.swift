@@ -94,8 +94,9 @@ extension FDTInstance {
     /// The FDT Instance as UTF-8 XML: declaration, one line per element, attributes in the
     /// order of `flute.md` 7.2/7.3, values escaped. Text is generated directly. Refuses values
     /// with characters XML 1.0 cannot carry (§2.2: controls other than TAB, LF, CR).
-    public func xml() throws(FDTWriteError) -> [UInt8] {
-        var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FDT-Instance xmlns=\"\(Self.namespace2005)\""
+    /// `namespace`: the 2005 FLUTE namespace MBMS uses (`flute.md` 7.1); RFC 6726's only on request.
+    public func xml(namespace: String = FDTInstance.namespace2005) throws(FDTWriteError) -> [UInt8] {
+        var s = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<FDT-Instance xmlns=\"\(try Self.escape(namespace, attribute: "xmlns"))\""
         if fullFDT != nil { s += " xmlns:mbms2008=\"\(Self.namespaceMBMS2008)\"" }
         var attrs: [(String, String)] = [("Expires", String(expires))]
         if let c = complete { attrs.append(("Complete", c ? "true" : "false")) }

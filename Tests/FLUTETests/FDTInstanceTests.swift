@@ -32,6 +32,7 @@ final class FDTInstanceTests: XCTestCase {
         let xml = try instance.xml()
         XCTAssertEqual(try FDTInstance(parsing: xml), instance)
         XCTAssertTrue(String(decoding: xml, as: UTF8.self).contains("a?b=1&amp;c=&quot;2&quot;&lt;&apos;&gt;&#x9;&#xA;end"))
+        XCTAssertEqual(try FDTInstance(parsing: try instance.xml(namespace: FDTInstance.namespaceRFC6726)), instance)
         let file = instance.files[0]
         XCTAssertEqual(instance.objectTransmissionInformation(for: file),
                        ObjectTransmissionInformation(transferLength: 7, encodingSymbolLength: 3, maximumSourceBlockLength: 10))
