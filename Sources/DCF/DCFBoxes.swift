@@ -501,7 +501,12 @@ extension MutableDRMInformationBox {
                     throw .unexpectedBox("odfs", offset: h.start, in: "mdri", rule: "one OMADRMSignature box, TS 33.246 6.6.3.2")
                 }
                 _ = try sub.readFullBoxHeader()
+                let methodOffset = sub.position
                 let method = try sub.readUInt8("SignatureMethod")
+                guard method == OMADRMSignatureBox.methodNull || method == OMADRMSignatureBox.methodHMACSHA1 else {
+                    throw .invalidField(box: "odfs", field: "SignatureMethod \(method)", offset: methodOffset,
+                                        rule: "only 0 NULL and 1 HMAC-SHA1 are defined, TS 33.246 6.6.3.2")
+                }
                 signature = OMADRMSignatureBox(signatureMethod: method, signature: try sub.readBytes(sub.remaining, "Signature"))
             } else {
                 others.append(UninterpretedBox(type: h.type, payload: try sub.readBytes(sub.remaining, "payload")))

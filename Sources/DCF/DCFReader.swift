@@ -83,9 +83,9 @@ public struct DCFReader: Sendable {
         guard let sig = parsed.file.mutableInformation?.signature, sig.signatureMethod != OMADRMSignatureBox.methodNull else {
             return .unsigned
         }
-        guard sig.signatureMethod == OMADRMSignatureBox.methodHMACSHA1 else {
-            throw .invalidField(box: "odfs", field: "SignatureMethod \(sig.signatureMethod)", offset: 0, rule: "only 0 NULL and 1 HMAC-SHA1 are defined, TS 33.246 6.6.3.2")
-        }
+        // Parsing admits only NULL (handled above) and HMAC-SHA1; a hand-built box with
+        // another method cannot be verified.
+        guard sig.signatureMethod == OMADRMSignatureBox.methodHMACSHA1 else { throw .signatureMismatch }
         let expected: [UInt8]
         do { expected = try HMACSHA1(key: authenticationKey).authenticate(parsed.signedBytes) } catch { throw .crypto(error) }
         guard sig.signature.count == expected.count, constantTimeEquals(sig.signature, expected) else { throw .signatureMismatch }

@@ -134,6 +134,12 @@ final class DCFProtectionTests: XCTestCase {
         XCTAssertThrowsError(try reader.parse(lying)) {
             guard case .lengthMismatch(box: "odda", field: "EncryptedDataLength", offset: 0x92, declared: 0x41, actual: 0x40)? = $0 as? DCFError else { return XCTFail("\($0)") }
         }
+        // An undefined SignatureMethod.
+        var method = try DCFVectors.vector("vector_2_mbms_dcf").hex("dcf_hex")
+        method[0xEE] = 0x07
+        XCTAssertThrowsError(try reader.parse(method)) {
+            guard case .invalidField(box: "odfs", field: "SignatureMethod 7", offset: 0xEE, rule: _)? = $0 as? DCFError else { return XCTFail("\($0)") }
+        }
         XCTAssertThrowsError(try DCFReader(maximumSize: 100).parse(file)) {
             XCTAssertEqual($0 as? DCFError, .tooLarge(size: 259, limit: 100))
         }
