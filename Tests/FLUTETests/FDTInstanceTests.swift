@@ -135,6 +135,28 @@ final class FDTInstanceTests: XCTestCase {
         for n in 0..<xml.count { _ = try? FDTInstance(parsing: Array(xml.prefix(n))) }
     }
 
+    /// Deterministic mutations of the fixture FDT: the parser only ever returns or throws.
+    func testMutatedFixtureFDTsNeverTrap() throws {
+        let xml = try Shared.bytes("fixtures/flute-files.fdt.xml")
+        var state: UInt64 = 0xDEAD_BEEF_CAFE_F00D
+        func next() -> UInt64 { state ^= state << 13; state ^= state >> 7; state ^= state << 17; return state }
+        let specials = Array("<>&;=\"'/!?:#x-[]".utf8)
+        var parsed = 0
+        for _ in 0..<3000 {
+            var m = xml
+            for _ in 0..<(1 + Int(next() % 4)) {
+                let at = Int(next() % UInt64(m.count))
+                switch next() % 3 {
+                case 0: m[at] = specials[Int(next() % UInt64(specials.count))]
+                case 1: m.remove(at: at)
+                default: m.insert(UInt8(truncatingIfNeeded: next()), at: at)
+                }
+            }
+            if (try? FDTInstance(parsing: m)) != nil { parsed += 1 }
+        }
+        XCTAssertGreaterThan(parsed, 0, "some mutations (inside attribute values) stay valid")
+    }
+
     func testFDTTableMergesRepeatsAndCountsCollisions() throws {
         var table = FDTTable()
         let first = vectorInstance()

@@ -175,6 +175,37 @@ final class ObjectReassemblerTests: XCTestCase {
         XCTAssertNotNil(completed(r.receive(packet(toi: 5000, esi: 0, symbols: [1, 2, 3], fti: EXTFTI(transferLength: 3, encodingSymbolLength: 1000, maximumSourceBlockLength: 64)), at: 101)))
     }
 
+    /// Random packet streams (random TSI/TOI, SBN/ESI, EXT_FTI or none, flags, sizes):
+    /// the bounds hold after every packet and everything drains on timeout.
+    func testRandomPacketStreamsKeepTheBounds() throws {
+        let limits = ReassemblyLimits(maximumObjectSize: 200_000, maximumConcurrentObjects: 8, maximumTotalBytes: 500_000,
+                                      objectTimeout: 5, rememberedObjects: 64, closedObjectGracePeriod: 1)
+        var r = ObjectReassembler(limits: limits)
+        var rng = XorShift(state: 7)
+        var now = 0.0
+        for _ in 0..<20_000 {
+            now += Double(rng.next() % 100) / 1000
+            let toi = rng.next() % 24
+            let e = Int(1 + rng.next() % 300)
+            let fti: EXTFTI? = rng.next() % 4 == 0 ? nil : EXTFTI(transferLength: rng.next() % 400_000, encodingSymbolLength: UInt16(e),
+                                                                  maximumSourceBlockLength: UInt32(1 + rng.next() % 70))
+            var h = LCTHeader(identifierWidths: .tsi16toi16, tsi: rng.next() % 3, toi: toi, closeObject: rng.next() % 50 == 0,
+                              headerExtensions: (toi == 0 ? [.fdt(EXTFDT(version: 1, fdtInstanceID: UInt32(rng.next() % 3)))] : []) + (fti.map { [.fti($0)] } ?? []))
+            h.closeSession = rng.next() % 500 == 0
+            let p = ALCPacket(header: h, payloadID: CompactNoCodePayloadID(sourceBlockNumber: UInt16(rng.next() % 4), encodingSymbolID: UInt16(rng.next() % 70)),
+                              encodingSymbols: rng.bytes(Int(rng.next() % UInt64(2 * e + 1))))
+            _ = r.receive(p, at: now)
+            XCTAssertLessThanOrEqual(r.bytesHeld, limits.maximumTotalBytes)
+            XCTAssertLessThanOrEqual(r.activeObjectCount, limits.maximumConcurrentObjects)
+        }
+        r.expire(at: now + 10)
+        XCTAssertEqual(r.activeObjectCount, 0)
+        XCTAssertEqual(r.bytesHeld, 0)
+        let c = r.counters
+        XCTAssertEqual(c.packets, 20_000)
+        XCTAssertGreaterThan(c.rejectedTransferLengthLie + c.rejectedTOICollision + c.rejectedOverLimit + c.objectsTimedOut, 0)
+    }
+
     func testTimeoutsAlsoRunLazilyFromReceive() throws {
         var r = ObjectReassembler(limits: ReassemblyLimits(maximumConcurrentObjects: 2, objectTimeout: 10))
         let fti = EXTFTI(transferLength: 20, encodingSymbolLength: 10, maximumSourceBlockLength: 4)
