@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "MIKEY", targets: ["MIKEY"]),
         .library(name: "KeyManagement", targets: ["KeyManagement"]),
         .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "FLUTE", targets: ["FLUTE"]),
+        .library(name: "DCF", targets: ["DCF"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -47,6 +49,8 @@ let package = Package(
 
         // The streaming (and later download) data plane: sessions, key epochs, the protect path, MIKEY injection, replay.
         .target(name: "Gateway", dependencies: ["SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore"]),
+        .target(name: "FLUTE", dependencies: []),
+        .target(name: "DCF", dependencies: ["CryptoCore"]),
 
         .executableTarget(
             name: "mbms-gateway",
@@ -72,5 +76,7 @@ let package = Package(
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
                           path: "Tests/KeyStoreTorture"),
         .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
+        .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
+        .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
     ]
 )
