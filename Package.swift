@@ -21,6 +21,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // Live mode (`run`): stop flag and counters, logs, metrics and their Prometheus exposition.
+        .package(url: "https://github.com/apple/swift-atomics", from: "1.2.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // System libraries (C). Debian: libssl-dev, libpcap-dev, libsrtp2-dev.
@@ -48,7 +53,15 @@ let package = Package(
             ]),
 
         // The streaming (and later download) data plane: sessions, key epochs, the protect path, MIKEY injection, replay.
-        .target(name: "Gateway", dependencies: ["SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore"]),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore",
+                .product(name: "Atomics", package: "swift-atomics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
         .target(name: "FLUTE", dependencies: []),
         .target(name: "DCF", dependencies: ["CryptoCore"]),
 
@@ -57,6 +70,7 @@ let package = Package(
             dependencies: [
                 "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]),
 
         // Benchmark-only C: the OpenSSL floor (AES-128-CTR + HMAC-SHA1 written directly in C).

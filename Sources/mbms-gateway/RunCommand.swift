@@ -1,0 +1,195 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Gateway
+import KeyManagement
+import Logging
+import PacketIO
+
+/// `mbms-gateway run`: the live, inline gateway on UDP sockets.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Protect live traffic: plain RTP/RTCP in over UDP, SRTP/SRTCP + MIKEY MTK messages out (unicast or multicast).",
+        discussion: """
+            Every RTP session of the configuration is received on its `destination` (RTP) and
+            `rtcpDestination` (RTCP; port + 1 by default): a multicast group is joined (on
+            --interface if given), a unicast address is bound. Packets are protected with the MTK
+            the key schedule has in force now (MKI = MSK ID || MTK ID) and sent to the session's
+            `output` (RTCP to the output port with the same offset, + 1 by default). MIKEY MTK
+            messages go to the output IP on UDP 2269: at start, every `repeat`, and `announceLead`
+            before each MTK switch.
+
+            `output` defaults to the destination itself for a multicast destination (sent with
+            multicast loop off, out of --interface); a unicast destination needs an `output`.
+
+            One thread carries all sessions (poll over every socket, recvmmsg/sendmmsg batches of
+            up to 64, protection in place). SIGINT or SIGTERM drains what the sockets already hold,
+            prints a summary and exits 0 (a second signal exits at once). Logs (key=value metadata,
+            never key bytes) go to stderr. With --metrics, Prometheus metrics are served at
+            http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*,
+            mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total,
+            mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
+
+            The key store must exist (`mbms-gateway keys init --config F`); MSKs are added to it as
+            time moves past the ones it holds.
+
+            Example:
+              mbms-gateway keys init --config gateway.yaml --create-kek
+              mbms-gateway run --config gateway.yaml --interface eth1 --multicast-ttl 16 --metrics 127.0.0.1:9100
+            """)
+
+    @Option(name: .long, help: "Gateway configuration (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Network interface for multicast joins and multicast sends (e.g. eth1).")
+    var interface: String?
+
+    @Option(name: .long, help: "TTL / hop limit of multicast packets sent.")
+    var multicastTTL: UInt8?
+
+    @Flag(name: .long, help: "Loop multicast packets sent back to receivers on this host.")
+    var multicastLoop = false
+
+    @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9100; [::1]:9100). Off by default.", valueName: "host:port"))
+    var metrics: String?
+
+    @Option(name: .long, help: "Stop after this many seconds (drain, summary, exit 0), e.g. for soak runs and tests.")
+    var duration: Double?
+
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
+    var logLevel: String = "info"
+
+    @Option(name: .long, help: "Also write the summary as JSON to this file.")
+    var summaryJSON: String?
+
+    func validate() throws {
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got \(logLevel))")
+        }
+        if let d = duration, !(d > 0) { throw ValidationError("--duration must be a positive number of seconds (got \(d))") }
+        if let m = metrics, Self.metricsAddress(m) == nil {
+            throw ValidationError("--metrics \(m): expected HOST:PORT, e.g. 127.0.0.1:9100 or [::1]:9100")
+        }
+    }
+
+    static func metricsAddress(_ text: String) -> (host: String, port: UInt16)? {
+        guard let a = TransportAddress(text) else { return nil }
+        return ("\(a.address)", a.port)
+    }
+
+    func run() throws {
+        try checkRuntime()
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        var logger = Logger(label: "mbms-gateway")
+        logger[metadataKey: "config"] = "\(config)"
+
+        let configuration: GatewayConfiguration
+        do { configuration = try GatewayConfiguration.load(path: config) } catch { throw RunFailure("\(error)") }
+        let sessions: [StreamingSession]
+        do { sessions = try StreamingSession.sessions(of: configuration) } catch { throw RunFailure(error.description) }
+        guard !sessions.isEmpty else { throw RunFailure(GatewaySetupError.noSessions(file: config).description) }
+        let manager: KeyManager
+        do {
+            manager = try KeyManager.openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: false)
+        } catch {
+            throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+        }
+        let keySource: KeySource
+        do { keySource = try KeySource(manager: manager) } catch {
+            throw RunFailure("key store \(configuration.keyStore.path): \(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+        }
+
+        var socket = UDPSocketOptions()
+        socket.interface = interface
+        socket.multicastTTL = multicastTTL
+        socket.multicastLoop = multicastLoop ? true : nil
+        let gatewayMetrics = GatewayMetrics()
+        let gateway: LiveGateway
+        do {
+            gateway = try LiveGateway(sessions: sessions, keySource: keySource,
+                                      options: LiveOptions(socket: socket, configPath: config),
+                                      metrics: gatewayMetrics, logger: logger)
+        } catch let e as LiveSetupError {
+            throw RunFailure(e.description)
+        }
+
+        var server: MetricsHTTPServer? = nil
+        if let m = metrics, let (host, port) = Self.metricsAddress(m) {
+            do { server = try MetricsHTTPServer(host: host, port: port, metrics: gatewayMetrics) } catch { throw RunFailure("\(error)") }
+            server?.start()
+            logger.info("metrics served", metadata: ["url": "http://\(m)/metrics"])
+        }
+
+        // SIGINT/SIGTERM: drain and exit 0; a second one exits at once.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let signalQueue = DispatchQueue(label: "mbms-gateway.signals")
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            let src = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
+            src.setEventHandler { [logger] in
+                if gateway.isStopping {
+                    logger.warning("second signal: exiting without drain", metadata: ["signal": "\(sig)"])
+                    Foundation.exit(130)
+                }
+                logger.info("signal received: draining", metadata: ["signal": "\(sig == SIGINT ? "SIGINT" : "SIGTERM")"])
+                gateway.stop()
+            }
+            src.resume()
+            sources.append(src)
+        }
+
+        let report = gateway.run(duration: duration)
+        server?.stop()
+        for s in sources { s.cancel() }
+        print(LiveSummaryTable.render(report))
+        if let path = summaryJSON {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(report).write(to: URL(fileURLWithPath: path))
+        }
+    }
+}
+
+struct RunFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+}
+
+/// The end-of-run table, in the style of `replay`'s: per session packets and bytes in/out,
+/// MTKs, MIKEY, drops by reason.
+enum LiveSummaryTable {
+    static func render(_ r: LiveReport) -> String {
+        let s = r.statistics
+        var out = "run stopped (\(r.stopReason)) after \(String(format: "%.1f", r.seconds)) s: \(s.framesIn) datagrams in, \(s.framesOut) out\n\n"
+        let header = ["session", "RTP", "RTCP", "out", "bytes in", "bytes out", "MTK IDs used", "MTK switches", "MIKEY sent", "dropped"]
+        var rows: [[String]] = [header]
+        for x in s.sessions {
+            let drops = x.drops.isEmpty ? "0" : x.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            rows.append([x.name, "\(x.rtpPackets)", "\(x.rtcpPackets)", "\(x.packetsOut)", "\(x.bytesIn)", "\(x.bytesOut)",
+                         x.mtksUsed.isEmpty ? "-" : x.mtksUsed.map(String.init).joined(separator: ","), "\(x.mtkSwitches)", "\(x.mikeySent)", drops])
+        }
+        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        let leftAligned: Set<Int> = [0, 6, 9]
+        for (n, row) in rows.enumerated() {
+            out += row.enumerated().map { c, v in
+                leftAligned.contains(c) ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - v.count) + v
+            }.joined(separator: "  ") + "\n"
+            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        out += "\n"
+        for route in r.routes {
+            out += "\(route.session): \(route.rtp) -> \(route.output), \(route.rtcp) -> \(route.rtcpOutput), MIKEY -> \(route.mikey)\n"
+        }
+        if !r.rollover.isEmpty {
+            out += "ROC at end: " + r.rollover.map { "\($0.session)/\($0.ssrc)=\($0.roc)" }.joined(separator: " ") + "\n"
+        }
+        return out
+    }
+}
