@@ -24,7 +24,17 @@ final class LiveTests: XCTestCase {
     }
 
     func testRunProtectsFixtureOverUDPAndUEDecryptsIt() throws {
-        let h = try LiveHarness(test: "decrypt")
+        try decryptScenario(multicast: false)
+    }
+
+    /// The same over multicast on the loopback interface only (TTL 0, loop on): the gateway joins
+    /// the ingress group on `lo`, sends to another group, the collector joins that one.
+    func testRunProtectsFixtureOverMulticastOnLoopback() throws {
+        try decryptScenario(multicast: true)
+    }
+
+    private func decryptScenario(multicast: Bool) throws {
+        let h = try LiveHarness(test: multicast ? "multicast" : "decrypt", multicast: multicast)
         harness = h
         let fixture = try LiveFixture.load()
         try h.start(metrics: nil)
@@ -96,7 +106,7 @@ final class LiveTests: XCTestCase {
         XCTAssertLessThan(rocUnknown, Int(session.policy.rocTransmissionRate), "late-join drops beyond the first ROC-carrying packet")
         XCTAssertLessThanOrEqual(missing, 3, "RTP packets lost: \(missing) of \(fixture.rtp.count)")
         XCTAssertEqual(rtcpMatched, fixture.rtcp.count)
-        print("live: \(fixture.rtp.count) RTP sent, \(srtp.count) SRTP captured, \(decrypted.count) decrypted, \(rocUnknown) late-join, \(missing) missing; \(srtcp.count) SRTCP, \(mikey.count) MIKEY, \(mkis.count) MTKs")
+        print("live (\(multicast ? "multicast" : "unicast")): \(fixture.rtp.count) RTP sent, \(srtp.count) SRTP captured, \(decrypted.count) decrypted, \(rocUnknown) late-join, \(missing) missing; \(srtcp.count) SRTCP, \(mikey.count) MIKEY, \(mkis.count) MTKs")
     }
 
     /// /metrics scraped while the gateway runs: packet and MIKEY counters present and non-zero.
@@ -126,9 +136,18 @@ final class LiveTests: XCTestCase {
         XCTAssertNotNil(value(#"mbms_batch_packets_count{session="live",kind="rtp"}"#), text)
         XCTAssertTrue(text.contains("mbms_mtk_switches_total"), text)
         XCTAssertEqual(try LiveHarness.httpStatus(host: "127.0.0.1", port: port, path: "/nope"), 404)
-        let (status, stdout, stderr) = try h.interruptAndWait()
+        let (status, stdout, stderr) = try h.interruptAndWait(signal: SIGTERM)
         XCTAssertEqual(status, 0, stderr)
         XCTAssertTrue(stdout.contains("run stopped (signal)"), stdout)
+    }
+
+    /// No key store: `run` refuses and names the command that creates it.
+    func testMissingKeyStoreNamesKeysInit() throws {
+        let h = try LiveHarness(test: "nokeys", keysInit: false)
+        harness = h
+        let (status, _, stderr) = try h.runToEnd(["run", "--config", h.configPath, "--duration", "5"])
+        XCTAssertNotEqual(status, 0)
+        XCTAssertTrue(stderr.contains("mbms-gateway keys init --config \(h.configPath)"), stderr)
     }
 
     /// A unicast destination without `output` would loop: `run` refuses, naming the session and the fix.
@@ -183,8 +202,8 @@ final class LiveCollector: @unchecked Sendable {
     private var stopped = false
     private let done = DispatchGroup()
 
-    init(addresses: [TransportAddress]) throws {
-        sockets = try addresses.map { try UDPBatchSocket(bind: $0, maxBatch: 64) }
+    init(addresses: [TransportAddress], options: UDPSocketOptions) throws {
+        sockets = try addresses.map { try UDPBatchSocket(bind: $0, options: options, maxBatch: 64) }
     }
 
     func start() {
@@ -252,7 +271,13 @@ final class LiveHarness {
     private(set) var process: Process?
     private(set) var startedAt = Date()
 
-    init(test: String, output withOutput: Bool = true) throws {
+    let multicast: Bool
+    /// Socket options of the test's own sockets (multicast: loopback interface, TTL 0).
+    let socketOptions: UDPSocketOptions
+    /// Extra `run` arguments.
+    let runArguments: [String]
+
+    init(test: String, output withOutput: Bool = true, multicast: Bool = false, keysInit: Bool = true) throws {
         guard let b = LiveHarness.product("mbms-gateway") else {
             throw XCTSkip("mbms-gateway executable not found: build it first (swift build --build-tests)")
         }
@@ -260,14 +285,27 @@ final class LiveHarness {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("mbms-live-\(test)-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         configPath = directory.appendingPathComponent("gateway.yaml").path
-        // Output on a loopback address of its own, so its MIKEY port (2269) is ours alone.
-        let outIP = IPAddress.v4(0x7F4D_0000 | UInt32.random(in: 0x0101...0xFEFE))
-        let (collector, outPort) = try LiveHarness.bindPair(outIP, extra: StreamingSession.mikeyPort)
+        self.multicast = multicast
+        let outIP: IPAddress, inIP: IPAddress
+        if multicast {
+            // Groups of their own; nothing leaves the host: interface lo, TTL 0.
+            outIP = .v4(0xEFFF_4D00 | UInt32.random(in: 1...254))
+            inIP = .v4(0xEFFF_4E00 | UInt32.random(in: 1...254))
+            socketOptions = UDPSocketOptions(interface: "lo", multicastTTL: 0, multicastLoop: true)
+            runArguments = ["--interface", "lo", "--multicast-ttl", "0", "--multicast-loop"]
+        } else {
+            // Output on a loopback address of its own, so its MIKEY port (2269) is ours alone.
+            outIP = .v4(0x7F4D_0000 | UInt32.random(in: 0x0101...0xFEFE))
+            inIP = .v4(0x7F00_0001)
+            socketOptions = UDPSocketOptions()
+            runArguments = []
+        }
+        let (collector, outPort) = try LiveHarness.bindPair(outIP, extra: StreamingSession.mikeyPort, options: socketOptions)
         self.collector = collector
         output = TransportAddress(outIP, outPort)
         rtcpOutput = TransportAddress(outIP, outPort + 1)
         mikey = TransportAddress(outIP, StreamingSession.mikeyPort)
-        input = TransportAddress(.v4(0x7F00_0001), try LiveHarness.freeUDPPair(.v4(0x7F00_0001)))
+        input = TransportAddress(inIP, try LiveHarness.freeUDPPair(inIP, options: socketOptions))
         let outputLine = withOutput ? ", output: \"\(output)\"" : ""
         let yaml = """
             keyDomain: { mcc: "001", mnc: "01" }
@@ -281,6 +319,7 @@ final class LiveHarness {
               - { name: live, kind: rtp, destination: "\(input)"\(outputLine), keyGroup: 1, protection: { cipher: aes-256-cm, auth: rccm2, rocRate: 16 } }
             """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
+        guard keysInit else { return }
         let (status, _, stderr) = try runToEnd(["keys", "init", "--config", configPath, "--create-kek"])
         guard status == 0 else { throw XCTSkip("keys init failed (\(status)): \(stderr)") }
     }
@@ -292,7 +331,7 @@ final class LiveHarness {
         collector.start()
         let p = Process()
         p.executableURL = binary
-        var args = ["run", "--config", configPath, "--duration", "40", "--log-level", "info"]
+        var args = ["run", "--config", configPath, "--duration", "40", "--log-level", "info"] + runArguments
         if let m = metrics { args += ["--metrics", m] }
         p.arguments = args
         _ = FileManager.default.createFile(atPath: path("stdout.txt"), contents: nil)
@@ -315,7 +354,7 @@ final class LiveHarness {
     /// Sends the fixture's payloads to the gateway in capture order, `perBatch` datagrams
     /// per sendmmsg, `pacing` seconds apart.
     func send(_ f: LiveFixture, pacing: Double, perBatch: Int) throws {
-        let socket = try UDPBatchSocket(bind: TransportAddress(.v4(0x7F00_0001), 0), maxBatch: 64)
+        let socket = try UDPBatchSocket(bind: TransportAddress(multicast ? .v4(0) : .v4(0x7F00_0001), 0), options: socketOptions, maxBatch: 64)
         let rtcpInput = TransportAddress(input.address, input.port + 1)
         var start = 0
         while start < f.order.count {
@@ -354,9 +393,9 @@ final class LiveHarness {
     }
 
     /// SIGINT, then waits (bounded) for the exit; the collector stops after a short drain.
-    func interruptAndWait() throws -> (Int32, String, String) {
+    func interruptAndWait(signal: Int32 = SIGINT) throws -> (Int32, String, String) {
         guard let p = process else { throw LiveTestError("not started") }
-        kill(p.processIdentifier, SIGINT)
+        kill(p.processIdentifier, signal)
         let deadline = Date().addingTimeInterval(10)
         while p.isRunning && Date() < deadline { usleep(20_000) }
         if p.isRunning {
@@ -404,10 +443,10 @@ final class LiveHarness {
     // MARK: ports
 
     /// Binds the collector on ip:port, ip:port+1 and ip:extra for a free port pair.
-    static func bindPair(_ ip: IPAddress, extra: UInt16) throws -> (LiveCollector, UInt16) {
+    static func bindPair(_ ip: IPAddress, extra: UInt16, options: UDPSocketOptions) throws -> (LiveCollector, UInt16) {
         for _ in 0..<50 {
             let port = UInt16.random(in: 20_000...59_998) & ~1
-            if let c = try? LiveCollector(addresses: [TransportAddress(ip, port), TransportAddress(ip, port + 1), TransportAddress(ip, extra)]) {
+            if let c = try? LiveCollector(addresses: [TransportAddress(ip, port), TransportAddress(ip, port + 1), TransportAddress(ip, extra)], options: options) {
                 return (c, port)
             }
         }
@@ -415,10 +454,11 @@ final class LiveHarness {
     }
 
     /// A port p such that p and p + 1 are free on ip now (closed again: the gateway binds them).
-    static func freeUDPPair(_ ip: IPAddress) throws -> UInt16 {
+    static func freeUDPPair(_ ip: IPAddress, options: UDPSocketOptions) throws -> UInt16 {
         for _ in 0..<50 {
             let port = UInt16.random(in: 20_000...59_998) & ~1
-            let ok = (try? [UDPBatchSocket(bind: TransportAddress(ip, port)), UDPBatchSocket(bind: TransportAddress(ip, port + 1))]) != nil
+            let ok = (try? [UDPBatchSocket(bind: TransportAddress(ip, port), options: options),
+                            UDPBatchSocket(bind: TransportAddress(ip, port + 1), options: options)]) != nil
             if ok { return port }
         }
         throw LiveTestError("no free UDP port pair on \(ip)")
