@@ -132,6 +132,8 @@ public final class LiveGateway: @unchecked Sendable {
         var nextMIKEY: Int64 = .max
         var loggedDrops: Set<String> = []
         var lastKeyErrorLog: Int64 = .min
+        /// After a failed key lookup, no new attempt (a store access) before this second.
+        var keyRetryAfter: Int64 = .min
 
         init(session: StreamingSession, protector: SRTPProtector, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, egress: UDPBatchSocket,
              rtpOut: TransportAddress, rtcpOut: TransportAddress, metrics: GatewayMetrics.Session) {
@@ -346,10 +348,13 @@ public final class LiveGateway: @unchecked Sendable {
     }
 
     /// The keys for session path `p` at `t`, switching MTKs on the time grid; nil if the key
-    /// source has nothing (logged at most every 10 s).
+    /// source has nothing (retried once a second, logged at most every 10 s). A lookup past the
+    /// MSKs in the store extends the store (`KeySource`): a store write on this thread, once
+    /// per MSK period.
     @inline(__always)
     private func keys(_ p: Path, at t: Int64) -> SRTPSessionKeys? {
         if let e = p.epoch, e.covers(t) { return e.keys }
+        guard t >= p.keyRetryAfter else { return nil }
         do {
             let e = try keySource.epoch(for: p.session, at: t)
             let i = p.session.index
@@ -364,6 +369,7 @@ public final class LiveGateway: @unchecked Sendable {
             p.metrics.currentMTK.record(Int(e.mtkID))
             return e.keys
         } catch {
+            p.keyRetryAfter = t + 1
             if t - p.lastKeyErrorLog >= 10 {
                 p.lastKeyErrorLog = t
                 logger.error("no key epoch: dropping packets", metadata: ["session": "\(p.session.name)", "error": "\(error)",

@@ -141,6 +141,16 @@ final class LiveTests: XCTestCase {
         XCTAssertTrue(stdout.contains("run stopped (signal)"), stdout)
     }
 
+    /// --duration stops the gateway by itself: drain, summary, exit 0.
+    func testDurationStopsAndPrintsSummary() throws {
+        let h = try LiveHarness(test: "duration")
+        harness = h
+        let (status, stdout, stderr) = try h.runToEnd(["run", "--config", h.configPath, "--duration", "1"])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertTrue(stdout.contains("run stopped (duration)"), stdout)
+        XCTAssertTrue(stderr.contains("gateway stopped"), stderr)
+    }
+
     /// No key store: `run` refuses and names the command that creates it.
     func testMissingKeyStoreNamesKeysInit() throws {
         let h = try LiveHarness(test: "nokeys", keysInit: false)
