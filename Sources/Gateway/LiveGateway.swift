@@ -86,8 +86,9 @@ public struct LiveReport: Sendable, Codable {
 /// MIKEY MTK messages are sent from the same loop on the `MTKAnnouncer` grid. All flow state
 /// (ROC, SRTCP index per SSRC), the key source and the statistics have this one owner: no
 /// locks and no allocation on the packet path; the only shared state is the atomic stop flag
-/// (set from a signal handler's queue) and the metrics (atomics inside swift-prometheus,
-/// updated once per batch). One core carries all sessions; sharding sessions across loop
+/// (set from a signal handler's queue) and the metrics, updated once per batch: swift-metrics
+/// counters and gauges (relaxed atomics inside swift-prometheus) and the batch-size histogram
+/// (`GatewayMetrics.BatchHistogram`, atomics too: swift-prometheus's histogram takes a mutex). One core carries all sessions; sharding sessions across loop
 /// threads (one `LiveGateway` per shard, or per-thread `SRTPSessionKeys.copy()`) is the
 /// next step when one core is not enough.
 ///

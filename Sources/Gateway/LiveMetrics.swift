@@ -18,7 +18,7 @@ import Glibc
 /// | `mbms_mtk_switches_total` | counter | session |
 /// | `mbms_mikey_messages_sent_total`, `mbms_mikey_bytes_sent_total` | counter | session |
 /// | `mbms_current_mtk_id` | gauge | session |
-/// | `mbms_batch_packets` | histogram (1…64) | session, kind: datagrams per recvmmsg batch |
+/// | `mbms_batch_packets` | histogram (1…64) | session, kind: datagrams per recvmmsg batch (lock-free buckets, see `BatchHistogram`) |
 /// | `mbms_last_batch_packets` | gauge | session, kind: size of the latest batch (ring occupancy) |
 ///
 /// Every counter is updated once per batch with the batch's sums, never per packet; a drop
@@ -27,15 +27,35 @@ public final class GatewayMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
 
+    private let histogramsLock = NSLock()
+    private var histograms: [BatchHistogram] = []
+
     public init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) {
         self.registry = registry
-        var f = PrometheusMetricsFactory(registry: registry)
-        f.valueHistogramBuckets["mbms_batch_packets"] = [1, 2, 4, 8, 16, 32, 64]
-        factory = f
+        factory = PrometheusMetricsFactory(registry: registry)
     }
 
-    /// The Prometheus text exposition (format 0.0.4).
-    public func exposition() -> [UInt8] { registry.emitToBuffer() }
+    /// The Prometheus text exposition (format 0.0.4): the registry, then the batch histograms.
+    public func exposition() -> [UInt8] {
+        var out = registry.emitToBuffer()
+        histogramsLock.lock()
+        let hs = histograms
+        histogramsLock.unlock()
+        if !hs.isEmpty {
+            var text = "# HELP mbms_batch_packets Datagrams per receive batch (recvmmsg).\n# TYPE mbms_batch_packets histogram\n"
+            for h in hs { h.render(into: &text) }
+            out += Array(text.utf8)
+        }
+        return out
+    }
+
+    func batchHistogram(_ dimensions: [(String, String)]) -> BatchHistogram {
+        let h = BatchHistogram(labels: dimensions)
+        histogramsLock.lock()
+        histograms.append(h)
+        histogramsLock.unlock()
+        return h
+    }
 
     func counter(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
         CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
@@ -45,14 +65,50 @@ public final class GatewayMetrics: @unchecked Sendable {
         CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
     }
 
-    func histogram(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Recorder {
-        CoreMetrics.Recorder(label: name, dimensions: dimensions, aggregate: true, factory: factory)
+    /// A histogram of batch sizes (1…64) whose `record` is a few relaxed atomic increments:
+    /// swift-prometheus's own histogram takes a mutex per record, which the packet loop avoids.
+    final class BatchHistogram: Sendable {
+        static let bounds = [1, 2, 4, 8, 16, 32, 64]
+        private let buckets: [ManagedAtomic<Int>]
+        private let sum = ManagedAtomic<Int>(0)
+        private let count = ManagedAtomic<Int>(0)
+        private let labels: String
+
+        init(labels: [(String, String)]) {
+            buckets = Self.bounds.map { _ in ManagedAtomic<Int>(0) } + [ManagedAtomic<Int>(0)]
+            self.labels = labels.map { "\($0.0)=\"\(Self.escape($0.1))\"" }.joined(separator: ",")
+        }
+
+        static func escape(_ v: String) -> String {
+            v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n")
+        }
+
+        @inline(__always)
+        func record(_ n: Int) {
+            var i = 0
+            while i < Self.bounds.count && n > Self.bounds[i] { i += 1 }
+            buckets[i].wrappingIncrement(ordering: .relaxed)
+            sum.wrappingIncrement(by: n, ordering: .relaxed)
+            count.wrappingIncrement(ordering: .relaxed)
+        }
+
+        func render(into text: inout String) {
+            var cumulative = 0
+            for (i, b) in Self.bounds.enumerated() {
+                cumulative += buckets[i].load(ordering: .relaxed)
+                text += "mbms_batch_packets_bucket{\(labels),le=\"\(b)\"} \(cumulative)\n"
+            }
+            cumulative += buckets[Self.bounds.count].load(ordering: .relaxed)
+            text += "mbms_batch_packets_bucket{\(labels),le=\"+Inf\"} \(cumulative)\n"
+            text += "mbms_batch_packets_sum{\(labels)} \(sum.load(ordering: .relaxed))\n"
+            text += "mbms_batch_packets_count{\(labels)} \(count.load(ordering: .relaxed))\n"
+        }
     }
 
     /// The handles of one session and packet kind, made once at start.
     final class Flow {
         let packetsIn, bytesIn, packetsOut, bytesOut: CoreMetrics.Counter
-        let batch: CoreMetrics.Recorder
+        let batch: BatchHistogram
         let lastBatch: CoreMetrics.Gauge
         private var drops: [String: CoreMetrics.Counter] = [:]
         private let metrics: GatewayMetrics
@@ -65,7 +121,7 @@ public final class GatewayMetrics: @unchecked Sendable {
             bytesIn = m.counter("mbms_bytes_in_total", dimensions)
             packetsOut = m.counter("mbms_packets_out_total", dimensions)
             bytesOut = m.counter("mbms_bytes_out_total", dimensions)
-            batch = m.histogram("mbms_batch_packets", dimensions)
+            batch = m.batchHistogram(dimensions)
             lastBatch = m.gauge("mbms_last_batch_packets", dimensions)
         }
 
