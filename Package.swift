@@ -48,7 +48,7 @@ let package = Package(
             ]),
 
         // The streaming (and later download) data plane: sessions, key epochs, the protect path, MIKEY injection, replay.
-        .target(name: "Gateway", dependencies: ["SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore"]),
+        .target(name: "Gateway", dependencies: ["SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore", "FLUTE", "DCF"]),
         .target(name: "FLUTE", dependencies: []),
         .target(name: "DCF", dependencies: ["CryptoCore"]),
 

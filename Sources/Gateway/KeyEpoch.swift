@@ -77,10 +77,10 @@ public final class KeySource {
     }
 
     /// The MIKEY MTK message of a scheduled MTK (built once, then reused: same bytes on every repeat).
-    public func mtkMessage(_ m: ScheduledMTK) throws -> [UInt8] {
-        let key = "\(m.mskID)/\(m.mtkID)"
+    public func mtkMessage(_ m: ScheduledMTK, download: Bool = false) throws -> [UInt8] {
+        let key = "\(m.mskID)/\(m.mtkID)/\(download)"
         if let cached = messageCache[key] { return cached }
-        let bytes = try schedule.mtkMessage(for: m, builder: MIKEYMTKMessageBuilder())
+        let bytes = try schedule.mtkMessage(for: m, download: download, builder: MIKEYMTKMessageBuilder())
         messageCache[key] = bytes
         return bytes
     }
