@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF"]),
         .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],

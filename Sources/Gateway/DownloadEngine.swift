@@ -172,7 +172,7 @@ public final class DownloadEngine {
                 channels[i].nextTOI += 1
                 let file = FDTFile(toi: toi, contentLocation: "file:///mbms/keys/mtk-\(m.keyDomainID.hex)-\(m.mskID.bytes.map { String(format: "%02x", $0) }.joined())-\(m.mtkID).mikey",
                                    contentType: "application/mikey", contentLength: UInt64(bytes.count),
-                                   transferLength: UInt64(bytes.count), fec: fec)
+                                   transferLength: UInt64(bytes.count), contentMD5: Self.contentMD5(bytes), fec: fec)
                 channels[i].mikey = (m.mtkID, m.mskID.rawValue, toi, bytes, file)
             }
             // A CBC IV unpredictable to anyone without K_enc, yet deterministic for replay.
@@ -188,14 +188,15 @@ public final class DownloadEngine {
         let toi = channels[i].nextTOI
         channels[i].nextTOI += 1
         let file = FDTFile(toi: toi, contentLocation: location, contentType: contentType, contentLength: UInt64(payload.count),
-                           transferLength: UInt64(payload.count), fec: fec)
+                           transferLength: UInt64(payload.count), contentMD5: Self.contentMD5(payload), fec: fec)
         channels[i].listed.append(file)
         if channels[i].listed.count > options.objectsListed { channels[i].listed.removeFirst(channels[i].listed.count - options.objectsListed) }
 
         // FDT Instance first, so it precedes the object's last packet (flute.md 8).
         var files = channels[i].listed
         if let mikey = channels[i].mikey { files.insert(mikey.file, at: 0) }
-        let ntpExpires = UInt32(truncatingIfNeeded: Int64(time) + 2_208_988_800 + options.fdtLifetime)
+        // NTP seconds are 32 bits (era 0 ends in 2036): clamp rather than wrap into the past.
+        let ntpExpires = UInt32(clamping: Int64(time) + 2_208_988_800 + options.fdtLifetime)
         let fdt = FDTInstance(expires: ntpExpires, files: files)
         var fdtObject = try fdt.xml()
         if let (keys, keyID) = keysForFDT, !options.plainFDT {
@@ -218,6 +219,11 @@ public final class DownloadEngine {
         statistics[i].packetsOut += packets.count
         return packets.map { OutgoingDatagram(time: $0.sendTime, session: i, payload: $0.datagram) }
     }
+}
+
+extension DownloadEngine {
+    /// RFC 3926 3.4.2 / RFC 1864: base64 of the MD5 of the transport object.
+    static func contentMD5(_ bytes: [UInt8]) -> String { Data(MD5.hash(bytes)).base64EncodedString() }
 }
 
 extension KeySource {
