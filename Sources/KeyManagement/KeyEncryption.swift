@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 

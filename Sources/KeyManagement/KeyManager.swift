@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 
@@ -72,7 +73,7 @@ public final class KeyManager: @unchecked Sendable {
         guard let key = m.msk else { throw ScheduleError.secretsPurged(m.mskID) }
         guard let session = configuration.session(forKeyGroup: keyGroup) else { throw LifecycleError.keyGroupNotConfigured(keyGroup) }
         let counter = try store.nextMSKMessageCounter(ueID: ueID)
-        let csb = try random.bytes(count: 4).reduce(CSBID(0)) { $0 << 8 | CSBID($1) }
+        let csb = CSBID(try random.bytes(count: 4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
         return try builder.buildMSKMessage(MSKMessageInput(
             keyDomainID: schedule.keyDomainID, mskID: m.mskID, csbID: csb, timestamp: counter, rand: m.rand,
             idi: configuration.bmscFQDN, idr: ueID, muk: muk, msk: key, keyValidity: m.keyValidity, verify: verify,

@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 
 /// A key group as stored: the MTK length follows the session's cipher.
@@ -67,10 +68,10 @@ public struct KeyStoreSnapshot: Sendable {
         self.revision = revision
         self.keyDomainID = keyDomainID
         self.keyGroups = keyGroups.sorted { $0.keyGroup < $1.keyGroup }
-        self.msks = msks.sorted { $0.mskID < $1.mskID }
+        self.msks = msks.sorted { $0.mskID.rawValue < $1.mskID.rawValue }
     }
 
-    public func msks(in group: KeyGroup) -> [MSKRecord] { msks.filter { $0.mskID.keyGroup == group } }
+    public func msks(in group: KeyGroup) -> [MSKRecord] { msks.filter { $0.mskID.keyGroup == group.rawValue } }
     public func msk(_ id: MSKID) -> MSKRecord? { msks.first { $0.mskID == id } }
     public func keyGroup(_ g: KeyGroup) -> KeyGroupRecord? { keyGroups.first { $0.keyGroup == g } }
 }

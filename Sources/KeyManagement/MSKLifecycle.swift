@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 
 /// Where fresh key material comes from (a parameter, so tests can be deterministic).
@@ -51,7 +52,7 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
 /// * MSKs whose window ended at least one MTK period ago are purged (secrets deleted).
 public struct MSKLifecycle: Sendable {
     public let configuration: ScheduleConfiguration
-    public static let firstMTKID: MTKID = 1
+    public static let firstMTKID: UInt16 = 1
     public static let randLength = 16
     public static let seedLength = 32
 
@@ -66,7 +67,7 @@ public struct MSKLifecycle: Sendable {
         var model = Model(snapshot)
         if let kd = snapshot.keyDomainID {
             guard kd == gateway.keyDomainID else {
-                throw LifecycleError.keyDomainMismatch(store: kd.description, configuration: gateway.keyDomainID.description)
+                throw LifecycleError.keyDomainMismatch(store: kd.hex, configuration: gateway.keyDomainID.hex)
             }
         } else {
             model.changes.append(.setKeyDomain(gateway.keyDomainID))
@@ -104,7 +105,7 @@ public struct MSKLifecycle: Sendable {
         guard snapshot.keyGroup(keyGroup) != nil else { throw LifecycleError.keyGroupNotConfigured(keyGroup) }
         var model = Model(snapshot)
         try maintain(&model, at: t, random: random)
-        guard let ci = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup && $0.covers(t) }) else {
+        guard let ci = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup.rawValue && $0.covers(t) }) else {
             return model.changes
         }
         let cur = model.msks[ci]
@@ -113,7 +114,7 @@ public struct MSKLifecycle: Sendable {
             model.changes.append(.invalidate(cur.mskID, at: t))
         }
         let switchAt = grid.ceil(t + configuration.announceLead)
-        if switchAt < cur.validUntil, let ni = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup && $0.validFrom == cur.validUntil }) {
+        if switchAt < cur.validUntil, let ni = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup.rawValue && $0.validFrom == cur.validUntil }) {
             let next = model.msks[ni]
             let length = next.validUntil - next.validFrom
             // The current MSK ends early (its delivered SEQu simply stays unused above the last
@@ -153,7 +154,7 @@ public struct MSKLifecycle: Sendable {
     }
 
     func ensureCurrent(_ model: inout Model, _ g: KeyGroup, at t: Int64, random: any RandomSource) throws -> MSKRecord {
-        let mine = model.msks.filter { $0.mskID.keyGroup == g }
+        let mine = model.msks.filter { $0.mskID.keyGroup == g.rawValue }
         if let c = mine.first(where: { $0.covers(t) }) { return c }
         // Nothing covers t (new group, or the gateway was down past every window): start a new
         // MSK on the boundary at or before t, ending before any MSK already planned after t.
@@ -163,7 +164,7 @@ public struct MSKLifecycle: Sendable {
     }
 
     func ensureNext(_ model: inout Model, _ g: KeyGroup, after cur: MSKRecord, at t: Int64, random: any RandomSource) throws {
-        if model.msks.contains(where: { $0.mskID.keyGroup == g && $0.validFrom == cur.validUntil && $0.validUntil > $0.validFrom }) {
+        if model.msks.contains(where: { $0.mskID.keyGroup == g.rawValue && $0.validFrom == cur.validUntil && $0.validUntil > $0.validFrom }) {
             return
         }
         _ = try addMSK(&model, g, from: cur.validUntil, limit: nil, at: t, random: random)
@@ -172,7 +173,7 @@ public struct MSKLifecycle: Sendable {
     func addMSK(_ model: inout Model, _ g: KeyGroup, from start: Int64, limit: Int64?, at t: Int64,
                 random: any RandomSource) throws -> MSKRecord {
         guard let group = model.groups.first(where: { $0.keyGroup == g }) else { throw LifecycleError.keyGroupNotConfigured(g) }
-        let used = model.msks.filter { $0.mskID.keyGroup == g }.map(\.mskID.keyNumber).max() ?? 0
+        let used = model.msks.filter { $0.mskID.keyGroup == g.rawValue }.map(\.mskID.keyNumber).max() ?? 0
         guard used < KeyNumber.max else { throw LifecycleError.keyNumbersExhausted(g) }
         let seqL = MSKLifecycle.firstMTKID - 1
         // SEQu exhaustion: never more MTK periods than MTK IDs left below 0xFFFF.
@@ -187,7 +188,7 @@ public struct MSKLifecycle: Sendable {
         let record = MSKRecord(
             mskID: MSKID(keyGroup: g, keyNumber: used + 1), validFrom: start,
             validUntil: start + periods * configuration.mtkPeriod,
-            keyValidity: KeyValidity(seqL: seqL, seqU: seqL + MTKID(periods)), createdAt: t,
+            keyValidity: KeyValidity(seqL: seqL, seqU: seqL + UInt16(periods)), createdAt: t,
             msk: SecretBytes(mskBytes), rand: try random.bytes(count: MSKLifecycle.randLength), seed: SecretBytes(seedBytes))
         model.msks.append(record)
         model.changes.append(.addMSK(record))

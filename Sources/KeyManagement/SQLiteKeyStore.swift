@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 import GRDB
@@ -91,7 +92,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         return m
     }
 
-    private func context(_ kind: String, _ id: MSKID) -> String { "\(kind):\(id)" }
+    private func context(_ kind: String, _ id: MSKID) -> String { "\(kind):\(id.hex)" }
 
     public func snapshot() throws -> KeyStoreSnapshot {
         let (meta, groups, rows) = try pool.read { db -> (Row?, [Row], [Row]) in
@@ -115,7 +116,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             func unseal(_ column: String, _ kind: String) throws -> SecretBytes? {
                 guard let d: Data = r[column] else { return nil }
                 do { return try sealer.open([UInt8](d), context: context(kind, id)) } catch {
-                    throw KeyStoreError.corrupt("\(kind) of MSK \(id) fails authentication")
+                    throw KeyStoreError.corrupt("\(kind) of MSK \(id.hex) fails authentication")
                 }
             }
             return MSKRecord(mskID: id, validFrom: r["validFrom"], validUntil: r["validUntil"],
@@ -168,19 +169,19 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     try db.execute(sql: """
                         INSERT INTO msk (keyGroup, keyNumber, validFrom, validUntil, seqL, seqU, createdAt, invalidatedAt, sealedMSK, rand, sealedSeed)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [Int64(m.mskID.keyGroup.rawValue), Int64(m.mskID.keyNumber), m.validFrom, m.validUntil,
+                        """, arguments: [Int64(m.mskID.keyGroup), Int64(m.mskID.keyNumber), m.validFrom, m.validUntil,
                                          Int64(m.keyValidity.seqL), Int64(m.keyValidity.seqU), m.createdAt, m.invalidatedAt,
                                          sm, Data(m.rand), ss])
                 case let .setWindow(id, f, u):
                     try db.execute(sql: "UPDATE msk SET validFrom = ?, validUntil = ? WHERE keyGroup = ? AND keyNumber = ?",
-                                   arguments: [f, u, Int64(id.keyGroup.rawValue), Int64(id.keyNumber)])
-                    guard db.changesCount == 1 else { throw KeyStoreError.invalidChange("no MSK \(id)") }
+                                   arguments: [f, u, Int64(id.keyGroup), Int64(id.keyNumber)])
+                    guard db.changesCount == 1 else { throw KeyStoreError.invalidChange("no MSK \(id.hex)") }
                 case let .invalidate(id, t):
                     try db.execute(sql: "UPDATE msk SET invalidatedAt = ? WHERE keyGroup = ? AND keyNumber = ?",
-                                   arguments: [t, Int64(id.keyGroup.rawValue), Int64(id.keyNumber)])
+                                   arguments: [t, Int64(id.keyGroup), Int64(id.keyNumber)])
                 case let .purge(id):
                     try db.execute(sql: "UPDATE msk SET sealedMSK = NULL, sealedSeed = NULL WHERE keyGroup = ? AND keyNumber = ?",
-                                   arguments: [Int64(id.keyGroup.rawValue), Int64(id.keyNumber)])
+                                   arguments: [Int64(id.keyGroup), Int64(id.keyNumber)])
                 }
             }
             try db.execute(sql: "UPDATE meta SET revision = ? WHERE id = 1", arguments: [revision + 1])

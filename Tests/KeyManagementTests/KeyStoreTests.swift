@@ -1,4 +1,5 @@
 import CryptoCore
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -109,7 +110,7 @@ final class KeyStoreTests: XCTestCase {
             guard case KeyStoreError.conflict(0, 1) = $0 else { return XCTFail("\($0)") }
         }
         // A store never changes key domain.
-        XCTAssertThrowsError(try store.commit([.setKeyDomain(try KeyDomainID(mcc: "262", mnc: "01"))], expectedRevision: 1))
+        XCTAssertThrowsError(try store.commit([.setKeyDomain(try KeyDomainID.parse(mcc: "262", mnc: "01"))], expectedRevision: 1))
         // Two managers on one store: both plans land (the loser re-plans), nothing duplicated.
         let a = KeyManager(configuration: c, store: store, random: DeterministicRandom("a"))
         let b = KeyManager(configuration: c, store: try SQLiteKeyStore.open(path: path("keys.sqlite"), kek: try Fixtures.kek()),

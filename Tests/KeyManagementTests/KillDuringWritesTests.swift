@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import MIKEY
 import XCTest
 @testable import KeyManagement
 

@@ -40,12 +40,12 @@ final class MIKEYIntegrationTests: XCTestCase {
                 switch ue.process(bytes) {
                 case .success(.mtk(let d)):
                     accepted += 1
-                    XCTAssertEqual(d.mtkID.rawValue, sched.mtkID)
+                    XCTAssertEqual(d.mtkID.rawValue, sched.mtkID.rawValue)
                     XCTAssertEqual(d.mskID.rawValue, sched.mskID.rawValue)
                     XCTAssertTrue(d.key.isEqual(to: sched.mtk))
                     XCTAssertTrue(try XCTUnwrap(d.salt).isEqual(to: sched.salt))
                     XCTAssertEqual(d.mki, sched.mki)
-                    XCTAssertEqual(d.csbID.rawValue, sched.csbID)
+                    XCTAssertEqual(d.csbID.rawValue, sched.csbID.rawValue)
                 case .success(let other): XCTFail("unexpected \(other)")
                 case .failure(let r):
                     // Repeats of an MTK the UE already holds are discarded (TS 33.246 6.4.6.2).

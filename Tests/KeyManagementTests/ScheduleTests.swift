@@ -1,4 +1,5 @@
 import CryptoCore
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -35,12 +36,12 @@ final class ScheduleTests: XCTestCase {
         for (off, kn, id) in expected {
             let cur = try s.currentMTK(keyGroup: g, at: at(off))
             XCTAssertEqual(cur.mskID.keyNumber, kn, "t = E + \(off)")
-            XCTAssertEqual(cur.mtkID, id, "t = E + \(off)")
+            XCTAssertEqual(cur.mtkID.rawValue, id, "t = E + \(off)")
             XCTAssertEqual(cur.validFrom, Fixtures.epoch + (off / 60) * 60, "t = E + \(off)")
-            XCTAssertTrue(s.snapshot.msk(cur.mskID)?.keyValidity.contains(cur.mtkID) ?? false)
+            XCTAssertTrue(s.snapshot.msk(cur.mskID)?.keyValidity.contains(cur.mtkID.rawValue) ?? false)
         }
         // Fractional seconds floor to the same slot.
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: Date(timeIntervalSince1970: TimeInterval(Fixtures.epoch + 1019) + 0.999)).mtkID, 1)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: Date(timeIntervalSince1970: TimeInterval(Fixtures.epoch + 1019) + 0.999)).mtkID.rawValue, 1)
         // Past the next MSK: nothing yet (maintenance has not run).
         XCTAssertThrowsError(try s.currentMTK(keyGroup: g, at: at(2160)))
     }
@@ -51,7 +52,7 @@ final class ScheduleTests: XCTestCase {
         let s = try m.schedule()
         let g = try XCTUnwrap(KeyGroup(1))
         let n = try s.nextMTK(keyGroup: g, at: at(1000))
-        XCTAssertEqual(n.mtkID, 2)
+        XCTAssertEqual(n.mtkID.rawValue, 2)
         XCTAssertEqual(n.validFrom, Fixtures.epoch + 1020)
         XCTAssertEqual(n.announceAt, Fixtures.epoch + 1010)
         // MIKEY TS = NTP seconds of the announcement: 1767225600 + 1010 + 2208988800.
@@ -59,18 +60,18 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1000)).timestamp, 3_976_215_350)  // announced at 950
 
         // Lead window: [1010, 1020) sends the current and the next message.
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1009)).map(\.mtkID), [1])
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1010)).map(\.mtkID), [1, 2])
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1019)).map(\.mtkID), [1, 2])
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1020)).map(\.mtkID), [2])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1009)).map(\.mtkID.rawValue), [1])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1010)).map(\.mtkID.rawValue), [1, 2])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1019)).map(\.mtkID.rawValue), [1, 2])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1020)).map(\.mtkID.rawValue), [2])
 
         // Across the MSK rollover: at 1550 the next MTK is MTK 1 of MSK 2, switching at 1560.
         let across = try s.transmissions(keyGroup: g, at: at(1550))
         XCTAssertEqual(across.map(\.mskID.keyNumber), [1, 2])
-        XCTAssertEqual(across.map(\.mtkID), [10, 1])
+        XCTAssertEqual(across.map(\.mtkID.rawValue), [10, 1])
         XCTAssertEqual(across[1].validFrom, Fixtures.epoch + 1560)
         XCTAssertEqual(across[1].timestamp, 3_976_215_950)
-        XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1499)).mtkID, 10)
+        XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1499)).mtkID.rawValue, 10)
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1549)).mskID.keyNumber, 2)
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1500)).mskID.keyNumber, 2)
     }
@@ -87,17 +88,17 @@ final class ScheduleTests: XCTestCase {
             let s = try m.schedule()
             let cur = try s.currentMTK(keyGroup: g, at: at(off))
             let msk = try XCTUnwrap(s.snapshot.msk(cur.mskID))
-            XCTAssertTrue(msk.keyValidity.contains(cur.mtkID))
-            XCTAssertNotEqual(cur.mtkID, 0); XCTAssertNotEqual(cur.mtkID, 0xFFFF)
+            XCTAssertTrue(msk.keyValidity.contains(cur.mtkID.rawValue))
+            XCTAssertNotEqual(cur.mtkID.rawValue, 0); XCTAssertNotEqual(cur.mtkID.rawValue, 0xFFFF)
             XCTAssertEqual(cur.mtk.count, 32)   // aes-256-cm
             XCTAssertEqual(cur.salt.count, 14)
-            if let p = last, p.mskID != cur.mskID || p.mtkID != cur.mtkID {
+            if let p = last, p.mskID != cur.mskID || p.mtkID.rawValue != cur.mtkID.rawValue {
                 if p.mskID == cur.mskID {
-                    XCTAssertEqual(cur.mtkID, p.mtkID + 1)
+                    XCTAssertEqual(cur.mtkID.rawValue, p.mtkID.rawValue + 1)
                     XCTAssertTrue(RFC1982.isGreater(cur.timestamp, than: p.timestamp))
                 } else {
                     XCTAssertEqual(cur.mskID.keyNumber, p.mskID.keyNumber + 1)
-                    XCTAssertEqual(cur.mtkID, 1)
+                    XCTAssertEqual(cur.mtkID.rawValue, 1)
                 }
                 XCTAssertEqual(cur.validFrom, p.validUntil)
             }
@@ -115,11 +116,11 @@ final class ScheduleTests: XCTestCase {
         let msk1 = try s.msk(keyGroup: g, at: at(0))
         XCTAssertEqual(msk1.keyValidity, KeyValidity(seqL: 0, seqU: 0xFFFE))
         XCTAssertEqual(msk1.validUntil, Fixtures.epoch + 65_534)
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(65_533)).mtkID, 0xFFFE)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(65_533)).mtkID.rawValue, 0xFFFE)
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(65_533)).mskID.keyNumber, 1)
         let after = try s.currentMTK(keyGroup: g, at: at(65_534))
         XCTAssertEqual(after.mskID.keyNumber, 2)
-        XCTAssertEqual(after.mtkID, 1)
+        XCTAssertEqual(after.mtkID.rawValue, 1)
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(65_533)).mskID.keyNumber, 2)
         // The next MSK is created when the second one becomes current.
         try m.maintain(at: at(65_534))
@@ -135,10 +136,10 @@ final class ScheduleTests: XCTestCase {
         try m.rotate(keyGroup: g, at: at(1000))
         var s = try m.schedule()
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1019)).mskID.keyNumber, 1)
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1019)).mtkID, 1)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1019)).mtkID.rawValue, 1)
         let sw = try s.currentMTK(keyGroup: g, at: at(1020))
         XCTAssertEqual(sw.mskID.keyNumber, 2)
-        XCTAssertEqual(sw.mtkID, 1)
+        XCTAssertEqual(sw.mtkID.rawValue, 1)
         let msk2 = try XCTUnwrap(s.snapshot.msk(sw.mskID))
         XCTAssertEqual(msk2.validUntil, Fixtures.epoch + 1620)   // keeps its 10 periods
         XCTAssertEqual(try s.nextMSK(keyGroup: g, at: at(1020)).mskID.keyNumber, 3)
@@ -147,7 +148,7 @@ final class ScheduleTests: XCTestCase {
         try m.rotate(keyGroup: g, at: at(1055), invalidateCurrent: true)
         s = try m.schedule()
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1079)).mskID.keyNumber, 2)
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1079)).mtkID, 1)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1079)).mtkID.rawValue, 1)
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1080)).mskID.keyNumber, 3)
         XCTAssertNotNil(s.snapshot.msk(MSKID(keyGroup: g, keyNumber: 2))?.invalidatedAt)
         // The invalidated MSK is purged as soon as its window ended.
@@ -175,7 +176,7 @@ final class ScheduleTests: XCTestCase {
         let g = try XCTUnwrap(KeyGroup(1))
         let cur = try s.currentMTK(keyGroup: g, at: at(90_030))
         XCTAssertEqual(cur.mskID.keyNumber, 3)
-        XCTAssertEqual(cur.mtkID, 1)
+        XCTAssertEqual(cur.mtkID.rawValue, 1)
         XCTAssertEqual(cur.validFrom, Fixtures.epoch + 90_000)
         XCTAssertNil(s.snapshot.msk(MSKID(keyGroup: g, keyNumber: 1))?.msk)   // purged
     }
@@ -201,9 +202,9 @@ final class ScheduleTests: XCTestCase {
                 let x = try sa.transmissions(keyGroup: g, at: at(off)), y = try sb.transmissions(keyGroup: g, at: at(off))
                 XCTAssertEqual(x.count, y.count)
                 for (p, q) in zip(x, y) {
-                    XCTAssertEqual(p.mskID, q.mskID); XCTAssertEqual(p.mtkID, q.mtkID)
+                    XCTAssertEqual(p.mskID, q.mskID); XCTAssertEqual(p.mtkID.rawValue, q.mtkID.rawValue)
                     XCTAssertTrue(p.mtk.isEqual(to: q.mtk)); XCTAssertTrue(p.salt.isEqual(to: q.salt))
-                    XCTAssertEqual(p.csbID, q.csbID); XCTAssertEqual(p.timestamp, q.timestamp)
+                    XCTAssertEqual(p.csbID.rawValue, q.csbID.rawValue); XCTAssertEqual(p.timestamp, q.timestamp)
                 }
                 XCTAssertEqual(try sa.mtkMessages(keyGroup: g, at: at(off), builder: builder),
                                try sb.mtkMessages(keyGroup: g, at: at(off), builder: builder))
@@ -223,7 +224,7 @@ final class ScheduleTests: XCTestCase {
         let other = manager(c, "gateway C")
         let so = try KeySchedule(snapshot: try other.initialize(at: at(1000)), configuration: c.schedule)
         let o = try so.currentMTK(keyGroup: g1, at: at(1020))
-        XCTAssertEqual(o.mtkID, mtk2.mtkID)
+        XCTAssertEqual(o.mtkID.rawValue, mtk2.mtkID.rawValue)
         XCTAssertFalse(o.mtk.isEqual(to: mtk2.mtk))
     }
 

@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -72,8 +73,10 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
 /// serialises every input field (keys included) in a fixed order.
 struct SerialisingMTKBuilder: MTKMessageBuilding {
     func buildMTKMessage(_ i: MTKMessageInput) throws -> [UInt8] {
-        var out = i.keyDomainID.bytes + i.mskID.bytes + [UInt8(i.mtkID >> 8), UInt8(i.mtkID & 0xFF)]
-        out += withUnsafeBytes(of: i.csbID.bigEndian) { Array($0) } + withUnsafeBytes(of: i.timestamp.bigEndian) { Array($0) }
+        var out: [UInt8] = i.keyDomainID.bytes + i.mskID.bytes
+        out += [UInt8(i.mtkID.rawValue >> 8), UInt8(i.mtkID.rawValue & 0xFF)]
+        out += withUnsafeBytes(of: i.csbID.rawValue.bigEndian) { Array($0) }
+        out += withUnsafeBytes(of: i.timestamp.bigEndian) { Array($0) }
         out += i.msk.revealedBytes() + i.rand + i.mtk.revealedBytes() + (i.salt?.revealedBytes() ?? [])
         return out
     }
