@@ -54,19 +54,39 @@ public struct MSKRecord: Sendable {
     public func covers(_ t: Int64) -> Bool { validFrom <= t && t < validUntil }
 }
 
+/// The time-grid parameters every gateway sharing a store must agree on (`DESIGN.md` §6):
+/// they fix the MTK IDs, switch instants and MIKEY TS values. Recorded by `keys init`; a
+/// configuration that disagrees is refused.
+public struct GridParameters: Equatable, Sendable, CustomStringConvertible {
+    public let epoch: Int64
+    public let mtkPeriod: Int64
+    public let announceLead: Int64
+    public init(epoch: Int64, mtkPeriod: Int64, announceLead: Int64) {
+        self.epoch = epoch
+        self.mtkPeriod = mtkPeriod
+        self.announceLead = announceLead
+    }
+    public init(_ c: ScheduleConfiguration) { self.init(epoch: c.epoch, mtkPeriod: c.mtkPeriod, announceLead: c.announceLead) }
+    public var description: String { "epoch \(epoch), MTK period \(mtkPeriod)s, announceLead \(announceLead)s" }
+}
+
 /// Everything in a store, read in one consistent transaction.
 public struct KeyStoreSnapshot: Sendable {
     /// Incremented by every commit; never goes back.
     public let revision: Int64
     /// nil before `keys init`.
     public let keyDomainID: KeyDomainID?
+    /// nil before `keys init`.
+    public let grid: GridParameters?
     public let keyGroups: [KeyGroupRecord]
     /// Sorted by key group, then key number.
     public let msks: [MSKRecord]
 
-    public init(revision: Int64, keyDomainID: KeyDomainID?, keyGroups: [KeyGroupRecord], msks: [MSKRecord]) {
+    public init(revision: Int64, keyDomainID: KeyDomainID?, grid: GridParameters? = nil, keyGroups: [KeyGroupRecord],
+                msks: [MSKRecord]) {
         self.revision = revision
         self.keyDomainID = keyDomainID
+        self.grid = grid
         self.keyGroups = keyGroups.sorted { $0.keyGroup < $1.keyGroup }
         self.msks = msks.sorted { $0.mskID.rawValue < $1.mskID.rawValue }
     }
@@ -80,6 +100,8 @@ public struct KeyStoreSnapshot: Sendable {
 public enum KeyStoreChange: Sendable {
     /// First initialisation; the Key Domain ID of a store never changes.
     case setKeyDomain(KeyDomainID)
+    /// First initialisation; the grid of a store never changes.
+    case setGrid(GridParameters)
     case addKeyGroup(KeyGroupRecord)
     case addMSK(MSKRecord)
     /// Moves an MSK's window (rotation). The key validity stays as delivered.

@@ -18,6 +18,8 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
     case keyLengthMismatch(KeyGroup, store: Int, configuration: Int)
     case keyNumbersExhausted(KeyGroup)
     case notInitialized
+    case clockBehindStore(KeyGroup, t: Int64, firstMSKAt: Int64)
+    case gridMismatch(store: GridParameters, configuration: GridParameters)
 
     public var description: String {
         switch self {
@@ -31,6 +33,10 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
             return "key group \(g) has used all 65535 Key Numbers; fix: move the session to a new key group"
         case .notInitialized:
             return "the key store is not initialised; run `mbms-gateway keys init --config FILE`"
+        case let .clockBehindStore(g, t, first):
+            return "key group \(g): no MSK covers t = \(t) but one starts at \(first); fix: check this host's clock (NTP) against the gateway that wrote the store"
+        case let .gridMismatch(s, c):
+            return "the key store's time grid is \(s) but the configuration says \(c); fix: set schedule.epoch, schedule.mtk.period and schedule.mtk.announceLead as the store has them (every gateway sharing a store must agree), or use a new keyStore.path"
         }
     }
 }
@@ -73,6 +79,13 @@ public struct MSKLifecycle: Sendable {
             model.changes.append(.setKeyDomain(gateway.keyDomainID))
             model.keyDomainID = gateway.keyDomainID
         }
+        if let grid = snapshot.grid {
+            guard grid == GridParameters(configuration) else {
+                throw LifecycleError.gridMismatch(store: grid, configuration: GridParameters(configuration))
+            }
+        } else {
+            model.changes.append(.setGrid(GridParameters(configuration)))
+        }
         for s in gateway.sessions {
             let length = max(16, s.protection.cipher.keyLength)
             if let g = snapshot.keyGroup(s.keyGroup) {
@@ -91,7 +104,7 @@ public struct MSKLifecycle: Sendable {
 
     /// Ensures current and next MSKs for every key group at t and purges retired ones.
     public func maintenance(snapshot: KeyStoreSnapshot, at t: Int64, random: any RandomSource) throws -> [KeyStoreChange] {
-        guard snapshot.keyDomainID != nil else { throw LifecycleError.notInitialized }
+        try checkGrid(snapshot)
         var model = Model(snapshot)
         try maintain(&model, at: t, random: random)
         return model.changes
@@ -101,7 +114,7 @@ public struct MSKLifecycle: Sendable {
     /// (if that is earlier than the planned rollover), and a new next MSK is created.
     public func rotation(snapshot: KeyStoreSnapshot, keyGroup: KeyGroup, at t: Int64, invalidateCurrent: Bool,
                          random: any RandomSource) throws -> [KeyStoreChange] {
-        guard snapshot.keyDomainID != nil else { throw LifecycleError.notInitialized }
+        try checkGrid(snapshot)
         guard snapshot.keyGroup(keyGroup) != nil else { throw LifecycleError.keyGroupNotConfigured(keyGroup) }
         var model = Model(snapshot)
         try maintain(&model, at: t, random: random)
@@ -133,6 +146,13 @@ public struct MSKLifecycle: Sendable {
 
     // MARK: - internals
 
+    func checkGrid(_ snapshot: KeyStoreSnapshot) throws {
+        guard snapshot.keyDomainID != nil else { throw LifecycleError.notInitialized }
+        if let grid = snapshot.grid, grid != GridParameters(configuration) {
+            throw LifecycleError.gridMismatch(store: grid, configuration: GridParameters(configuration))
+        }
+    }
+
     struct Model {
         var keyDomainID: KeyDomainID?
         var groups: [KeyGroupRecord]
@@ -156,6 +176,11 @@ public struct MSKLifecycle: Sendable {
     func ensureCurrent(_ model: inout Model, _ g: KeyGroup, at t: Int64, random: any RandomSource) throws -> MSKRecord {
         let mine = model.msks.filter { $0.mskID.keyGroup == g.rawValue }
         if let c = mine.first(where: { $0.covers(t) }) { return c }
+        // An MSK planned after t but none covering t: this clock is behind the one that wrote
+        // the store. Creating an MSK now would put a higher Key Number before a lower one.
+        if let later = mine.filter({ $0.validFrom > t && $0.validUntil > $0.validFrom }).map(\.validFrom).min() {
+            throw LifecycleError.clockBehindStore(g, t: t, firstMSKAt: later)
+        }
         // Nothing covers t (new group, or the gateway was down past every window): start a new
         // MSK on the boundary at or before t, ending before any MSK already planned after t.
         let start = max(grid.floor(t), mine.map(\.validUntil).filter { $0 <= t }.max() ?? Int64.min)

@@ -98,6 +98,7 @@ public struct ScheduledMTK: Sendable, CustomStringConvertible {
 
 public enum ScheduleError: Error, Equatable, Sendable, CustomStringConvertible {
     case notInitialized
+    case gridMismatch(store: GridParameters, configuration: GridParameters)
     case unknownKeyGroup(KeyGroup)
     /// No MSK of the group covers t: run maintenance (`keys init` / the gateway does it).
     case noMSK(KeyGroup, at: Int64)
@@ -109,6 +110,7 @@ public enum ScheduleError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notInitialized: return "the key store is not initialised; run `mbms-gateway keys init --config FILE`"
+        case let .gridMismatch(s, c): return LifecycleError.gridMismatch(store: s, configuration: c).description
         case let .unknownKeyGroup(g): return "key group \(g) is not in the key store; run `mbms-gateway keys init --config FILE`"
         case let .noMSK(g, t): return "no MSK of key group \(g) covers t = \(t); run `mbms-gateway keys init --config FILE` to create current and next MSKs"
         case let .nextMSKMissing(g, id): return "key group \(g): no MSK follows MSK \(id.hex) yet; run maintenance (`keys init`)"
@@ -128,6 +130,9 @@ public struct KeySchedule: Sendable {
 
     public init(snapshot: KeyStoreSnapshot, configuration: ScheduleConfiguration) throws(ScheduleError) {
         guard let kd = snapshot.keyDomainID else { throw .notInitialized }
+        if let grid = snapshot.grid, grid != GridParameters(configuration) {
+            throw .gridMismatch(store: grid, configuration: GridParameters(configuration))
+        }
         self.snapshot = snapshot
         self.configuration = configuration
         self.keyDomainID = kd
@@ -172,6 +177,15 @@ public struct KeySchedule: Sendable {
         let t = unixSeconds(date)
         guard t >= cur.validUntil - configuration.announceLead else { return [cur] }
         return [cur, try nextMTK(keyGroup: keyGroup, at: date)]
+    }
+
+    /// When the MTK injector sends next after t (Unix seconds): the next repeat tick
+    /// (E + k × repeat) or the next announcement instant, whichever comes first.
+    public func nextTransmissionTime(keyGroup: KeyGroup, after date: Date) throws(ScheduleError) -> Int64 {
+        let t = unixSeconds(date)
+        let tick = TimeGrid(epoch: configuration.epoch, period: configuration.repeatInterval).floor(t) + configuration.repeatInterval
+        let announce = try nextMTK(keyGroup: keyGroup, at: date).announceAt
+        return announce > t ? min(tick, announce) : tick
     }
 
     /// The MIKEY MTK message of one scheduled MTK, built by the MIKEY module.

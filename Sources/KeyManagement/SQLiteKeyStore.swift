@@ -60,6 +60,9 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     id INTEGER PRIMARY KEY CHECK (id = 1),
                     revision INTEGER NOT NULL CHECK (revision >= 0),
                     keyDomainID BLOB CHECK (keyDomainID IS NULL OR length(keyDomainID) = 3),
+                    gridEpoch INTEGER,
+                    mtkPeriod INTEGER CHECK (mtkPeriod IS NULL OR mtkPeriod > 0),
+                    announceLead INTEGER CHECK (announceLead IS NULL OR (announceLead >= 0 AND announceLead < mtkPeriod)),
                     kekCheck BLOB NOT NULL
                 );
                 CREATE TABLE keyGroup (
@@ -96,7 +99,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
 
     public func snapshot() throws -> KeyStoreSnapshot {
         let (meta, groups, rows) = try pool.read { db -> (Row?, [Row], [Row]) in
-            (try Row.fetchOne(db, sql: "SELECT revision, keyDomainID FROM meta WHERE id = 1"),
+            (try Row.fetchOne(db, sql: "SELECT revision, keyDomainID, gridEpoch, mtkPeriod, announceLead FROM meta WHERE id = 1"),
              try Row.fetchAll(db, sql: "SELECT * FROM keyGroup ORDER BY keyGroup"),
              try Row.fetchAll(db, sql: "SELECT * FROM msk ORDER BY keyGroup, keyNumber"))
         }
@@ -126,11 +129,16 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                              msk: try unseal("sealedMSK", "msk"), rand: [UInt8](r["rand"] as Data),
                              seed: try unseal("sealedSeed", "seed"))
         }
-        return KeyStoreSnapshot(revision: meta["revision"], keyDomainID: kd, keyGroups: keyGroups, msks: msks)
+        var grid: GridParameters? = nil
+        if let e: Int64 = meta["gridEpoch"], let p: Int64 = meta["mtkPeriod"], let l: Int64 = meta["announceLead"] {
+            grid = GridParameters(epoch: e, mtkPeriod: p, announceLead: l)
+        }
+        return KeyStoreSnapshot(revision: meta["revision"], keyDomainID: kd, grid: grid, keyGroups: keyGroups, msks: msks)
     }
 
     private enum Prepared {
         case setKeyDomain(Data)
+        case setGrid(GridParameters)
         case addKeyGroup(KeyGroupRecord)
         case addMSK(MSKRecord, sealedMSK: Data?, sealedSeed: Data?)
         case setWindow(MSKID, Int64, Int64)
@@ -144,6 +152,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         let prepared = try changes.map { c -> Prepared in
             switch c {
             case let .setKeyDomain(k): return .setKeyDomain(Data(k.bytes))
+            case let .setGrid(g): return .setGrid(g)
             case let .addKeyGroup(g): return .addKeyGroup(g)
             case let .addMSK(m):
                 return .addMSK(m, sealedMSK: try m.msk.map { Data(try sealer.seal($0, context: context("msk", m.mskID))) },
@@ -162,6 +171,14 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     let existing = try Data.fetchOne(db, sql: "SELECT keyDomainID FROM meta WHERE id = 1")
                     if let existing, existing != d { throw KeyStoreError.invalidChange("the Key Domain ID of a store cannot change") }
                     try db.execute(sql: "UPDATE meta SET keyDomainID = ? WHERE id = 1", arguments: [d])
+                case let .setGrid(g):
+                    let row = try Row.fetchOne(db, sql: "SELECT gridEpoch, mtkPeriod, announceLead FROM meta WHERE id = 1")
+                    if let e: Int64 = row?["gridEpoch"], GridParameters(epoch: e, mtkPeriod: row?["mtkPeriod"] ?? 0,
+                                                                        announceLead: row?["announceLead"] ?? 0) != g {
+                        throw KeyStoreError.invalidChange("the time grid of a store cannot change")
+                    }
+                    try db.execute(sql: "UPDATE meta SET gridEpoch = ?, mtkPeriod = ?, announceLead = ? WHERE id = 1",
+                                   arguments: [g.epoch, g.mtkPeriod, g.announceLead])
                 case let .addKeyGroup(g):
                     try db.execute(sql: "INSERT INTO keyGroup (keyGroup, mtkLength, createdAt) VALUES (?, ?, ?)",
                                    arguments: [Int64(g.keyGroup.rawValue), g.mtkLength, g.createdAt])

@@ -129,6 +129,17 @@ final class KeyStoreTests: XCTestCase {
         }
         let cipher = try GatewayConfiguration.parse(yaml: Fixtures.yaml().replacingOccurrences(of: "aes-256-cm", with: "aes-128-cm"))
         XCTAssertThrowsError(try KeyManager(configuration: cipher, store: m.store).initialize(at: at(0)))
+        // Gateways sharing a store must share the grid: another MTK period or lead is refused
+        // by init, maintenance, rotation and the schedule alike.
+        for other in [try Fixtures.configuration(mtkPeriod: "30s"), try Fixtures.configuration(lead: "5s")] {
+            let o = KeyManager(configuration: other, store: m.store)
+            XCTAssertThrowsError(try o.initialize(at: at(0))) { XCTAssertTrue("\($0)".contains("schedule.mtk.period"), "\($0)") }
+            XCTAssertThrowsError(try o.maintain(at: at(0)))
+            XCTAssertThrowsError(try o.rotate(keyGroup: try XCTUnwrap(KeyGroup(1)), at: at(0)))
+            XCTAssertThrowsError(try o.schedule())
+        }
+        // The MSK period may change (it shapes only MSKs created later).
+        XCTAssertNoThrow(try KeyManager(configuration: try Fixtures.configuration(mskPeriod: "1200s"), store: m.store).maintain(at: at(0)))
     }
 
     private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {

@@ -76,6 +76,27 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1500)).mskID.keyNumber, 2)
     }
 
+    func testNextTransmissionTime() throws {
+        let m = manager(try Fixtures.configuration(repeatInterval: "7s"))
+        try m.initialize(at: at(1000))
+        let s = try m.schedule()
+        let g = try XCTUnwrap(KeyGroup(1))
+        // Repeat ticks at E + 7k: …, 1001, 1008, 1015, …; the MTK 2 announcement at 1010.
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1000)) - Fixtures.epoch, 1001)
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1003)) - Fixtures.epoch, 1008)
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1008)) - Fixtures.epoch, 1010)
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1010)) - Fixtures.epoch, 1015)
+    }
+
+    func testClockBehindStoreIsRefused() throws {
+        let m = manager(try Fixtures.configuration())
+        try m.initialize(at: at(1000))   // MSK 1 from 960
+        XCTAssertThrowsError(try m.maintain(at: at(900))) { e in
+            guard case LifecycleError.clockBehindStore = e else { return XCTFail("\(e)") }
+        }
+        XCTAssertEqual(try m.store.snapshot().msks.count, 4)
+    }
+
     /// MTK IDs strictly increase inside an MSK, stay in (SEQl, SEQu], never 0 or 0xFFFF, and
     /// the TS strictly increases with them, at every second of two MSK lifetimes.
     func testInvariantsEverySecond() throws {

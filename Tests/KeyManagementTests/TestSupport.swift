@@ -27,13 +27,14 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
     private let lock = NSLock()
     private var revision: Int64 = 0
     private var keyDomainID: KeyDomainID?
+    private var grid: GridParameters?
     private var groups: [KeyGroupRecord] = []
     private var msks: [MSKRecord] = []
     private var counters: [String: UInt32] = [:]
 
     func snapshot() throws -> KeyStoreSnapshot {
         lock.lock(); defer { lock.unlock() }
-        return KeyStoreSnapshot(revision: revision, keyDomainID: keyDomainID, keyGroups: groups, msks: msks)
+        return KeyStoreSnapshot(revision: revision, keyDomainID: keyDomainID, grid: grid, keyGroups: groups, msks: msks)
     }
 
     func commit(_ changes: [KeyStoreChange], expectedRevision: Int64) throws -> Int64 {
@@ -42,6 +43,7 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
         for c in changes {
             switch c {
             case let .setKeyDomain(k): keyDomainID = k
+            case let .setGrid(g): grid = g
             case let .addKeyGroup(g): groups.append(g)
             case let .addMSK(m): msks.append(m)
             case let .setWindow(id, f, u):
@@ -102,9 +104,10 @@ enum Fixtures {
         """
     }
 
-    static func configuration(mtkPeriod: String = "60s", lead: String = "10s", mskPeriod: String = "600s",
+    static func configuration(mtkPeriod: String = "60s", lead: String = "10s", repeatInterval: String = "1s", mskPeriod: String = "600s",
                               storePath: String = "/nonexistent/keys.sqlite") throws -> GatewayConfiguration {
-        try GatewayConfiguration.parse(yaml: yaml(mtkPeriod: mtkPeriod, lead: lead, mskPeriod: mskPeriod, storePath: storePath),
+        try GatewayConfiguration.parse(yaml: yaml(mtkPeriod: mtkPeriod, lead: lead, repeatInterval: repeatInterval, mskPeriod: mskPeriod,
+                                                  storePath: storePath),
                                        fileName: "test.yaml")
     }
 
