@@ -70,7 +70,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
             let bytes = withUnsafeBytes(of: &a) { Array($0) }
             var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             guard inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil else { return nil }
-            let canonical = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            let canonical = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             return (canonical, bytes)
         }
         // Strict dotted quad: four decimal octets, no leading '+', no shorthand forms.
