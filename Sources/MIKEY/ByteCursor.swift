@@ -82,6 +82,8 @@ struct ByteWriter {
         for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((v >> UInt64(shift)) & 0xFF)) }
     }
     mutating func write(_ v: [UInt8]) { bytes.append(contentsOf: v) }
+    /// Copies straight from a buffer (used for key bytes, so no extra unzeroed array is made).
+    mutating func write(_ v: UnsafeRawBufferPointer) { bytes.append(contentsOf: v) }
 
     /// Consumes the writer, zeroing nothing (callers with secrets zero the result themselves).
     func finish() -> [UInt8] { bytes }

@@ -80,15 +80,16 @@ public struct KeyDataPayload: Equatable, Sendable, CustomStringConvertible {
 
     /// Plaintext of a Key data list (the caller must zero it after encryption).
     static func encodeList(_ list: [KeyDataPayload]) -> [UInt8] {
-        var w = ByteWriter(capacity: 64)
+        // Capacity for the whole list up front so the buffer holding key bytes is not reallocated.
+        var w = ByteWriter(capacity: list.reduce(0) { $0 + 16 + $1.key.count + ($1.salt?.count ?? 0) })
         for (i, k) in list.enumerated() {
             w.write(UInt8(i + 1 < list.count ? MIKEYPayloadType.keyData : 0))
             w.write(k.type.rawValue << 4 | k.validity.kv)
             w.write(UInt16(truncatingIfNeeded: k.key.count))
-            k.key.withUnsafeBytes { w.write(Array($0)) }
+            k.key.withUnsafeBytes { w.write($0) }
             if let salt = k.salt {
                 w.write(UInt16(truncatingIfNeeded: salt.count))
-                salt.withUnsafeBytes { w.write(Array($0)) }
+                salt.withUnsafeBytes { w.write($0) }
             }
             switch k.validity {
             case .null: break

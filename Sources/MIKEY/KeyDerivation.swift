@@ -53,14 +53,17 @@ public enum MIKEYKeyDerivation {
             authenticationKey: try derive(mtk, .tgkAuthentication, downloadCSID, csbID, rand, authenticationKeyLength))
     }
 
+    /// PRF(inkey, constant || cs_id || CSB ID || RAND) truncated to `length` octets. `hash` is
+    /// SHA-1 (MIKEY-1) in the product; SHA-256 only lets tests run the third-party vectors of
+    /// `vectors/mikey-prf.json` through this same path.
     static func derive(_ inkey: SecretBytes, _ constant: MIKEYPRF.Constant, _ csID: UInt8, _ csbID: CSBID,
-                       _ rand: [UInt8], _ length: Int) throws(MIKEYError) -> SecretBytes {
+                       _ rand: [UInt8], _ length: Int, hash: MIKEYPRF.Hash = .sha1) throws(MIKEYError) -> SecretBytes {
         guard inkey.count > 0 else { throw .invalidInput(field: "pre-shared key", rule: "RFC 3830 4.1.2: inkey must not be empty") }
         var key = inkey.revealedBytes()
         defer { SecureZero.zero(&key) }
         let label = MIKEYPRF.label(constant, csID: csID, csbID: csbID.rawValue, rand: rand)
         do {
-            var out = try MIKEYPRF.derive(inkey: key, label: label, outputLength: length, hash: .sha1)
+            var out = try MIKEYPRF.derive(inkey: key, label: label, outputLength: length, hash: hash)
             defer { SecureZero.zero(&out) }
             return SecretBytes(out)
         } catch {

@@ -28,6 +28,8 @@ public struct MIKEYMessage: Equatable, Sendable {
     public var payloads: [MIKEYPayload]
     /// Absolute offset of the KEMAC Encr data in the decoded bytes (nil when built or absent).
     public internal(set) var kemacEncryptedDataOffset: Int? = nil
+    /// Offset of each payload's first octet in the decoded bytes (empty when built).
+    public internal(set) var payloadOffsets: [Int] = []
 
     public init(header: MIKEYHeader, payloads: [MIKEYPayload]) {
         self.header = header
@@ -68,6 +70,8 @@ public struct MIKEYMessage: Equatable, Sendable {
 
     // MARK: encoding
 
+    /// Wire bytes. Field sizes must fit their length fields (the builders check this; a
+    /// hand-made message with, say, a 70 000-octet ID would not round-trip).
     public func encode() -> [UInt8] {
         var w = ByteWriter(capacity: 256)
         header.encode(nextPayload: payloads.first?.payloadType ?? MIKEYPayloadType.last, into: &w)
@@ -100,6 +104,7 @@ public enum MIKEYDecoder {
         var payloads: [MIKEYPayload] = []
         var next = first
         var kemacDataOffset: Int? = nil
+        var offsets: [Int] = []
         var seenSingletons: Set<UInt8> = []
         while next != MIKEYPayloadType.last {
             let start = r.offset
@@ -114,6 +119,7 @@ public enum MIKEYDecoder {
                 }
             default: break
             }
+            offsets.append(start)
             next = try r.readUInt8(name(of: type))
             switch type {
             case MIKEYPayloadType.generalExtension: payloads.append(.generalExtension(try GeneralExtension.decode(&r)))
@@ -139,6 +145,7 @@ public enum MIKEYDecoder {
         }
         var m = MIKEYMessage(header: header, payloads: payloads)
         m.kemacEncryptedDataOffset = kemacDataOffset
+        m.payloadOffsets = offsets
         return m
     }
 

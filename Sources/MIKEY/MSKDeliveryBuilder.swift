@@ -57,6 +57,9 @@ public struct MSKDeliveryBuilder: Sendable {
         guard rand.count >= 16, rand.count <= 255 else {
             throw .invalidInput(field: "RAND", rule: "RFC 3830 6.11 / TS 33.246 6.4.5.1: RAND of 16 to 255 octets")
         }
+        guard !nafID.isEmpty, !bTID.isEmpty, nafID.utf8.count <= 0xFFFF, bTID.utf8.count <= 0xFFFF else {
+            throw .invalidInput(field: "IDi/IDr", rule: "RFC 3830 6.7 / TS 33.246 6.4.1: NAF-ID and B-TID of 1 to 65535 octets")
+        }
         var keyData: [KeyDataPayload] = []
         var isPull = false
         switch content {

@@ -111,13 +111,18 @@ public struct SRTPPolicyParameters: Equatable, Sendable {
     }
 
     /// Interprets SRTP SP parameters strictly: known types with valid lengths and code points,
-    /// each at most once. Offsets in errors are 0 (the SP is already parsed).
-    public init(parameters: [PolicyParameter]) throws(MIKEYError) {
+    /// each at most once. `firstParameterOffset` is the message offset of the first parameter's
+    /// Type octet, so errors point at the offending parameter.
+    public init(parameters: [PolicyParameter], firstParameterOffset: Int = 0) throws(MIKEYError) {
         self.init()
         var seen: Set<UInt8> = []
+        var offset = firstParameterOffset
         for p in parameters {
+            let here = offset
+            offset += 2 + p.value.count
             func fail(_ rule: String) -> MIKEYError {
-                .invalidValue(payload: .securityPolicy, offset: 0, field: "SRTP policy param \(p.type)", value: p.value.count, rule: rule)
+                .invalidValue(payload: .securityPolicy, offset: here, field: "SRTP policy param \(p.type) (\(p.value.count) octets)",
+                              value: Int(bigEndianValue(p.value)), rule: rule)
             }
             guard seen.insert(p.type).inserted else { throw fail("RFC 3830 6.10: parameter type repeated") }
             func one() throws(MIKEYError) -> UInt8 {

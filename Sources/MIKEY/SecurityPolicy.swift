@@ -28,12 +28,14 @@ public struct SecurityPolicyPayload: Equatable, Sendable {
         self.init(policyNumber: policyNumber, protocolType: Self.protocolSRTP, parameters: srtp.encodedParameters())
     }
 
-    /// The SRTP reading of the parameters (prot type 0 only).
-    public func srtpPolicy() throws(MIKEYError) -> SRTPPolicyParameters {
+    /// The SRTP reading of the parameters (prot type 0 only). `payloadOffset` is the message
+    /// offset of this payload's first octet (its next-payload field), used in error offsets.
+    public func srtpPolicy(payloadOffset: Int = 0) throws(MIKEYError) -> SRTPPolicyParameters {
         guard protocolType == Self.protocolSRTP else {
-            throw .invalidValue(payload: .securityPolicy, offset: 0, field: "Prot type", value: Int(protocolType), rule: "TS 33.246 6.4.5.1: SRTP (0)")
+            throw .invalidValue(payload: .securityPolicy, offset: payloadOffset + 2, field: "Prot type", value: Int(protocolType),
+                                rule: "TS 33.246 6.4.5.1: the SP of an MSK message describes SRTP (0)")
         }
-        return try SRTPPolicyParameters(parameters: parameters)
+        return try SRTPPolicyParameters(parameters: parameters, firstParameterOffset: payloadOffset + 5)
     }
 
     func encode(into w: inout ByteWriter) {

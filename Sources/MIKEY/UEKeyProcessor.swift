@@ -203,10 +203,15 @@ public struct UEKeyProcessor: Sendable {
             throw .invalidKeyData(reason: "MSK must be a TEK with KV Interval (TS 33.246 6.4.5.1)")
         }
         var policy: SRTPPolicyParameters? = nil
-        let sps = message.securityPolicies
-        if sps.count > 1 { throw .notMBMSMessage(reason: "more than one SP payload (TS 33.246 6.4.5.1)") }
-        if let sp = sps.first {
-            do { policy = try sp.srtpPolicy() } catch { throw .malformed(error) }
+        let spIndices = message.payloads.indices.filter { if case .securityPolicy = message.payloads[$0] { return true } else { return false } }
+        if spIndices.count > 1 { throw .notMBMSMessage(reason: "more than one SP payload (TS 33.246 6.4.5.1)") }
+        if let i = spIndices.first, case .securityPolicy(let sp) = message.payloads[i] {
+            let payloadOffset = i < message.payloadOffsets.count ? message.payloadOffsets[i] : 0
+            do { policy = try sp.srtpPolicy(payloadOffset: payloadOffset) } catch { throw .malformed(error) }
+            // The SRTP-ID map's Policy_no refers to the SP of this message (RFC 3830 6.1.1).
+            if case .srtpID(let sessions) = message.header.csIDMap, sessions.contains(where: { $0.policyNumber != sp.policyNumber }) {
+                throw .notMBMSMessage(reason: "CS ID map names a Policy_no with no SP payload (RFC 3830 6.1.1)")
+            }
         }
         let verification: [UInt8]?
         if message.header.verificationRequested {

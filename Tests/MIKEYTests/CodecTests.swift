@@ -43,6 +43,7 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(msk.kemac?.encryptionAlgorithm, .aesCM128)
         XCTAssertEqual(msk.kemac?.macAlgorithm, .hmacSHA1_160)
         XCTAssertEqual(msk.kemacEncryptedDataOffset, 212 - 21 - 26)
+        XCTAssertEqual(msk.payloadOffsets, [19, 36, 42, 60, 80, 104, 161])
 
         let mtk = try MIKEYDecoder.decode(Fixtures.example92)
         XCTAssertEqual(mtk.header.csIDMap, .empty)

@@ -133,6 +133,23 @@ final class UEKeyProcessorTests: XCTestCase {
         XCTAssertEqual(held.map(\.mtkID), [MTKID(6), MTKID(7)])
     }
 
+    func testMTKTimestampCounterIsPerMSK() throws {
+        // Two MSKs of one key group, each with its own MTK TS counter (6.4.3).
+        var ue = freshUE()
+        let msk2 = SecretBytes(hex("1112131415161718191a1b1c1d1e1f10"))
+        let id2 = MSKID(keyGroup: 1, keyNumber: 3)
+        guard case .success = ue.process(try Fixtures.mskBuilder(verification: false, ts: 1).build()),
+              case .success = ue.process(try Fixtures.mskBuilder(verification: false, content: .key(msk: msk2, seqL: 0, seqU: 100), ts: 2, mskID: id2).build())
+        else { return XCTFail("MSKs rejected") }
+        guard case .success = ue.process(try Fixtures.mtkBuilder(mtkID: 5, ts: 1000).build()) else { return XCTFail("MTK under MSK 1") }
+        // A lower TS under the other MSK is fine: its counter is separate.
+        guard case .success(.mtk(let m)) = ue.process(try Fixtures.mtkBuilder(mtkID: 1, ts: 3, msk: msk2, mskID: id2).build()) else {
+            return XCTFail("MTK under MSK 2 rejected")
+        }
+        XCTAssertEqual(m.mki, hex("000100030001"))
+        XCTAssertEqual(ue.process(try Fixtures.mtkBuilder(mtkID: 6, ts: 999).build()).failure, .replayedMTKTimestamp(stored: 1000, received: 999))
+    }
+
     func testBuilderOutputAcceptedOnlyWithTheRightKeys() throws {
         let msk = try Fixtures.mskBuilder(verification: false).build()
         var wrongMUK = UEKeyProcessor(muk: SecretBytes([UInt8](repeating: 1, count: 32)), nafID: Fixtures.nafID, bTID: Fixtures.bTID)
@@ -153,7 +170,7 @@ final class UEKeyProcessorTests: XCTestCase {
     }
 
     func testRejectNotMBMSMessage() throws {
-        var ue = try ueWithMSK()
+        let ue = try ueWithMSK()
         func reason(_ b: [UInt8]) -> String? {
             var probe = ue
             guard case .notMBMSMessage(let r)? = probe.process(b).failure else { return nil }
@@ -185,6 +202,12 @@ final class UEKeyProcessorTests: XCTestCase {
         m = Fixtures.example92
         m[39] = 2
         XCTAssertEqual(reason(m)?.contains("AES-CM-128"), true)
+        // SRTP-ID map entry naming a policy number the SP does not have (sealed properly).
+        let mapHeader = MIKEYHeader(dataType: .preShared, verificationRequested: false, csbID: Fixtures.csbMSK,
+                                    csIDMap: .srtpID([SRTPCryptoSession(policyNumber: 7, ssrc: 1, roc: 0)]))
+        let withSP = mskPayloads(ts: 49) + [.securityPolicy(SecurityPolicyPayload(policyNumber: 0, srtp: Fixtures.policy))]
+        let mskPlain = KeyDataPayload.encodeList([KeyDataPayload(type: .tek, key: Fixtures.msk, validity: .interval(KeyValidityInterval(seqL: 0, seqU: 9)))])
+        XCTAssertEqual(reason(try seal(header: mapHeader, payloads: withSP, plaintext: mskPlain, psk: Fixtures.muk, ts: 49))?.contains("Policy_no"), true)
         // Solicited pull with V set (past the MAC check: sealed properly).
         let pullHeader = MIKEYHeader(dataType: .preShared, verificationRequested: true, csbID: Fixtures.csbMSK, csIDMap: .empty)
         let pull = try seal(header: pullHeader, payloads: mskPayloads(mskID: MSKID(keyGroup: 1, keyNumber: 0), ts: 50), plaintext: [], psk: Fixtures.muk, ts: 50)
@@ -224,6 +247,16 @@ final class UEKeyProcessorTests: XCTestCase {
         XCTAssertEqual(ue.process(m).failure, .macMismatch)
         // Nothing was stored by the rejected messages.
         XCTAssertNil(ue.msk(Fixtures.keyDomain, Fixtures.mskID))
+        // MAC first: a replayed message with a broken MAC reports the MAC, not the replay, and a
+        // forged higher-TS message does not advance the TS counter.
+        guard case .success = ue.process(Fixtures.example91) else { return XCTFail() }
+        m = Fixtures.example91
+        m[m.count - 5] ^= 0x10
+        XCTAssertEqual(ue.process(m).failure, .macMismatch)
+        var forged = try Fixtures.mskBuilder(ts: 1000).build()
+        forged[forged.count - 1] ^= 1
+        XCTAssertEqual(ue.process(forged).failure, .macMismatch)
+        guard case .success = ue.process(try Fixtures.mskBuilder(ts: 43).build()) else { return XCTFail("TS counter moved by a forged message") }
     }
 
     func testRejectReplayedMSKTimestamp() throws {
@@ -298,7 +331,9 @@ final class UEKeyProcessorTests: XCTestCase {
         let plain = KeyDataPayload.encodeList([KeyDataPayload(type: .tek, key: Fixtures.msk, validity: .interval(KeyValidityInterval(seqL: 0, seqU: 9)))])
         let b = try seal(header: mskHeader, payloads: payloads, plaintext: plain, psk: Fixtures.muk, ts: 60)
         p = ue
-        guard case .malformed(.invalidValue(.securityPolicy, _, _, _, _))? = p.process(b).failure else { return XCTFail() }
+        // Layout: HDR 0-9, EXT 10-26, T 27-32, RAND 33-50, IDi 51-70, IDr 71-94, SP 95 (params from 100).
+        guard case .malformed(.invalidValue(.securityPolicy, 100, _, 9, _))? = p.process(b).failure else { return XCTFail("\(String(describing: p.process(b).failure))") }
+        XCTAssertEqual(try MIKEYDecoder.decode(b).payloadOffsets, [10, 27, 33, 51, 71, 95, 103])
     }
 
     // MARK: BM-SC side verification of the UE's verification message (6.4.5.2)
@@ -343,6 +378,9 @@ final class UEKeyProcessorTests: XCTestCase {
         XCTAssertThrowsError(try Fixtures.mskBuilder(content: .invalidation(msk: Fixtures.msk, seqL: 4, seqU: 5)).build())
         XCTAssertThrowsError(try Fixtures.mskBuilder(service: .streaming(policy: SRTPPolicyParameters(), policyNumber: 0, ssrc: 1, roc: 0)).build(),
                              "R must be signalled (6.6.2.1)")
+        var emptyID = Fixtures.mskBuilder()
+        emptyID.bTID = ""
+        XCTAssertThrowsError(try emptyID.build())
         XCTAssertThrowsError(try Fixtures.mtkBuilder(mtkID: 0).build())
         XCTAssertThrowsError(try Fixtures.mtkBuilder(mtkID: 0xFFFF).build())
         XCTAssertThrowsError(try Fixtures.mtkBuilder(content: .streaming(mtk: Fixtures.mtk, salt: SecretBytes([1, 2]))).build())
