@@ -78,6 +78,45 @@ final class MIKEYIntegrationTests: XCTestCase {
         guard case .failure(.replayedMSKTimestamp) = right.process(bytes) else { return XCTFail("replay accepted") }
     }
 
+    /// tshark dissects the schedule's MTK messages (streaming and download) cleanly, and the
+    /// EXT carries Key Domain ID, MSK ID and MTK ID as mikey.md 4.2 lays them out.
+    func testTsharkDissectsScheduledMTKMessages() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark") else { throw XCTSkip("tshark not installed") }
+        let m = KeyManager(configuration: try Fixtures.configuration(), store: InMemoryKeyStore(), random: DeterministicRandom("ts"))
+        try m.initialize(at: at(1000))
+        let s = try m.schedule()
+        let g = try XCTUnwrap(KeyGroup(1))
+        let streaming = try s.mtkMessages(keyGroup: g, at: at(1555), builder: MIKEYMTKMessageBuilder())   // MSK 1/MTK 10, MSK 2/MTK 1
+        let download = try s.mtkMessages(keyGroup: g, at: at(1000), download: true, builder: MIKEYMTKMessageBuilder())
+        let messages = streaming + download
+        XCTAssertEqual(messages.count, 3)
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pcap = dir.appendingPathComponent("mtk.pcap")
+        try Data(CLITests.pcap(messages)).write(to: pcap)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
+        p.arguments = ["-r", pcap.path, "-T", "fields", "-E", "separator=|", "-e", "_ws.malformed", "-e", "_ws.expert",
+                       "-e", "mikey.v.set", "-e", "mikey.cs_id_map_type", "-e", "mikey.ext.data", "-e", "mikey.kemac.encr_alg"]
+        let o = Pipe()
+        p.standardOutput = o
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let rows = text.split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
+        XCTAssertEqual(rows.count, 3, text)
+        let ext = ["00000300f1100100040001000102000200" + "0a", "00000300f1100100040001000202000200" + "01",
+                   "00000300f1100100040001000102000200" + "01"]
+        for (r, e) in zip(rows, ext) where r.count == 6 {
+            XCTAssertEqual(r[0], ""); XCTAssertEqual(r[1], "")
+            XCTAssertEqual(r[2], "0")    // V clear in MTK messages
+            XCTAssertEqual(r[3], "1")    // Empty map
+            XCTAssertEqual(r[4].replacingOccurrences(of: ":", with: ""), e)
+            XCTAssertEqual(r[5], "1")    // AES-CM-128
+        }
+    }
+
     func testSRTPPolicyParametersFollowTheSession() throws {
         let c = try GatewayConfiguration.load(path: Fixtures.packageRoot.appendingPathComponent("Examples/gateway.yaml").path)
         let p = MIKEYMSKMessageBuilder.srtpPolicy(c.sessions[0].protection)   // aes-128-cm, rccm2, R 64

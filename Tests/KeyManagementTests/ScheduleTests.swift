@@ -229,6 +229,11 @@ final class ScheduleTests: XCTestCase {
                 }
                 XCTAssertEqual(try sa.mtkMessages(keyGroup: g, at: at(off), builder: builder),
                                try sb.mtkMessages(keyGroup: g, at: at(off), builder: builder))
+                // The real MIKEY MTK messages are byte-identical too.
+                let real = MIKEYMTKMessageBuilder()
+                let ma = try sa.mtkMessages(keyGroup: g, at: at(off), builder: real)
+                XCTAssertEqual(ma, try sb.mtkMessages(keyGroup: g, at: at(off), builder: real))
+                XCTAssertEqual(ma.count, x.count)
             }
         }
         // Independent recomputation of the derivation rule for one MTK:
