@@ -117,6 +117,24 @@ final class MIKEYIntegrationTests: XCTestCase {
         }
     }
 
+    /// A FLUTE channel's UE gets a download MSK message (no SP) and MTKs as TGK.
+    func testFLUTEChannelGetsDownloadMessages() throws {
+        let c = try GatewayConfiguration.load(path: Fixtures.packageRoot.appendingPathComponent("Examples/gateway.yaml").path)
+        let m = KeyManager(configuration: c, store: InMemoryKeyStore(), random: DeterministicRandom("flute"))
+        try m.initialize(at: at(1000))
+        let g = try XCTUnwrap(KeyGroup(3))
+        var ue = UEKeyProcessor(muk: Self.muk, nafID: c.bmscFQDN, bTID: Self.bTID)
+        let msk = try m.mskMessage(keyGroup: g, ueID: Self.bTID, muk: Self.muk, verify: false, at: at(1000), builder: MIKEYMSKMessageBuilder())
+        guard case .success(.msk(let d, _)) = ue.process(msk) else { return XCTFail("download MSK message rejected") }
+        XCTAssertNil(d.srtpPolicy)
+        let messages = try m.mtkMessages(keyGroup: g, at: at(1000))
+        XCTAssertEqual(messages.count, 1)
+        guard case .success(.mtk(let t)) = ue.process(messages[0]) else { return XCTFail("MTK message rejected") }
+        XCTAssertEqual(t.kind, .download)
+        XCTAssertNil(t.salt)
+        XCTAssertTrue(t.key.isEqual(to: try m.schedule().currentMTK(keyGroup: g, at: at(1000)).mtk))
+    }
+
     func testSRTPPolicyParametersFollowTheSession() throws {
         let c = try GatewayConfiguration.load(path: Fixtures.packageRoot.appendingPathComponent("Examples/gateway.yaml").path)
         let p = MIKEYMSKMessageBuilder.srtpPolicy(c.sessions[0].protection)   // aes-128-cm, rccm2, R 64
