@@ -76,6 +76,17 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1500)).mskID.keyNumber, 2)
     }
 
+    func testTimeGridFloorAndCeil() {
+        let g = TimeGrid(epoch: 100, period: 60)
+        XCTAssertEqual(g.index(100), 0); XCTAssertEqual(g.index(159), 0); XCTAssertEqual(g.index(160), 1)
+        XCTAssertEqual(g.index(99), -1); XCTAssertEqual(g.index(40), -1); XCTAssertEqual(g.index(39), -2)
+        XCTAssertEqual(g.floor(99), 40); XCTAssertEqual(g.floor(160), 160); XCTAssertEqual(g.floor(219), 160)
+        XCTAssertEqual(g.ceil(160), 160); XCTAssertEqual(g.ceil(161), 220); XCTAssertEqual(g.ceil(41), 100)
+        // NTP seconds: 1970-01-01 is 2208988800 s after 1900-01-01; 2036-02-07T06:28:16Z wraps to 0.
+        XCTAssertEqual(ntpSeconds(unixSeconds: 0), 2_208_988_800)
+        XCTAssertEqual(ntpSeconds(unixSeconds: 2_085_978_496), 0)
+    }
+
     func testNextTransmissionTime() throws {
         let m = manager(try Fixtures.configuration(repeatInterval: "7s"))
         try m.initialize(at: at(1000))
