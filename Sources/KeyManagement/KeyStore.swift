@@ -78,15 +78,20 @@ public struct KeyStoreSnapshot: Sendable {
     public let keyDomainID: KeyDomainID?
     /// nil before `keys init`.
     public let grid: GridParameters?
+    /// Start of the latest MTK period a maintenance run has seen (Unix seconds): MTKs up to
+    /// this slot may have been used, so a clock behind it is refused (`DESIGN.md` §7: MTK IDs
+    /// are written before they are used). Never goes back.
+    public let highWater: Int64?
     public let keyGroups: [KeyGroupRecord]
     /// Sorted by key group, then key number.
     public let msks: [MSKRecord]
 
-    public init(revision: Int64, keyDomainID: KeyDomainID?, grid: GridParameters? = nil, keyGroups: [KeyGroupRecord],
-                msks: [MSKRecord]) {
+    public init(revision: Int64, keyDomainID: KeyDomainID?, grid: GridParameters? = nil, highWater: Int64? = nil,
+                keyGroups: [KeyGroupRecord], msks: [MSKRecord]) {
         self.revision = revision
         self.keyDomainID = keyDomainID
         self.grid = grid
+        self.highWater = highWater
         self.keyGroups = keyGroups.sorted { $0.keyGroup < $1.keyGroup }
         self.msks = msks.sorted { $0.mskID.rawValue < $1.mskID.rawValue }
     }
@@ -102,6 +107,8 @@ public enum KeyStoreChange: Sendable {
     case setKeyDomain(KeyDomainID)
     /// First initialisation; the grid of a store never changes.
     case setGrid(GridParameters)
+    /// Raises the high-water mark (`max(stored, t)`; it never goes back).
+    case advanceHighWater(Int64)
     case addKeyGroup(KeyGroupRecord)
     case addMSK(MSKRecord)
     /// Moves an MSK's window (rotation). The key validity stays as delivered.

@@ -19,6 +19,7 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
     case keyNumbersExhausted(KeyGroup)
     case notInitialized
     case clockBehindStore(KeyGroup, t: Int64, firstMSKAt: Int64)
+    case clockBehindHighWater(t: Int64, highWater: Int64)
     case gridMismatch(store: GridParameters, configuration: GridParameters)
 
     public var description: String {
@@ -35,6 +36,8 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
             return "the key store is not initialised; run `mbms-gateway keys init --config FILE`"
         case let .clockBehindStore(g, t, first):
             return "key group \(g): no MSK covers t = \(t) but one starts at \(first); fix: check this host's clock (NTP) against the gateway that wrote the store"
+        case let .clockBehindHighWater(t, h):
+            return "t = \(t) is before the MTK period starting at \(h) that this store has already served (an MTK ID or TS could repeat); fix: check this host's clock (NTP)"
         case let .gridMismatch(s, c):
             return "the key store's time grid is \(s) but the configuration says \(c); fix: set schedule.epoch, schedule.mtk.period and schedule.mtk.announceLead as the store has them (every gateway sharing a store must agree), or use a new keyStore.path"
         }
@@ -155,17 +158,31 @@ public struct MSKLifecycle: Sendable {
 
     struct Model {
         var keyDomainID: KeyDomainID?
+        var highWater: Int64?
         var groups: [KeyGroupRecord]
         var msks: [MSKRecord]
         var changes: [KeyStoreChange] = []
         init(_ s: KeyStoreSnapshot) {
             keyDomainID = s.keyDomainID
+            highWater = s.highWater
             groups = s.keyGroups
             msks = s.msks
         }
     }
 
+    /// How far behind the high-water mark a clock may be (gateways sharing a store, NTP skew).
+    public static let clockSkewTolerance: Int64 = 2
+
     func maintain(_ model: inout Model, at t: Int64, random: any RandomSource) throws {
+        if let h = model.highWater {
+            guard t >= h - MSKLifecycle.clockSkewTolerance else { throw LifecycleError.clockBehindHighWater(t: t, highWater: h) }
+        }
+        // Written before the slot's MTK is used: one small commit per MTK period.
+        let slot = grid.floor(t)
+        if slot > (model.highWater ?? Int64.min) {
+            model.highWater = slot
+            model.changes.append(.advanceHighWater(slot))
+        }
         for g in model.groups.map(\.keyGroup) {
             let cur = try ensureCurrent(&model, g, at: t, random: random)
             try ensureNext(&model, g, after: cur, at: t, random: random)

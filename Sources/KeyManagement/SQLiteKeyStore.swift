@@ -63,6 +63,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     gridEpoch INTEGER,
                     mtkPeriod INTEGER CHECK (mtkPeriod IS NULL OR mtkPeriod > 0),
                     announceLead INTEGER CHECK (announceLead IS NULL OR (announceLead >= 0 AND announceLead < mtkPeriod)),
+                    highWater INTEGER,
                     kekCheck BLOB NOT NULL
                 );
                 CREATE TABLE keyGroup (
@@ -99,7 +100,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
 
     public func snapshot() throws -> KeyStoreSnapshot {
         let (meta, groups, rows) = try pool.read { db -> (Row?, [Row], [Row]) in
-            (try Row.fetchOne(db, sql: "SELECT revision, keyDomainID, gridEpoch, mtkPeriod, announceLead FROM meta WHERE id = 1"),
+            (try Row.fetchOne(db, sql: "SELECT revision, keyDomainID, gridEpoch, mtkPeriod, announceLead, highWater FROM meta WHERE id = 1"),
              try Row.fetchAll(db, sql: "SELECT * FROM keyGroup ORDER BY keyGroup"),
              try Row.fetchAll(db, sql: "SELECT * FROM msk ORDER BY keyGroup, keyNumber"))
         }
@@ -133,12 +134,14 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         if let e: Int64 = meta["gridEpoch"], let p: Int64 = meta["mtkPeriod"], let l: Int64 = meta["announceLead"] {
             grid = GridParameters(epoch: e, mtkPeriod: p, announceLead: l)
         }
-        return KeyStoreSnapshot(revision: meta["revision"], keyDomainID: kd, grid: grid, keyGroups: keyGroups, msks: msks)
+        return KeyStoreSnapshot(revision: meta["revision"], keyDomainID: kd, grid: grid, highWater: meta["highWater"],
+                                keyGroups: keyGroups, msks: msks)
     }
 
     private enum Prepared {
         case setKeyDomain(Data)
         case setGrid(GridParameters)
+        case advanceHighWater(Int64)
         case addKeyGroup(KeyGroupRecord)
         case addMSK(MSKRecord, sealedMSK: Data?, sealedSeed: Data?)
         case setWindow(MSKID, Int64, Int64)
@@ -153,6 +156,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             switch c {
             case let .setKeyDomain(k): return .setKeyDomain(Data(k.bytes))
             case let .setGrid(g): return .setGrid(g)
+            case let .advanceHighWater(t): return .advanceHighWater(t)
             case let .addKeyGroup(g): return .addKeyGroup(g)
             case let .addMSK(m):
                 return .addMSK(m, sealedMSK: try m.msk.map { Data(try sealer.seal($0, context: context("msk", m.mskID))) },
@@ -179,6 +183,8 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     }
                     try db.execute(sql: "UPDATE meta SET gridEpoch = ?, mtkPeriod = ?, announceLead = ? WHERE id = 1",
                                    arguments: [g.epoch, g.mtkPeriod, g.announceLead])
+                case let .advanceHighWater(t):
+                    try db.execute(sql: "UPDATE meta SET highWater = MAX(COALESCE(highWater, ?), ?) WHERE id = 1", arguments: [t, t])
                 case let .addKeyGroup(g):
                     try db.execute(sql: "INSERT INTO keyGroup (keyGroup, mtkLength, createdAt) VALUES (?, ?, ?)",
                                    arguments: [Int64(g.keyGroup.rawValue), g.mtkLength, g.createdAt])

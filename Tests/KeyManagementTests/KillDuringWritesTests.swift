@@ -19,6 +19,7 @@ final class KillDuringWritesTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         var t = Fixtures.epoch
         var ackedRevision: Int64 = 0
+        var lastHighWater: Int64 = .min
         var ackedCounters: [String: Int64] = [:]
         var seenCounters: [String: Set<Int64>] = [:]
         var previousMSKs: [MSKID: MSKRecord] = [:]
@@ -93,6 +94,9 @@ final class KillDuringWritesTests: XCTestCase {
                 XCTAssertTrue(ackedCounters.isEmpty && snap.msks.isEmpty, "round \(round): half-initialised store")
                 continue
             }
+            let h = try XCTUnwrap(snap.highWater, "round \(round): high-water mark missing")
+            XCTAssertGreaterThanOrEqual(h, lastHighWater, "round \(round): high-water mark went back")
+            lastHighWater = h
             try checkInvariants(snap, previous: previousMSKs, round: round)
             previousMSKs = Dictionary(uniqueKeysWithValues: snap.msks.map { ($0.mskID, $0) })
             t += 60

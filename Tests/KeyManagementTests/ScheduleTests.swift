@@ -101,11 +101,25 @@ final class ScheduleTests: XCTestCase {
 
     func testClockBehindStoreIsRefused() throws {
         let m = manager(try Fixtures.configuration())
-        try m.initialize(at: at(1000))   // MSK 1 from 960
-        XCTAssertThrowsError(try m.maintain(at: at(900))) { e in
+        try m.initialize(at: at(1000))   // MSK 1 from 960; high-water mark 960 (the slot of MTK 1)
+        XCTAssertEqual(try m.store.snapshot().highWater, Fixtures.epoch + 960)
+        try m.maintain(at: at(1500))      // slot 1500 (MTK 10)
+        XCTAssertEqual(try m.store.snapshot().highWater, Fixtures.epoch + 1500)
+        XCTAssertNoThrow(try m.maintain(at: at(1499)))   // within the 2 s skew tolerance
+        XCTAssertThrowsError(try m.maintain(at: at(1400))) { e in   // MTK 8 again: refused
+            guard case LifecycleError.clockBehindHighWater = e else { return XCTFail("\(e)") }
+        }
+        XCTAssertThrowsError(try m.rotate(keyGroup: try XCTUnwrap(KeyGroup(1)), at: at(1400)))
+        XCTAssertEqual(try m.store.snapshot().highWater, Fixtures.epoch + 1500)   // never goes back
+        XCTAssertEqual(try m.store.snapshot().msks.count, 4)
+        // A store written by a clock ahead of this one (no high-water mark yet, MSKs in the future).
+        let other = manager(try Fixtures.configuration(), "other")
+        let snap = try m.store.snapshot()
+        try other.store.commit([.setKeyDomain(try XCTUnwrap(snap.keyDomainID))] + snap.keyGroups.map { .addKeyGroup($0) }
+                               + snap.msks.map { .addMSK($0) }, expectedRevision: 0)
+        XCTAssertThrowsError(try other.maintain(at: at(900))) { e in
             guard case LifecycleError.clockBehindStore = e else { return XCTFail("\(e)") }
         }
-        XCTAssertEqual(try m.store.snapshot().msks.count, 4)
     }
 
     /// MTK IDs strictly increase inside an MSK, stay in (SEQl, SEQu], never 0 or 0xFFFF, and

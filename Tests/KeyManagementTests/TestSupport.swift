@@ -28,13 +28,14 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
     private var revision: Int64 = 0
     private var keyDomainID: KeyDomainID?
     private var grid: GridParameters?
+    private var highWater: Int64?
     private var groups: [KeyGroupRecord] = []
     private var msks: [MSKRecord] = []
     private var counters: [String: UInt32] = [:]
 
     func snapshot() throws -> KeyStoreSnapshot {
         lock.lock(); defer { lock.unlock() }
-        return KeyStoreSnapshot(revision: revision, keyDomainID: keyDomainID, grid: grid, keyGroups: groups, msks: msks)
+        return KeyStoreSnapshot(revision: revision, keyDomainID: keyDomainID, grid: grid, highWater: highWater, keyGroups: groups, msks: msks)
     }
 
     func commit(_ changes: [KeyStoreChange], expectedRevision: Int64) throws -> Int64 {
@@ -44,6 +45,7 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
             switch c {
             case let .setKeyDomain(k): keyDomainID = k
             case let .setGrid(g): grid = g
+            case let .advanceHighWater(t): highWater = max(highWater ?? t, t)
             case let .addKeyGroup(g): groups.append(g)
             case let .addMSK(m): msks.append(m)
             case let .setWindow(id, f, u):
