@@ -161,19 +161,19 @@ public final class DownloadEngine {
             let t = Int64(time.rounded(.down))
             let m = try keySource.downloadMTK(for: s.keyGroup, sessionName: s.name, at: t)
             let keys = try keySource.dcfKeys(m)
-            guard let keyID = MBMSKeyID(keyDomainID: m.keyDomainID.bytes, mskID: m.mskID.rawValue, mtkID: m.mtkID) else {
+            guard let keyID = MBMSKeyID(keyDomainID: m.keyDomainID.bytes, mskID: m.mskID.rawValue, mtkID: m.mtkID.rawValue) else {
                 throw KeyScheduleError.schedule(session: s.name, at: t, underlying: "bad key identifiers")
             }
-            if !statistics[i].mtksUsed.contains(m.mtkID) { statistics[i].mtksUsed.append(m.mtkID) }
+            if !statistics[i].mtksUsed.contains(m.mtkID.rawValue) { statistics[i].mtksUsed.append(m.mtkID.rawValue) }
             // The MIKEY MTK message (download: TGK) as an object of its own (33.246 6.3.3.2.1).
-            if channels[i].mikey?.mtkID != m.mtkID || channels[i].mikey?.mskID != m.mskID.rawValue {
+            if channels[i].mikey?.mtkID != m.mtkID.rawValue || channels[i].mikey?.mskID != m.mskID.rawValue {
                 let bytes = try keySource.mtkMessage(m, download: true)
                 let toi = channels[i].nextTOI
                 channels[i].nextTOI += 1
-                let file = FDTFile(toi: toi, contentLocation: "file:///mbms/keys/mtk-\(m.keyDomainID.hex)-\(m.mskID.bytes.map { String(format: "%02x", $0) }.joined())-\(m.mtkID).mikey",
+                let file = FDTFile(toi: toi, contentLocation: "file:///mbms/keys/mtk-\(m.keyDomainID.hex)-\(m.mskID.bytes.map { String(format: "%02x", $0) }.joined())-\(m.mtkID.rawValue).mikey",
                                    contentType: "application/mikey", contentLength: UInt64(bytes.count),
                                    transferLength: UInt64(bytes.count), contentMD5: Self.contentMD5(bytes), fec: fec)
-                channels[i].mikey = (m.mtkID, m.mskID.rawValue, toi, bytes, file)
+                channels[i].mikey = (m.mtkID.rawValue, m.mskID.rawValue, toi, bytes, file)
             }
             // A CBC IV unpredictable to anyone without K_enc, yet deterministic for replay.
             let iv = Array(try HMACSHA256.authenticate(key: keys.encryptionKey.revealedBytes(),
@@ -241,6 +241,6 @@ extension KeySource {
     /// message; RAND of the MSK).
     func dcfKeys(_ m: ScheduledMTK) throws -> DCFKeys {
         guard let msk = schedule.snapshot.msk(m.mskID) else { throw ScheduleError.secretsPurged(m.mskID) }
-        return try DCFKeys.derive(mtk: m.mtk, csbID: m.csbID, rand: msk.rand)
+        return try DCFKeys.derive(mtk: m.mtk, csbID: m.csbID.rawValue, rand: msk.rand)
     }
 }

@@ -7,8 +7,8 @@ import SRTP
 /// The keys of one MTK as the packet path uses them (`DESIGN.md` §4): immutable, derived once,
 /// valid for [validFrom, validUntil) in Unix seconds.
 public final class KeyEpoch: @unchecked Sendable {
-    public let mskID: KeyManagement.MSKID
-    public let mtkID: KeyManagement.MTKID
+    public let mskID: MIKEY.MSKID
+    public let mtkID: MIKEY.MTKID
     public let validFrom: Int64
     public let validUntil: Int64
     public let keys: SRTPSessionKeys

@@ -114,7 +114,6 @@ public final class ReplayJob {
         }
         let announcer = MTKAnnouncer(keySource.configuration)
         var nextEvent: [Int64?] = first.map { $0.map(announcer.preroll(firstPacket:)) }
-        var prerollDone = [Bool](repeating: false, count: sessions.count)
 
         func emitEvents(upTo limit: Int64?) throws {
             while true {
@@ -125,9 +124,9 @@ public final class ReplayJob {
                     if pick == nil || t < pick!.time { pick = (t, i) }
                 }
                 guard let (t, i) = pick, let template = templates[i], let firstPacket = first[i] else { return }
-                // The pre-roll announces what will be on the air at the first packet.
-                let at = prerollDone[i] ? t : firstPacket
-                prerollDone[i] = true
+                // Before the session's first packet (the pre-roll), announce what will be on the air
+                // at that packet: the schedule is never asked about times before the stream.
+                let at = max(t, firstPacket)
                 for m in try keySource.transmissions(for: sessions[i], at: at) {
                     let message = try keySource.mtkMessage(m)
                     let frame = UDPFrameEditor.buildFrame(
