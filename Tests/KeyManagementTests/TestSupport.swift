@@ -41,6 +41,9 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
     func commit(_ changes: [KeyStoreChange], expectedRevision: Int64) throws -> Int64 {
         lock.lock(); defer { lock.unlock() }
         guard expectedRevision == revision else { throw KeyStoreError.conflict(expected: expectedRevision, found: revision) }
+        // Apply to copies, publish only if every change applied (atomic like the SQLite store).
+        var keyDomainID = self.keyDomainID, grid = self.grid, highWater = self.highWater
+        var groups = self.groups, msks = self.msks
         for c in changes {
             switch c {
             case let .setKeyDomain(k): keyDomainID = k
@@ -57,6 +60,8 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
                 if let i = msks.firstIndex(where: { $0.mskID == id }) { msks[i].msk = nil; msks[i].seed = nil }
             }
         }
+        self.keyDomainID = keyDomainID; self.grid = grid; self.highWater = highWater
+        self.groups = groups; self.msks = msks
         revision += 1
         return revision
     }
