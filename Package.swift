@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "PacketIO", targets: ["PacketIO"]),
         .library(name: "MIKEY", targets: ["MIKEY"]),
         .library(name: "KeyManagement", targets: ["KeyManagement"]),
+        .library(name: "Receiver", targets: ["Receiver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -44,10 +45,13 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]),
 
+        // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
+        .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement"]),
+
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
-                "CryptoCore", "SRTP", "KeyManagement",
+                "CryptoCore", "SRTP", "KeyManagement", "Receiver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -67,5 +71,6 @@ let package = Package(
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
                           path: "Tests/KeyStoreTorture"),
         .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
+        .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )
