@@ -35,7 +35,7 @@ struct InspectCommand: ParsableCommand {
     func run() throws {
         let packets: [InspectedPacket]
         do { packets = try CaptureInspector.inspect(path: file, limit: limit) } catch {
-            throw ReceiveFailure(error.description)
+            throw ReceiveFailure(error.description).exit()
         }
         for p in packets { print(json ? p.jsonLine() : p.line) }
     }

@@ -34,8 +34,9 @@ struct ReceiveCommand: ParsableCommand {
 
             Exit status: 0 when every SRTP/SRTCP packet decrypted and no rule was broken; 1 when
             a packet failed to decrypt, a violation was found or a MIKEY message was rejected
-            for a reason that breaks key delivery (MAC, key validity, malformed); 64 for bad
-            options or input files.
+            for a reason that breaks key delivery (MAC, key validity, malformed); 2 for input
+            files or keys that cannot be used (one line naming the file and the fix); 64 for
+            bad options.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Protected capture (pcap or pcapng).", valueName: "file"))
@@ -84,6 +85,10 @@ struct ReceiveCommand: ParsableCommand {
 
     func run() throws {
         try checkRuntime()
+        do { try receive() } catch let e as ReceiveFailure { throw e.exit() }
+    }
+
+    func receive() throws {
         let keys = try loadKeys()
         let result: ReceiveReport
         do {
@@ -138,8 +143,13 @@ struct ReceiveCommand: ParsableCommand {
     }
 }
 
-/// A one-line error naming the file and the fix; exit status 64 (EX_USAGE-like: bad input).
+/// A one-line error naming the file and the fix; printed to stderr, exit status 2.
 struct ReceiveFailure: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
+
+    func exit() -> ExitCode {
+        FileHandle.standardError.write(Data("Error: \(description)\n".utf8))
+        return ExitCode(2)
+    }
 }

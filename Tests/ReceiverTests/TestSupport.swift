@@ -65,20 +65,32 @@ func replacingPayload(_ f: Frame, _ payload: [UInt8]) -> [UInt8] {
 
 /// A BM-SC in miniature: an MSK, MTKs under it, an MSK message for a test UE, MTK messages.
 struct TestBMSC {
-    let muk = SecretBytes([UInt8](repeating: 0x4D, count: 32))
-    let nafID = "bmsc.mnc001.mcc001.pub.3gppnetwork.org"
-    let bTID = "ue1@bsf.example"
-    let domain = KeyDomainID(bytes: [0x00, 0xF1, 0x10])!
-    let keyGroup: UInt16 = 1
-    let keyNumber: UInt16 = 1
-    let msk = SecretBytes((0..<16).map { UInt8($0 &* 7 &+ 3) })
-    let rand: [UInt8] = (0..<16).map { UInt8($0 &+ 0xA0) }
+    var muk = SecretBytes([UInt8](repeating: 0x4D, count: 32))
+    var nafID = "bmsc.mnc001.mcc001.pub.3gppnetwork.org"
+    var bTID = "ue1@bsf.example"
+    var domain: KeyDomainID = TestBMSC.defaultDomain
+    static let defaultDomain: KeyDomainID = {
+        guard let d = KeyDomainID(mcc: "001", mnc: "01") else { fatalError("MCC 001 / MNC 01 is a valid Key Domain ID") }
+        return d
+    }()
+    var keyGroup: UInt16 = 1
+    var keyNumber: UInt16 = 1
+    var msk = SecretBytes((0..<16).map { UInt8($0 &* 7 &+ 3) })
+    var rand: [UInt8] = (0..<16).map { UInt8($0 &+ 0xA0) }
     let policy: SRTPPolicy
+    /// The two MTK IDs used (first half, second half); MTK 7 is never announced.
+    var mtkIDs: (UInt16, UInt16) = (1, 2)
+    /// MTK bytes by ID when not the built-in pattern (e.g. from `keys export-ue`).
+    var mtkOverride: [UInt16: (key: [UInt8], salt: [UInt8])] = [:]
+    var mtkTimestamps: (UInt32, UInt32) = (10, 11)
+
+    init(policy: SRTPPolicy) { self.policy = policy }
 
     var mskID: MSKID { MSKID(keyGroup: keyGroup, keyNumber: keyNumber) }
 
     func mtk(_ id: UInt16) -> (key: [UInt8], salt: [UInt8]) {
-        ((0..<16).map { UInt8(truncatingIfNeeded: Int(id) &* 31 &+ $0) }, (0..<14).map { UInt8(truncatingIfNeeded: Int(id) &* 17 &+ $0 &+ 100) })
+        if let o = mtkOverride[id] { return o }
+        return ((0..<16).map { UInt8(truncatingIfNeeded: Int(id) &* 31 &+ $0) }, (0..<14).map { UInt8(truncatingIfNeeded: Int(id) &* 17 &+ $0 &+ 100) })
     }
 
     func sessionKeys(_ id: UInt16) throws -> SRTPSessionKeys {
@@ -169,7 +181,7 @@ func buildProtectedCapture(fixture: String, bmsc: TestBMSC, output: String, dist
     var plainMAC = bmsc.policy
     plainMAC.authentication = .hmacSHA1_80
     let plainProtector = try SRTPProtector(policy: plainMAC)
-    let k1 = try bmsc.sessionKeys(1), k2 = try bmsc.sessionKeys(2), k7 = try bmsc.sessionKeys(7)
+    let k1 = try bmsc.sessionKeys(bmsc.mtkIDs.0), k2 = try bmsc.sessionKeys(bmsc.mtkIDs.1), k7 = try bmsc.sessionKeys(7)
     var streams: [UInt32: SRTPSenderStream] = [:]
     var rtcpStream = SRTCPSenderStream(firstIndex: bmsc.policy.firstSRTCPIndex)
     var out: [(UInt64, [UInt8])] = []
@@ -178,7 +190,7 @@ func buildProtectedCapture(fixture: String, bmsc: TestBMSC, output: String, dist
     var rtpFrames: [Int: Int] = [:]
     var mtk2Frame = 0
     var announced1 = false, announced2 = false
-    let m1 = try bmsc.mtkMessage(1, timestamp: 10), m2 = try bmsc.mtkMessage(2, timestamp: 11)
+    let m1 = try bmsc.mtkMessage(bmsc.mtkIDs.0, timestamp: bmsc.mtkTimestamps.0), m2 = try bmsc.mtkMessage(bmsc.mtkIDs.1, timestamp: bmsc.mtkTimestamps.1)
 
     func inject(_ message: [UInt8], like f: Frame) {
         guard let u = f.udp else { return }
