@@ -174,3 +174,38 @@ final class ReceiverViolationTests: XCTestCase {
         }
     }
 }
+
+final class ReceiverMultiSessionTests: XCTestCase {
+    /// Two RTP sessions (two key groups, different policies) per capture, on one unicast
+    /// address (rtp-h264-aac) and on one multicast group (rtp-multicast): every UDP payload
+    /// back byte for byte, each flow bound to its own key group.
+    func testTwoSessionCaptures() throws {
+        for (name, video, audio) in [("rtp-h264-aac.pcap", UInt16(5004), UInt16(5006)), ("rtp-multicast.pcap", 5020, 5022)] {
+            let fixture = try Paths.fixture(name)
+            var a = TestBMSC(policy: SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 64))
+            var b = TestBMSC(policy: SRTPPolicy(cipher: .aesCM256, authentication: .rccm1, rocTransmissionRate: 1, srtcpEncryption: false))
+            a.keyGroup = 10
+            b.keyGroup = 11
+            b.mskTimestamp = 2
+            b.msk = SecretBytes((0..<16).map { UInt8($0 &* 3 &+ 9) })
+            b.mtkIDs = (5, 6)
+            b.mtkOverride = [5: ((0..<32).map { UInt8($0) }, (0..<14).map { UInt8($0 &+ 50) }),
+                             6: ((0..<32).map { UInt8($0 &+ 1) }, (0..<14).map { UInt8($0 &+ 51) })]
+            let out = Paths.temporary("multi-\(name)")
+            let payloads = try buildMultiSessionCapture(fixture: fixture, sessions: [video: a, audio: b], output: out)
+            var keys = UEKeyState(muk: a.muk, nafID: a.nafID, bTID: a.bTID)
+            try keys.loadMSKMessage(try a.mskMessage(), source: "a.bin")
+            try keys.loadMSKMessage(try b.mskMessage(), source: "b.bin")
+            let plain = Paths.temporary("multi-plain-\(name)")
+            let report = try CaptureReceiver.run(inputPath: out, outputPath: plain, keys: keys)
+            XCTAssertTrue(report.ok, "\(name)\n" + report.summary())
+            let back = try udpPayloads(plain)
+            XCTAssertTrue(back == payloads, "\(name): plaintext payloads differ from the fixture's")
+            XCTAssertTrue(back == (try udpPayloads(fixture)), name)
+            XCTAssertEqual(report.flows.count, 4, name)
+            XCTAssertEqual(Set(report.flows.filter { $0.destination.hasSuffix(":\(video)") || $0.destination.hasSuffix(":\(video + 1)") }.compactMap(\.keyGroup)), [10])
+            XCTAssertEqual(Set(report.flows.filter { $0.destination.hasSuffix(":\(audio)") || $0.destination.hasSuffix(":\(audio + 1)") }.compactMap(\.keyGroup)), [11])
+            XCTAssertEqual(report.mtks.count, 4)
+        }
+    }
+}

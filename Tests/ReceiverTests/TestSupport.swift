@@ -83,6 +83,8 @@ struct TestBMSC {
     /// MTK bytes by ID when not the built-in pattern (e.g. from `keys export-ue`).
     var mtkOverride: [UInt16: (key: [UInt8], salt: [UInt8])] = [:]
     var mtkTimestamps: (UInt32, UInt32) = (10, 11)
+    /// TS of the MSK message (per-UE counter: increase it for a second key group).
+    var mskTimestamp: UInt32 = 1
 
     init(policy: SRTPPolicy) { self.policy = policy }
 
@@ -107,15 +109,17 @@ struct TestBMSC {
         case .rccm3: auth = .rccm3
         default: auth = .hmacSHA1
         }
-        return SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: policy.rocTransmissionRate, authentication: auth,
-                                                    srtcpEncryption: policy.srtcpEncryption)
+        var p = SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: policy.rocTransmissionRate, authentication: auth,
+                                                     srtcpEncryption: policy.srtcpEncryption)
+        p.sessionEncryptionKeyLength = UInt8(policy.cipher.sessionKeyLength)
+        return p
     }
 
     func mskMessage(seqL: UInt16 = 0, seqU: UInt16 = 100) throws -> [UInt8] {
         try MSKDeliveryBuilder(muk: muk, nafID: nafID, bTID: bTID, keyDomainID: domain, mskID: mskID,
                                content: .key(msk: msk, seqL: seqL, seqU: seqU),
                                service: .streaming(policy: spParameters(), policyNumber: 0, ssrc: 0, roc: 0),
-                               rand: rand, csbID: CSBID(0x1234_5678), timestamp: 1, verificationRequested: false).build()
+                               rand: rand, csbID: CSBID(0x1234_5678), timestamp: mskTimestamp, verificationRequested: false).build()
     }
 
     func mtkMessage(_ id: UInt16, timestamp: UInt32) throws -> [UInt8] {
@@ -243,4 +247,58 @@ func udpPayloads(_ path: String) throws -> [[UInt8]] {
         guard let u = f.udp, u.destination.port != 2269 else { return nil }
         return f.payload
     }
+}
+
+/// Several sessions in one capture: `sessions[p]` keys the RTP flow to port p and its RTCP on
+/// p + 1. Each session switches from its first to its second MTK at half its RTP packets; MTK
+/// messages go to the session address on UDP 2269 before each MTK's first use.
+func buildMultiSessionCapture(fixture: String, sessions: [UInt16: TestBMSC], output: String) throws -> [[UInt8]] {
+    let (linkType, frames) = try readFrames(fixture)
+    func base(_ port: UInt16) -> UInt16? { sessions[port] != nil ? port : (sessions[port &- 1] != nil ? port &- 1 : nil) }
+    var totals: [UInt16: Int] = [:]
+    for f in frames {
+        guard let u = f.udp, let p = f.payload, p.count >= 2, !(200...204).contains(p[1]), let b = base(u.destination.port) else { continue }
+        totals[b, default: 0] += 1
+    }
+    var out: [(UInt64, [UInt8])] = []
+    var payloads: [[UInt8]] = []
+    var counts: [UInt16: Int] = [:]
+    var announced: [UInt16: Int] = [:]
+    var rtpStreams: [UInt32: SRTPSenderStream] = [:]
+    var rtcpStreams: [UInt16: SRTCPSenderStream] = [:]
+    for f in frames {
+        guard let u = f.udp, let payload = f.payload, payload.count >= 2, let b = base(u.destination.port), let bmsc = sessions[b] else {
+            out.append((f.timestamp, f.bytes))
+            continue
+        }
+        payloads.append(payload)
+        let n = counts[b, default: 0]
+        let switchAt = totals[b, default: 0] / 2
+        let stage = announced[b, default: 0]
+        func inject(_ id: UInt16, _ ts: UInt32) throws {
+            let frame = UDPFrameEditor.buildFrame(linkType: .ethernet, template: f.bytes, source: TransportAddress(u.source.address, 2269),
+                                                  destination: TransportAddress(u.destination.address, 2269), hopLimit: u.hopLimit,
+                                                  payload: try bmsc.mtkMessage(id, timestamp: ts))
+            out.append((f.timestamp, frame))
+        }
+        if stage == 0 { try inject(bmsc.mtkIDs.0, bmsc.mtkTimestamps.0); announced[b] = 1 }
+        if stage <= 1 && n >= switchAt - 20 { try inject(bmsc.mtkIDs.1, bmsc.mtkTimestamps.1); announced[b] = 2 }
+        let keys = try bmsc.sessionKeys(n < switchAt ? bmsc.mtkIDs.0 : bmsc.mtkIDs.1)
+        let protector = try SRTPProtector(policy: bmsc.policy)
+        var p = payload
+        if (200...204).contains(payload[1]) {
+            var s = rtcpStreams[b] ?? SRTCPSenderStream(firstIndex: bmsc.policy.firstSRTCPIndex)
+            try protector.protectRTCP(&p, keys: keys, stream: &s)
+            rtcpStreams[b] = s
+        } else {
+            let ssrc = UInt32(p[8]) << 24 | UInt32(p[9]) << 16 | UInt32(p[10]) << 8 | UInt32(p[11])
+            var s = rtpStreams[ssrc] ?? SRTPSenderStream()
+            try protector.protectRTP(&p, keys: keys, stream: &s)
+            rtpStreams[ssrc] = s
+            counts[b] = n + 1
+        }
+        out.append((f.timestamp, replacingPayload(f, p)))
+    }
+    try writeFrames(output, linkType: linkType, out)
+    return payloads
 }
