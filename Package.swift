@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "FLUTE", targets: ["FLUTE"]),
         .library(name: "DCF", targets: ["DCF"]),
+        .library(name: "Receiver", targets: ["Receiver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -51,11 +52,13 @@ let package = Package(
         .target(name: "Gateway", dependencies: ["SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore", "FLUTE", "DCF"]),
         .target(name: "FLUTE", dependencies: []),
         .target(name: "DCF", dependencies: ["CryptoCore"]),
+        // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
+        .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement"]),
 
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
-                "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO",
+                "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO", "Receiver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -78,5 +81,6 @@ let package = Package(
         .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
         .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
         .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
+        .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )
