@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "FLUTE", dependencies: []),
         .target(name: "DCF", dependencies: ["CryptoCore"]),
         // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
-        .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement"]),
+        .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "FLUTE", "DCF"]),
 
         .executableTarget(
             name: "mbms-gateway",
@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),
         .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],

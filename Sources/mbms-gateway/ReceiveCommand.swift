@@ -67,6 +67,9 @@ struct ReceiveCommand: ParsableCommand {
     @Option(name: .customLong("ue-export"), help: ArgumentHelp("JSON from `keys export-ue` (repeat for several key groups).", valueName: "file"))
     var ueExports: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("FLUTE: write the recovered files (DCFs verified and decrypted) under this folder.", valueName: "dir"))
+    var objects: String?
+
     @Flag(name: .long, help: "Print only the final OK/FAILED line.")
     var quiet = false
 
@@ -96,17 +99,21 @@ struct ReceiveCommand: ParsableCommand {
         } catch {
             throw ReceiveFailure(error.description)
         }
+        // FLUTE sessions: a second pass with the same key material (ReceiveObjects.swift).
+        let download = try objects.map { dir throws -> DownloadReceiveReport in try receiveObjects(input: input, keys: keys, directory: dir) }
         if let report {
-            do { try writeFile(report, Array(try result.json().utf8) + [0x0A]) } catch {
+            do { try writeFile(report, Array(try combinedReportJSON(result, download).utf8) + [0x0A]) } catch {
                 throw ReceiveFailure("\(report): cannot write the report (\(error)); choose a writable --report path")
             }
         }
+        let ok = result.ok && (download.map { $0.failed == 0 } ?? true)
         if quiet {
-            print(result.ok ? "OK" : "FAILED")
+            print(ok ? "OK" : "FAILED")
         } else {
             print(result.summary())
+            if let download { print(download.summary()) }
         }
-        if !result.ok { throw ExitCode.failure }
+        if !ok { throw ExitCode.failure }
     }
 
     func loadKeys() throws -> UEKeyState {

@@ -6,6 +6,7 @@ import Gateway
 import KeyManagement
 import MIKEY
 import PacketIO
+import Receiver
 import XCTest
 
 /// Download protection (TS 33.246 6.6.3) through `replay`, checked from the UE side and by the
@@ -145,5 +146,59 @@ final class DownloadTests: XCTestCase {
         XCTAssertTrue(verbose.contains("application/vnd.oma.drm.dcf"))
         XCTAssertTrue(verbose.contains("application/mikey"))
         XCTAssertTrue(verbose.contains("http://bmsc.example.com/download/content.bin"))
+    }
+}
+
+/// `receive --objects` path: the Receiver module's ObjectReceiver recovers every file of both
+/// FLUTE fixtures byte-identical (sha256 values copied from ../shared/fixtures/README.md).
+final class ObjectReceiverTests: XCTestCase {
+    static let readmeSHA256 = [
+        "http://bmsc.example.com/download/content.bin": "bd8b1743deaa7ba98d30a6e28fcc0d2d0650a6b3a9b6ad9f0b3fa668cf86c1d2",
+        "http://bmsc.example.com/download/readme.txt": "b71351e074ae5186689a01fa9f5d0ad825722f813a7edb5258c08e6c9bf29e3b",
+        "http://bmsc.example.com/download/clip.mp4": "719418448baf2e8704b4ce79e52947a25e1be9b033176cc53d89667d42eabe67",
+        "http://bmsc.example.com/download/manifest.xml": "cb5e560e0ed01a202e0e8e4db12bcb8a46b9b46af37e04a191a12e348e2197b4",
+        "http://bmsc.example.com/mc/clip.mp4": "719418448baf2e8704b4ce79e52947a25e1be9b033176cc53d89667d42eabe67",
+        "http://bmsc.example.com/mc/readme.txt": "b71351e074ae5186689a01fa9f5d0ad825722f813a7edb5258c08e6c9bf29e3b",
+    ]
+
+    func testBothFLUTEFixturesRecoverByteIdentical() throws {
+        for (fixture, port, count) in [("flute-files.pcap", UInt16(4000), 4), ("flute-multicast.pcap", 4100, 2)] {
+            let gw = try TestGateway(yaml: DownloadTests.yaml)
+            let output = gw.path("out.pcap")
+            let report = try ReplayJob(sessions: [], downloads: try DownloadSession.sessions(of: gw.configuration),
+                                       keySource: try KeySource(manager: gw.manager),
+                                       options: .init(input: try TestGateway.fixture(fixture), output: output)).run()
+            let session = try XCTUnwrap(gw.configuration.sessions.first { $0.destination.port == port })
+            let muk = try SecretBytes.random(count: 32)
+            var keys = UEKeyState(muk: muk, nafID: gw.configuration.bmscFQDN, bTID: "ue-9")
+            let t0 = Date(timeIntervalSince1970: TimeInterval(try XCTUnwrap(report.firstPacketTime)))
+            _ = try keys.loadMSKMessage(try gw.manager.mskMessage(keyGroup: session.keyGroup, ueID: "ue-9", muk: muk, verify: false, at: t0,
+                                                                  builder: MIKEYMSKMessageBuilder()), source: "test")
+            let objects = gw.path("objects")
+            let rx = ObjectReceiver(keys: keys, outputDirectory: objects)
+            for f in try readFrames(output) {
+                guard let u = f.udp, u.destination.port == port else { continue }
+                rx.receive(f.payload, flow: u.destination, at: Double(f.time) / 1e9)
+            }
+            rx.finish()
+            XCTAssertEqual(rx.report.recovered, count, "\(fixture): \(rx.report.summary())")
+            XCTAssertEqual(rx.report.failed, 0)
+            XCTAssertGreaterThan(rx.report.fdtSignaturesVerified, 0)
+            XCTAssertEqual(rx.report.fdtSignaturesFailed, 0)
+            for o in rx.report.objects {
+                XCTAssertEqual(o.sha256, Self.readmeSHA256[o.contentLocation], o.contentLocation)
+                XCTAssertEqual(o.signature, "verified")
+                let written = try XCTUnwrap(FileManager.default.contents(atPath: "\(objects)/\(try XCTUnwrap(o.path))"))
+                XCTAssertEqual(Hex.encode(SHA256.hash(Array(written))), Self.readmeSHA256[o.contentLocation])
+            }
+        }
+    }
+
+    /// Content-Locations never escape the objects folder (tampered DCFs: DCFProtectionTests).
+    func testHostileContentLocationsNeverEscapeTheFolder() throws {
+        XCTAssertNil(ObjectReceiverPaths.safe("http://x/../../etc/passwd"))
+        XCTAssertNil(ObjectReceiverPaths.safe("http://x"))
+        XCTAssertEqual(ObjectReceiverPaths.safe("http://bmsc.example.com/a/b.txt?x=1"), "a/b.txt")
+        XCTAssertEqual(ObjectReceiverPaths.safe("file:///mbms/keys/k.mikey"), "mbms/keys/k.mikey")
     }
 }
