@@ -68,6 +68,20 @@ final class ReceiverRoundTripTests: XCTestCase {
         XCTAssertEqual(report.flows.first { $0.kind == "srtp" }?.rocAtEnd, 1)
     }
 
+    /// R = 1024: the first 536 packets (SEQ 65000...65535) wait for the ROC carried at SEQ 0,
+    /// far more than the 128-packet replay window; they are still decrypted, in order.
+    func testLateJoinLongerThanTheReplayWindow() throws {
+        let fixture = try Paths.fixture("rtp-seqwrap.pcap")
+        let bmsc = TestBMSC(policy: SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 1024))
+        let cap = try buildProtectedCapture(fixture: fixture, bmsc: bmsc, output: Paths.temporary("seqwrap-r1024.pcap"))
+        var keys = UEKeyState()
+        try keys.loadUEExport(bmsc.exportJSON(), source: "export.json")
+        let out = Paths.temporary("seqwrap-r1024-plain.pcap")
+        let report = try CaptureReceiver.run(inputPath: cap.path, outputPath: out, keys: keys)
+        XCTAssertTrue(report.ok, report.summary())
+        XCTAssertTrue(try udpPayloads(out) == cap.fixturePayloads)
+    }
+
     /// The report JSON decodes and carries what `receive --report` promises.
     func testReportJSONShape() throws {
         let fixture = try Paths.fixture("rtp-seqwrap.pcap")
