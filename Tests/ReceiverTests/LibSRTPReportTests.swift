@@ -11,16 +11,48 @@ import XCTest
 /// (`rfc4771.md` 5.1), and each libsrtp session (one master key = one MTK) is told the ROC
 /// once, from the SEQ wraps the test counts itself.
 final class LibSRTPReportTests: XCTestCase {
+    /// libsrtp is initialised once per process, but the CLibSRTP shim keeps its "initialised"
+    /// flag per test module, and a second `srtp_init` fails (duplicate debug module). So this
+    /// test creates its sessions itself and, when it did the initialisation, shuts libsrtp down
+    /// again at the end, leaving the SRTPTests' shim free to initialise it.
+    nonisolated(unsafe) static var ownsInit = false
+
+    override class func setUp() {
+        super.setUp()
+        ownsInit = srtp_init() == srtp_err_status_ok
+    }
+
+    override class func tearDown() {
+        if ownsInit { _ = srtp_shutdown() }
+        super.tearDown()
+    }
+
     final class Session {
         var session: srtp_t?
         init(ssrc: UInt32, key: [UInt8], salt: [UInt8], mki: [UInt8], encryptRTCP: Bool) throws {
-            let material = key + salt
-            let rc = material.withUnsafeBufferPointer { m in
-                mki.withUnsafeBufferPointer { k in
-                    mbms_libsrtp_create(&session, 1, ssrc, m.baseAddress, Int32(key.count), k.baseAddress, Int32(mki.count), 1, encryptRTCP ? 1 : 0)
+            var material = key + salt
+            var mkiBytes = mki
+            var policy = srtp_policy_t()
+            srtp_crypto_policy_set_rtp_default(&policy.rtp)
+            if encryptRTCP { srtp_crypto_policy_set_rtcp_default(&policy.rtcp) } else { srtp_crypto_policy_set_null_cipher_hmac_sha1_80(&policy.rtcp) }
+            policy.ssrc.type = ssrc_specific
+            policy.ssrc.value = ssrc
+            policy.window_size = 1024
+            policy.allow_repeat_tx = 1
+            let rc = material.withUnsafeMutableBufferPointer { m in
+                mkiBytes.withUnsafeMutableBufferPointer { k -> srtp_err_status_t in
+                    var master = srtp_master_key_t(key: m.baseAddress, mki_id: k.baseAddress, mki_size: UInt32(k.count))
+                    return withUnsafeMutablePointer(to: &master) { mp -> srtp_err_status_t in
+                        var list: [UnsafeMutablePointer<srtp_master_key_t>?] = [mp]
+                        return list.withUnsafeMutableBufferPointer { l -> srtp_err_status_t in
+                            policy.keys = l.baseAddress
+                            policy.num_master_keys = 1
+                            return srtp_create(&session, &policy)
+                        }
+                    }
                 }
             }
-            guard rc == 0 else { throw NSError(domain: "libsrtp", code: Int(rc)) }
+            guard rc == srtp_err_status_ok else { throw NSError(domain: "libsrtp", code: Int(rc.rawValue)) }
         }
         deinit { if let session { srtp_dealloc(session) } }
 
