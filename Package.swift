@@ -13,6 +13,9 @@ let package = Package(
         .library(name: "PacketIO", targets: ["PacketIO"]),
         .library(name: "MIKEY", targets: ["MIKEY"]),
         .library(name: "KeyManagement", targets: ["KeyManagement"]),
+        .library(name: "Gateway", targets: ["Gateway"]),
+        .library(name: "FLUTE", targets: ["FLUTE"]),
+        .library(name: "DCF", targets: ["DCF"]),
         .library(name: "Receiver", targets: ["Receiver"]),
     ],
     dependencies: [
@@ -45,13 +48,17 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ]),
 
+        // The streaming (and later download) data plane: sessions, key epochs, the protect path, MIKEY injection, replay.
+        .target(name: "Gateway", dependencies: ["SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore", "FLUTE", "DCF"]),
+        .target(name: "FLUTE", dependencies: []),
+        .target(name: "DCF", dependencies: ["CryptoCore"]),
         // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
         .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement"]),
 
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
-                "CryptoCore", "SRTP", "KeyManagement", "Receiver",
+                "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO", "Receiver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]),
 
@@ -66,11 +73,14 @@ let package = Package(
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF"]),
         .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
                           path: "Tests/KeyStoreTorture"),
         .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
+        .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
+        .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
         .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )

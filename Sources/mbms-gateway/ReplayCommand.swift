@@ -1,0 +1,173 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import KeyManagement
+import PacketIO
+
+/// `mbms-gateway replay`: pcap in, protected pcap out, deterministic.
+struct ReplayCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "replay",
+        abstract: "Protect a capture: RTP/RTCP and FLUTE in (pcap/pcapng); SRTP/SRTCP, MIKEY and DCF-protected FLUTE out (pcap).",
+        discussion: """
+            The capture's own timestamps are the clock: every packet is protected with the MTK the
+            key schedule has in force at its time (MKI = MSK ID || MTK ID), and MIKEY MTK messages
+            for each session go to its destination address on UDP 2269, every `repeat` and
+            `announceLead` before each MTK switch (and before the session's first packet).
+            Packets are matched to sessions by destination address and port (RTCP: port + 1 or
+            `rtcpDestination`); other traffic passes through untouched unless --drop-unmatched.
+
+            FLUTE sessions (kind: flute): every complete object is wrapped in an OMA DRM v2 DCF
+            (AES-128-CBC with keys from the MTK, `obki` naming it, `odfs` HMAC-SHA1) and sent on
+            the channel again (FLUTE v1), after a new FDT Instance (itself a signed, NULL-encrypted
+            DCF unless --plain-fdt) and the MIKEY MTK message object (application/mikey).
+
+            The output is byte-identical run after run for the same key store and input. The key
+            store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's
+            time range are added to it if missing.
+
+            Example:
+              mbms-gateway keys init --config gateway.yaml
+              mbms-gateway replay --config gateway.yaml --input plain.pcap --output protected.pcap
+            """)
+
+    @Option(name: .long, help: "Gateway configuration (YAML).")
+    var config: String
+
+    @Option(name: .long, help: "Input capture (pcap or pcapng).")
+    var input: String
+
+    @Option(name: .long, help: "Output capture (classic pcap).")
+    var output: String
+
+    @Flag(name: .long, help: "Drop traffic that matches no session instead of passing it through.")
+    var dropUnmatched = false
+
+    @Option(name: .long, help: "UDP checksum of rewritten datagrams: recompute, or zero (IPv4 only; IPv6 always recomputes).")
+    var udpChecksum: String = "recompute"
+
+    @Flag(name: .long, help: "FLUTE: send the FDT unwrapped (for receivers that cannot read a DCF-wrapped FDT).")
+    var plainFDT = false
+
+    @Option(name: .long, help: "FLUTE: output rate per channel in bit/s.")
+    var fluteRate: Double = 20_000_000
+
+    @Option(name: .long, help: "FLUTE: FDT Expires = send time + this many seconds.")
+    var fdtLifetime: Int64 = 3600
+
+    @Option(name: .long, help: "FLUTE version emitted: 1 (RFC 3926, as TS 26.346 uses) or 2 (RFC 6726).")
+    var fluteVersion: Int = 1
+
+    @Option(name: .long, help: "Also write the summary as JSON to this file.")
+    var summaryJSON: String?
+
+    @Flag(name: .long, help: "No progress bar even on a terminal.")
+    var quiet = false
+
+    func validate() throws {
+        guard UDPFrameEditor.ChecksumPolicy(rawValue: udpChecksum) != nil else {
+            throw ValidationError("--udp-checksum must be recompute or zero (got \(udpChecksum))")
+        }
+        guard input != output else { throw ValidationError("--output must differ from --input") }
+        guard fluteVersion == 1 || fluteVersion == 2 else { throw ValidationError("--flute-version must be 1 or 2") }
+        guard fluteRate > 0 else { throw ValidationError("--flute-rate must be positive (bit/s)") }
+        guard fdtLifetime > 0 else { throw ValidationError("--fdt-lifetime must be positive (seconds)") }
+    }
+
+    func run() throws {
+        try checkRuntime()
+        let configuration = try GatewayConfiguration.load(path: config)
+        let sessions = try StreamingSession.sessions(of: configuration)
+        let downloads = try DownloadSession.sessions(of: configuration)
+        guard !sessions.isEmpty || !downloads.isEmpty else { throw GatewaySetupError.noSessions(file: config) }
+        let manager: KeyManager
+        do {
+            manager = try KeyManager.openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: false)
+        } catch {
+            throw ValidationError("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+        }
+        let keySource = try KeySource(manager: manager)
+        var options = ReplayJob.Options(input: input, output: output)
+        options.dropUnmatched = dropUnmatched
+        options.checksum = UDPFrameEditor.ChecksumPolicy(rawValue: udpChecksum) ?? .recompute
+        options.download.plainFDT = plainFDT
+        options.download.bitsPerSecond = fluteRate
+        options.download.fdtLifetime = fdtLifetime
+        options.download.fluteVersion = fluteVersion == 2 ? .v2 : .v1
+        let job = ReplayJob(sessions: sessions, downloads: downloads, keySource: keySource, options: options)
+        let bar = ProgressBar(enabled: !quiet && isatty(2) != 0, label: "replay")
+        let report = try job.run { done, total in bar.update(done, total) }
+        bar.finish()
+        print(SummaryTable.render(report))
+        if let path = summaryJSON {
+            let enc = JSONEncoder()
+            enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try enc.encode(report).write(to: URL(fileURLWithPath: path))
+        }
+    }
+}
+
+/// A one-line progress bar on stderr, only on a terminal.
+final class ProgressBar {
+    let enabled: Bool
+    let label: String
+    var lastPercent = -1
+    init(enabled: Bool, label: String) { self.enabled = enabled; self.label = label }
+    func update(_ done: Int, _ total: Int) {
+        guard enabled, total > 0 else { return }
+        let percent = done * 100 / total
+        guard percent != lastPercent else { return }
+        lastPercent = percent
+        let width = 30, filled = width * percent / 100
+        let line = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(percent)%  \(done)/\(total) frames"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+    func finish() { if enabled && lastPercent >= 0 { FileHandle.standardError.write(Data("\n".utf8)) } }
+}
+
+/// The end-of-run table: per session packets and bytes in/out, MTKs, MIKEY, drops by reason.
+enum SummaryTable {
+    static func render(_ r: ReplayJob.Report) -> String {
+        var out = "replay \(r.input) -> \(r.output)  (\(r.linkType), \(r.statistics.framesIn) frames in, \(r.statistics.framesOut) out, \(String(format: "%.2f", r.seconds)) s)\n\n"
+        let header = ["session", "RTP", "RTCP", "bytes in", "bytes out", "MTK IDs used", "MIKEY sent", "dropped"]
+        var rows: [[String]] = [header]
+        for s in r.statistics.sessions {
+            let drops = s.drops.isEmpty ? "0" : s.drops.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            rows.append([s.name, "\(s.rtpPackets)", "\(s.rtcpPackets)", "\(s.bytesIn)", "\(s.bytesOut)",
+                         s.mtksUsed.isEmpty ? "-" : s.mtksUsed.map(String.init).joined(separator: ","), "\(s.mikeySent)", drops])
+        }
+        if rows.count > 1 { out += table(rows, left: [0, 5, 7]) }
+        if !r.download.isEmpty {
+            out += "\n"
+            let dh = ["FLUTE channel", "packets in", "objects in", "bytes in", "objects out", "bytes out", "FDTs", "MIKEY objects", "MTK IDs used", "refused"]
+            var drows: [[String]] = [dh]
+            for d in r.download {
+                drows.append([d.name, "\(d.packetsIn)", "\(d.objectsIn)", "\(d.objectBytesIn)", "\(d.objectsOut)", "\(d.objectBytesOut)",
+                              "\(d.fdtInstancesSent)", "\(d.mikeyObjectsSent)", d.mtksUsed.isEmpty ? "-" : d.mtksUsed.map(String.init).joined(separator: ","),
+                              d.rejected.isEmpty ? "0" : d.rejected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")])
+            }
+            out += table(drows, left: [0, 8, 9])
+        }
+        if !r.statistics.passedThrough.isEmpty {
+            out += "\npassed through untouched: " + r.statistics.passedThrough.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
+        }
+        if !r.statistics.dropped.isEmpty {
+            out += "dropped frames: " + r.statistics.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
+        }
+        if !r.rollover.isEmpty {
+            out += "ROC at end: " + r.rollover.map { "\($0.session)/\($0.ssrc)=\($0.roc)" }.joined(separator: " ") + "\n"
+        }
+        return out
+    }
+
+    static func table(_ rows: [[String]], left: Set<Int>) -> String {
+        guard let header = rows.first else { return "" }
+        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        var out = ""
+        for (n, row) in rows.enumerated() {
+            out += row.enumerated().map { c, v in left.contains(c) ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - v.count) + v }.joined(separator: "  ") + "\n"
+            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        }
+        return out
+    }
+}
