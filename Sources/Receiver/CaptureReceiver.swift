@@ -144,6 +144,9 @@ public final class CaptureReceiver {
 
     public func run(inputPath: String, outputPath: String?) throws(ReceiverInputError) -> ReceiveReport {
         report = ReceiveReport(input: inputPath, output: outputPath)
+        if let outputPath, Self.sameFile(inputPath, outputPath) {
+            throw ReceiverInputError(source: outputPath, problem: "the output would overwrite the input capture", fix: "choose another --output path")
+        }
         try prescan(inputPath)
         let reader: CaptureReader
         do { reader = try CaptureReader(path: inputPath) } catch {
@@ -252,6 +255,12 @@ public final class CaptureReceiver {
                 w.slot.waiting = false
             }
         }
+    }
+
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
     }
 
     // MARK: pass 1

@@ -186,6 +186,10 @@ final class ReceiverViolationTests: XCTestCase {
         XCTAssertThrowsError(try CaptureReceiver.run(inputPath: "/nonexistent.pcap", outputPath: nil, keys: keys)) { e in
             XCTAssertTrue("\(e)".contains("/nonexistent.pcap"), "\(e)")
         }
+        let fixture = try Paths.fixture("rtp-seqwrap.pcap")
+        XCTAssertThrowsError(try CaptureReceiver.run(inputPath: fixture, outputPath: fixture, keys: keys)) { e in
+            XCTAssertTrue("\(e)".contains("overwrite"), "\(e)")
+        }
     }
 }
 
