@@ -164,7 +164,9 @@ public final class CaptureReceiver {
         while true {
             let next: CapturedFrame?
             do { next = try reader.next() } catch {
-                throw ReceiverInputError(source: inputPath, problem: error.description, fix: "check the capture (it may be truncated)")
+                // A truncated capture: everything before the damage is processed and reported.
+                report.inputError = "\(error.description) after frame \(frameNumber)"
+                break
             }
             guard let frame = next else { break }
             frameNumber += 1
@@ -274,9 +276,7 @@ public final class CaptureReceiver {
         guard let linkType = reader.linkType else { return }
         while true {
             let next: CapturedFrame?
-            do { next = try reader.next() } catch {
-                throw ReceiverInputError(source: path, problem: error.description, fix: "check the capture (it may be truncated)")
-            }
+            do { next = try reader.next() } catch { break }
             guard let f = next, let base = f.bytes.baseAddress else {
                 if next == nil { break } else { continue }
             }
