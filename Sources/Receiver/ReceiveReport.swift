@@ -184,7 +184,8 @@ public struct ReceiveReport: Codable, Sendable, Equatable {
                    + (totals.waitingForROC > 0 ? " (\(totals.waitingForROC) waiting for the first ROC, RFC 4771 late join)" : "")
                    + ", passed through \(totals.passedThrough), MIKEY removed \(totals.mikeyRemoved)")
         out.append("MIKEY: \(mikey.messages) messages, \(mikey.newMTKs) new MTKs, \(mikey.repeats) repeats, \(mikey.msks) MSK messages, \(mikey.rejected) rejected")
-        for p in policies {
+        let used = Set(flows.compactMap(\.keyGroup)).union(mtks.map(\.keyGroup))
+        for p in policies where used.contains(p.keyGroup) {
             out.append("key group \(p.keyGroup): \(p.cipher) + \(p.auth), R = \(p.rocRate), RCC tag \(p.rccTagLength), SRTCP tag \(p.srtcpTagLength), SRTCP E = \(p.srtcpEncryption ? 1 : 0) (\(p.origin))")
         }
         if !mtks.isEmpty {
