@@ -227,3 +227,45 @@ final class ReceiverMultiSessionTests: XCTestCase {
         }
     }
 }
+
+final class PolicyMappingTests: XCTestCase {
+    /// MIKEY SP parameters (as `keys deliver` writes them) to the SRTP policy, and back.
+    func testSPToSRTPPolicy() throws {
+        var p = SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: 64, authentication: .rccm2, srtcpEncryption: true)
+        p.sessionEncryptionKeyLength = 24
+        var s = PolicyMapping.srtpPolicy(p)
+        XCTAssertEqual(s.cipher, .aesCM192)
+        XCTAssertEqual(s.authentication, .rccm2)
+        XCTAssertEqual(s.rocTransmissionRate, 64)
+        XCTAssertEqual(s.rccTagLength, 14)
+        XCTAssertTrue(s.srtcpEncryption)
+        XCTAssertEqual(s.srtcpTagLength, 10)
+
+        p = SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: 8, authentication: .rccm3)
+        s = PolicyMapping.srtpPolicy(p)
+        XCTAssertEqual(s.authentication, .rccm3)
+        XCTAssertEqual(s.rccTagLength, 4)
+        XCTAssertFalse(s.srtcpEncryption)
+
+        p = SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: 1, authentication: .hmacSHA1)
+        p.srtpAuthenticationTagLength = 4
+        p.srtpEncryption = false
+        s = PolicyMapping.srtpPolicy(p)
+        XCTAssertEqual(s.authentication, .hmacSHA1_32)
+        XCTAssertEqual(s.cipher, .null)
+
+        // No SP at all: the SRTP defaults (AES-128, RCCm2, R = 1).
+        XCTAssertEqual(PolicyMapping.srtpPolicy(nil), SRTPPolicy())
+
+        // Round trip through the SP parameters used to install exported MSKs.
+        for policy in [SRTPPolicy(cipher: .aesCM256, authentication: .rccm1, rocTransmissionRate: 3, srtcpEncryption: false),
+                       SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80),
+                       SRTPPolicy(cipher: .aesCM192, authentication: .rccm3, rocTransmissionRate: 16)] {
+            XCTAssertEqual(PolicyMapping.srtpPolicy(PolicyMapping.parameters(policy)), policy)
+        }
+        XCTAssertThrowsError(try PolicyMapping.srtpPolicy(cipher: "aes-512", auth: "rccm2", rocRate: 1, srtpTagLength: 14,
+                                                          srtcpTagLength: 10, srtcpEncryption: true, source: "x.json")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("x.json: policy.cipher"), "\(e)")
+        }
+    }
+}
