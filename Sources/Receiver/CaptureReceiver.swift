@@ -144,6 +144,9 @@ public final class CaptureReceiver {
 
     public func run(inputPath: String, outputPath: String?) throws(ReceiverInputError) -> ReceiveReport {
         report = ReceiveReport(input: inputPath, output: outputPath)
+        if let outputPath, Self.sameFile(inputPath, outputPath) {
+            throw ReceiverInputError(source: outputPath, problem: "the output would overwrite the input capture", fix: "choose another --output path")
+        }
         try prescan(inputPath)
         let reader: CaptureReader
         do { reader = try CaptureReader(path: inputPath) } catch {
@@ -161,7 +164,9 @@ public final class CaptureReceiver {
         while true {
             let next: CapturedFrame?
             do { next = try reader.next() } catch {
-                throw ReceiverInputError(source: inputPath, problem: error.description, fix: "check the capture (it may be truncated)")
+                // A truncated capture: everything before the damage is processed and reported.
+                report.inputError = "\(error.description) after frame \(frameNumber)"
+                break
             }
             guard let frame = next else { break }
             frameNumber += 1
@@ -212,11 +217,27 @@ public final class CaptureReceiver {
     }
 
     /// Decrypts packets that waited for the ROC (after their stream synchronised, or at the end).
+    ///
+    /// They are older than the packet that synchronised the stream, possibly by more than the
+    /// replay window (R > 128), so they go through a receiver of their own that starts from the
+    /// ROC the synchronised stream implies for the first of them (RFC 3711 3.3.1 estimate).
     private func retry(_ list: [WaitingPacket], _ key: StatKey) {
+        var side: SRTPReceiver? = nil
+        if let first = list.first, let main = first.flow.receiver, let policy = first.flow.policy,
+           let state = main.rolloverState(ssrc: key.ssrc), state.isSynchronised, first.udp.payloadLength >= 4 {
+            let b = first.frameBytes, o = first.udp.payloadOffset
+            var alt = policy
+            alt.initialROC = state.estimateROC(for: UInt16(b[o + 2]) << 8 | UInt16(b[o + 3]))
+            if let r = try? SRTPReceiver(policy: alt, keyCapacity: options.keyCapacity, lateJoin: false) {
+                let held = Set(main.knownMKIs)
+                for a in announced.values.sorted(by: { $0.order < $1.order }) where held.contains(a.keys.mki) { try? r.addKey(a.keys) }
+                side = r
+            }
+        }
         for w in list {
             var bytes = w.frameBytes
             let payload = Array(bytes[w.udp.payloadOffset..<w.udp.datagramEnd])
-            switch process(&bytes, w.udp, payload: payload, flow: w.flow, rtcp: false, frame: w.frame, time: w.time, retry: true) {
+            switch process(&bytes, w.udp, payload: payload, flow: w.flow, rtcp: false, frame: w.frame, time: w.time, retry: true, using: side) {
             case .write(let end): w.slot.bytes = Array(bytes[0..<end])
             default: w.slot.bytes = nil
             }
@@ -238,6 +259,12 @@ public final class CaptureReceiver {
         }
     }
 
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        var sa = stat(), sb = stat()
+        guard stat(a, &sa) == 0, stat(b, &sb) == 0 else { return false }
+        return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino
+    }
+
     // MARK: pass 1
 
     /// Session addresses: destinations of UDP port 2269.
@@ -249,9 +276,7 @@ public final class CaptureReceiver {
         guard let linkType = reader.linkType else { return }
         while true {
             let next: CapturedFrame?
-            do { next = try reader.next() } catch {
-                throw ReceiverInputError(source: path, problem: error.description, fix: "check the capture (it may be truncated)")
-            }
+            do { next = try reader.next() } catch { break }
             guard let f = next, let base = f.bytes.baseAddress else {
                 if next == nil { break } else { continue }
             }
@@ -419,7 +444,7 @@ public final class CaptureReceiver {
     }
 
     private func process(_ buffer: inout [UInt8], _ u: UDPFrame, payload: [UInt8], flow: Flow, rtcp: Bool,
-                         frame: Int, time: Double, retry: Bool) -> Disposition {
+                         frame: Int, time: Double, retry: Bool, using side: SRTPReceiver? = nil) -> Disposition {
         let ssrc: UInt32 = payload.count >= (rtcp ? 8 : 12)
             ? (rtcp ? be32(payload, 4) : be32(payload, 8)) : 0
         let seq: UInt16? = !rtcp && payload.count >= 4 ? UInt16(payload[2]) << 8 | UInt16(payload[3]) : nil
@@ -431,7 +456,7 @@ public final class CaptureReceiver {
         if !retry { stats[key]?.packets += 1 }
         stats[key]?.keyGroup = flow.keyGroup
 
-        guard let receiver = flow.receiver, let policy = flow.policy else {
+        guard let receiver = side ?? flow.receiver, let policy = flow.policy else {
             // No MSK held names this flow: report the MKI as the first policy held would read it.
             var mki: MasterKeyIdentifier? = nil
             if let kp = keys.policies.sorted(by: { $0.key < $1.key }).first?.value {

@@ -59,11 +59,19 @@ public struct CaptureInspector {
 
     public init() {}
 
-    /// Inspects a capture. `limit`: at most this many frames (nil: all).
+    /// Inspects a capture. `limit`: at most this many frames (nil: all). A capture damaged part
+    /// way throws; `inspectPartially` returns the frames before the damage too.
     public static func inspect(path: String, limit: Int? = nil) throws(ReceiverInputError) -> [InspectedPacket] {
+        let (packets, error) = try inspectPartially(path: path, limit: limit)
+        if let error { throw error }
+        return packets
+    }
+
+    /// The frames that could be read, and the read error that stopped it (nil at a clean end).
+    public static func inspectPartially(path: String, limit: Int? = nil) throws(ReceiverInputError) -> ([InspectedPacket], ReceiverInputError?) {
         var inspector = CaptureInspector()
-        // Pass 1: the MIKEY messages, for MKIs and SP.
-        try forEachFrame(path: path, limit: nil) { _, _, bytes, linkType in
+        // Pass 1: the MIKEY messages, for MKIs and SP (up to any damage).
+        _ = try? forEachFrame(path: path, limit: nil) { _, _, bytes, linkType in
             guard let linkType, let u = udp(bytes, linkType) else { return }
             let payload = Array(bytes[u.payloadOffset..<u.datagramEnd])
             if u.destination.port == mikeyPort || u.source.port == mikeyPort || looksLikeMIKEY(payload) {
@@ -71,10 +79,15 @@ public struct CaptureInspector {
             }
         }
         var out: [InspectedPacket] = []
-        try forEachFrame(path: path, limit: limit) { n, time, bytes, linkType in
-            out.append(inspector.inspect(frame: n, time: time, bytes: bytes, linkType: linkType))
+        do {
+            try forEachFrame(path: path, limit: limit) { n, time, bytes, linkType in
+                out.append(inspector.inspect(frame: n, time: time, bytes: bytes, linkType: linkType))
+            }
+        } catch {
+            if out.isEmpty { throw error }
+            return (out, error)
         }
-        return out
+        return (out, nil)
     }
 
     static func forEachFrame(path: String, limit: Int?,
@@ -87,7 +100,7 @@ public struct CaptureInspector {
         while limit.map({ n < $0 }) ?? true {
             let next: CapturedFrame?
             do { next = try reader.next() } catch {
-                throw ReceiverInputError(source: path, problem: error.description, fix: "the capture may be truncated; inspect fewer frames with --limit")
+                throw ReceiverInputError(source: path, problem: error.description, fix: "the capture is truncated or corrupt; the frames before the damage were decoded")
             }
             guard let f = next else { break }
             n += 1

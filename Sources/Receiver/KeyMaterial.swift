@@ -155,6 +155,7 @@ public struct UEKeyState: Sendable {
     }
 
     /// Installs the MSKs of one `keys export-ue` JSON document (one key group).
+    @discardableResult
     public mutating func loadUEExport(_ data: Data, source: String) throws(ReceiverInputError) -> [DeliveredMSK] {
         let export: ExportDocument
         do { export = try JSONDecoder().decode(ExportDocument.self, from: data) } catch {

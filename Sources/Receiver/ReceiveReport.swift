@@ -159,13 +159,16 @@ public struct ReceiveReport: Codable, Sendable, Equatable {
     /// Violations by kind, including any left out of `violations` beyond the per-kind cap.
     public var violationCounts: [String: Int] = [:]
     public var mikeyRejections: [MIKEYRejectionRecord] = []
+    /// Set when the capture could not be read to its end (truncated or corrupt); the frames
+    /// before the damage are processed.
+    public var inputError: String? = nil
 
     /// Packets that failed to decrypt, excluding RFC 4771 late-join waits.
     public var failedPackets: Int { totals.dropped - totals.waitingForROC }
     /// True when every SRTP/SRTCP packet decrypted (late-join waits aside), no rule was broken
     /// and no MIKEY message was rejected for a reason that breaks key delivery.
     public var ok: Bool {
-        failedPackets == 0 && violationCounts.values.reduce(0, +) == 0 && !mikeyRejections.contains { $0.counts }
+        failedPackets == 0 && violationCounts.values.reduce(0, +) == 0 && !mikeyRejections.contains { $0.counts } && inputError == nil
     }
 
     public func json() throws -> String {
@@ -181,7 +184,8 @@ public struct ReceiveReport: Codable, Sendable, Equatable {
                    + (totals.waitingForROC > 0 ? " (\(totals.waitingForROC) waiting for the first ROC, RFC 4771 late join)" : "")
                    + ", passed through \(totals.passedThrough), MIKEY removed \(totals.mikeyRemoved)")
         out.append("MIKEY: \(mikey.messages) messages, \(mikey.newMTKs) new MTKs, \(mikey.repeats) repeats, \(mikey.msks) MSK messages, \(mikey.rejected) rejected")
-        for p in policies {
+        let used = Set(flows.compactMap(\.keyGroup)).union(mtks.map(\.keyGroup))
+        for p in policies where used.contains(p.keyGroup) {
             out.append("key group \(p.keyGroup): \(p.cipher) + \(p.auth), R = \(p.rocRate), RCC tag \(p.rccTagLength), SRTCP tag \(p.srtcpTagLength), SRTCP E = \(p.srtcpEncryption ? 1 : 0) (\(p.origin))")
         }
         if !mtks.isEmpty {
@@ -208,7 +212,8 @@ public struct ReceiveReport: Codable, Sendable, Equatable {
         for r in mikeyRejections.prefix(10) {
             out.append("MIKEY rejected: frame \(r.frame) to \(r.destination): \(r.reason)")
         }
-        out.append(ok ? "OK" : "FAILED: \(failedPackets) packet(s) not decrypted, \(violationCounts.values.reduce(0, +)) violation(s), \(mikeyRejections.filter(\.counts).count) MIKEY rejection(s)")
+        if let inputError { out.append("input damaged: \(inputError) (frames before it were processed)") }
+        out.append(ok ? "OK" : "FAILED: \(failedPackets) packet(s) not decrypted, \(violationCounts.values.reduce(0, +)) violation(s), \(mikeyRejections.filter(\.counts).count) MIKEY rejection(s)\(inputError == nil ? "" : ", input damaged")")
         return out.joined(separator: "\n")
     }
 }

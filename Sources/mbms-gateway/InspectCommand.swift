@@ -34,9 +34,11 @@ struct InspectCommand: ParsableCommand {
 
     func run() throws {
         let packets: [InspectedPacket]
-        do { packets = try CaptureInspector.inspect(path: file, limit: limit) } catch {
+        let damage: ReceiverInputError?
+        do { (packets, damage) = try CaptureInspector.inspectPartially(path: file, limit: limit) } catch {
             throw ReceiveFailure(error.description).exit()
         }
         for p in packets { print(json ? p.jsonLine() : p.line) }
+        if let damage { throw ReceiveFailure("\(damage.description) (after frame \(packets.count))").exit() }
     }
 }

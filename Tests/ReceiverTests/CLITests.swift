@@ -6,20 +6,18 @@ import SRTP
 import XCTest
 @testable import Receiver
 
-/// End to end through the built binary: `keys init/deliver/export-ue` make the key material, the
-/// test protects rtp-seqwrap with the exported current and next MTKs (MTK messages built from
-/// the exported MSK and RAND), then `receive` (both key paths) and `inspect` run on it.
-final class CLITests: XCTestCase {
+/// Runs the built `mbms-gateway` (bounded in time); output is stdout and stderr together.
+enum CLI {
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    func binary() throws -> String {
-        let path = Self.repoRoot.appendingPathComponent(".build/debug/mbms-gateway").path
+    static func binary() throws -> String {
+        let path = repoRoot.appendingPathComponent(".build/debug/mbms-gateway").path
         guard FileManager.default.isExecutableFile(atPath: path) else { throw XCTSkip("\(path) not built (run swift build first)") }
         return path
     }
 
     @discardableResult
-    func run(_ args: [String], environment: [String: String] = [:], stdout: String? = nil) throws -> (status: Int32, output: String) {
+    static func run(_ args: [String], environment: [String: String] = [:], stdout: String? = nil) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try binary())
         p.arguments = args
@@ -42,6 +40,18 @@ final class CLITests: XCTestCase {
         let text = String(decoding: data, as: UTF8.self)
         if let stdout { try Data(text.utf8).write(to: URL(fileURLWithPath: stdout)) }
         return (p.terminationStatus, text)
+    }
+}
+
+/// End to end through the built binary: `keys init/deliver/export-ue` make the key material, the
+/// test protects rtp-seqwrap with the exported current and next MTKs (MTK messages built from
+/// the exported MSK and RAND), then `receive` (both key paths) and `inspect` run on it.
+final class CLITests: XCTestCase {
+    func binary() throws -> String { try CLI.binary() }
+
+    @discardableResult
+    func run(_ args: [String], environment: [String: String] = [:], stdout: String? = nil) throws -> (status: Int32, output: String) {
+        try CLI.run(args, environment: environment, stdout: stdout)
     }
 
     func testReceiveAndInspectThroughTheBinary() throws {
@@ -135,5 +145,110 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(r.output.contains("mtk_id=\(current.mtkID)"), r.output)
         r = try run(["inspect", dir + "/gateway.yaml"])
         XCTAssertEqual(r.status, 2, r.output)
+    }
+}
+
+/// The issue's "done when": the three RTP captures through `replay` (the gateway), back through
+/// `receive` (MSK messages from `keys deliver`), byte-identical RTP and RTCP payloads packet by
+/// packet; and Debian's libsrtp2 authenticates and decrypts the replay output's SRTP and SRTCP
+/// with the MTKs from `receive --report`.
+final class ReplayRoundTripTests: XCTestCase {
+    override class func setUp() { super.setUp(); LibSRTPScope.begin() }
+    override class func tearDown() { LibSRTPScope.end(); super.tearDown() }
+
+    func testReplayThenReceiveReproducesTheThreeCaptures() throws {
+        let cli = CLI.self
+        let binary = try cli.binary()
+        let help = try cli.run(["replay", "--help"])
+        guard help.status == 0 else { throw XCTSkip("\(binary) has no replay command (Gateway not merged)") }
+        let fixtures = try ["rtp-h264-aac", "rtp-seqwrap", "rtp-multicast"].map { ($0, try Paths.fixture("\($0).pcap")) }
+        let dir = Paths.temporary("replay")
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let config = dir + "/gateway.yaml"
+        try """
+        keyDomain:
+          mcc: "001"
+          mnc: "01"
+        bmscFQDN: bmsc.mnc001.mcc001.pub.3gppnetwork.org
+        keyStore:
+          path: keys.sqlite
+        schedule:
+          epoch: 2026-01-01T00:00:00Z
+          mtk:
+            period: 5s
+            announceLead: 2s
+            repeat: 1s
+          msk:
+            period: 1d
+        sessions:
+          - name: video
+            kind: rtp
+            destination: 127.0.0.20:5004
+            keyGroup: 1
+            protection: { cipher: aes-128-cm, auth: rccm2, rocRate: 64 }
+          - name: audio
+            kind: rtp
+            destination: 127.0.0.20:5006
+            keyGroup: 2
+            protection: { cipher: aes-256-cm, auth: rccm1, rocRate: 1, srtcpEncryption: off }
+          - name: wrap
+            kind: rtp
+            destination: 127.0.0.20:5010
+            keyGroup: 3
+            protection: { cipher: aes-128-cm, auth: rccm2, rocRate: 16 }
+          - name: mc-video
+            kind: rtp
+            destination: 239.255.10.1:5020
+            keyGroup: 4
+            protection: { cipher: aes-128-cm, auth: hmac-sha1-80 }
+          - name: mc-audio
+            kind: rtp
+            destination: 239.255.10.1:5022
+            keyGroup: 5
+            protection: { cipher: aes-128-cm, auth: rccm2, rocRate: 8 }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let layouts: [UInt16: SessionLayout] = [
+            5004: SessionLayout(rocRate: 64, rcc: true, srtcpEncryption: true),
+            5006: SessionLayout(rocRate: 1, rcc: true, srtcpEncryption: false),
+            5010: SessionLayout(rocRate: 16, rcc: true, srtcpEncryption: true),
+            5020: SessionLayout(rocRate: 1, rcc: false, srtcpEncryption: true),
+            5022: SessionLayout(rocRate: 8, rcc: true, srtcpEncryption: true),
+        ]
+        let env = ["MBMS_KEK": String(repeating: "cd", count: 32)]
+        let muk = String(repeating: "4d", count: 32)
+        var r = try cli.run(["keys", "init", "--config", config, "--at", "2026-11-20T00:00:00Z"], environment: env)
+        XCTAssertEqual(r.status, 0, r.output)
+        // replay adds the MSKs covering the captures' time (2026-11-23 around 12:18 UTC); then
+        // one MSK message per key group covers all three captures.
+        for (name, fixture) in fixtures {
+            r = try cli.run(["replay", "--config", config, "--input", fixture, "--output", dir + "/\(name).protected.pcap", "--quiet"], environment: env)
+            XCTAssertEqual(r.status, 0, "\(name): \(r.output)")
+        }
+        var mskFiles: [String] = []
+        for g in 1...5 {
+            let file = dir + "/msk\(g).bin"
+            r = try cli.run(["keys", "deliver", "--config", config, "--at", "2026-11-23T12:18:50Z", "--key-group", "\(g)",
+                             "--muk", muk, "--ue-id", "ue1@bsf", "--output", file], environment: env)
+            XCTAssertEqual(r.status, 0, r.output)
+            mskFiles.append(file)
+        }
+        for (name, fixture) in fixtures {
+            let protected = dir + "/\(name).protected.pcap", plain = dir + "/\(name).plain.pcap", reportFile = dir + "/\(name).report.json"
+            r = try cli.run(["receive", "--input", protected, "--output", plain, "--report", reportFile, "--muk", muk, "--ue-id", "ue1@bsf",
+                             "--config", config, "--msk-message"] + mskFiles)
+            XCTAssertEqual(r.status, 0, "\(name): \(r.output)")
+            let input = try udpPayloads(fixture)
+            let output = try udpPayloads(plain)
+            XCTAssertEqual(output.count, input.count, name)
+            if let i = zip(output, input).enumerated().first(where: { $0.element.0 != $0.element.1 })?.offset {
+                XCTFail("\(name): UDP payload \(i) differs after replay + receive")
+            }
+            let report = try JSONDecoder().decode(ReceiveReport.self, from: Data(contentsOf: URL(fileURLWithPath: reportFile)))
+            XCTAssertTrue(report.ok, report.summary())
+            XCTAssertGreaterThan(report.mtks.count, 2, "\(name): the 5 s MTK period gives several MTK switches")
+            let checked = try checkWithLibSRTP(protected: protected, report: report, expected: input, layouts: layouts)
+            XCTAssertEqual(checked.rtp + checked.rtcp, input.count, name)
+        }
     }
 }

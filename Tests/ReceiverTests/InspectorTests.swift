@@ -118,5 +118,19 @@ final class InspectorTests: XCTestCase {
         try keys.loadMSKMessage(try bmsc.mskMessage(), source: "msk.bin")
         let report = try CaptureReceiver.run(inputPath: path, outputPath: Paths.temporary("garbage-out.pcap"), keys: keys)
         XCTAssertEqual(report.totals.frames, 400)
+
+        // A capture cut in the middle of a record: the frames before the cut are decoded.
+        let cut = Paths.temporary("cut.pcap")
+        try writeFrames(cut, linkType: 1, Array(frames.prefix(10)) + [(UInt64(0), [UInt8](repeating: 0, count: 64))])
+        let whole = try Data(contentsOf: URL(fileURLWithPath: cut))
+        try whole.prefix(whole.count - 7).write(to: URL(fileURLWithPath: cut))
+        let (partial, damage) = try CaptureInspector.inspectPartially(path: cut)
+        XCTAssertNotNil(damage)
+        XCTAssertEqual(partial.count, 10)
+        XCTAssertThrowsError(try CaptureInspector.inspect(path: cut))
+        let r2 = try CaptureReceiver.run(inputPath: cut, outputPath: nil, keys: keys)
+        XCTAssertEqual(r2.totals.frames, 10)
+        XCTAssertNotNil(r2.inputError)
+        XCTAssertFalse(r2.ok)
     }
 }

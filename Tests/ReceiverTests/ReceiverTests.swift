@@ -68,6 +68,20 @@ final class ReceiverRoundTripTests: XCTestCase {
         XCTAssertEqual(report.flows.first { $0.kind == "srtp" }?.rocAtEnd, 1)
     }
 
+    /// R = 1024: the first 536 packets (SEQ 65000...65535) wait for the ROC carried at SEQ 0,
+    /// far more than the 128-packet replay window; they are still decrypted, in order.
+    func testLateJoinLongerThanTheReplayWindow() throws {
+        let fixture = try Paths.fixture("rtp-seqwrap.pcap")
+        let bmsc = TestBMSC(policy: SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 1024))
+        let cap = try buildProtectedCapture(fixture: fixture, bmsc: bmsc, output: Paths.temporary("seqwrap-r1024.pcap"))
+        var keys = UEKeyState()
+        try keys.loadUEExport(bmsc.exportJSON(), source: "export.json")
+        let out = Paths.temporary("seqwrap-r1024-plain.pcap")
+        let report = try CaptureReceiver.run(inputPath: cap.path, outputPath: out, keys: keys)
+        XCTAssertTrue(report.ok, report.summary())
+        XCTAssertTrue(try udpPayloads(out) == cap.fixturePayloads)
+    }
+
     /// The report JSON decodes and carries what `receive --report` promises.
     func testReportJSONShape() throws {
         let fixture = try Paths.fixture("rtp-seqwrap.pcap")
@@ -172,6 +186,10 @@ final class ReceiverViolationTests: XCTestCase {
         XCTAssertThrowsError(try CaptureReceiver.run(inputPath: "/nonexistent.pcap", outputPath: nil, keys: keys)) { e in
             XCTAssertTrue("\(e)".contains("/nonexistent.pcap"), "\(e)")
         }
+        let fixture = try Paths.fixture("rtp-seqwrap.pcap")
+        XCTAssertThrowsError(try CaptureReceiver.run(inputPath: fixture, outputPath: fixture, keys: keys)) { e in
+            XCTAssertTrue("\(e)".contains("overwrite"), "\(e)")
+        }
     }
 }
 
@@ -206,6 +224,48 @@ final class ReceiverMultiSessionTests: XCTestCase {
             XCTAssertEqual(Set(report.flows.filter { $0.destination.hasSuffix(":\(video)") || $0.destination.hasSuffix(":\(video + 1)") }.compactMap(\.keyGroup)), [10])
             XCTAssertEqual(Set(report.flows.filter { $0.destination.hasSuffix(":\(audio)") || $0.destination.hasSuffix(":\(audio + 1)") }.compactMap(\.keyGroup)), [11])
             XCTAssertEqual(report.mtks.count, 4)
+        }
+    }
+}
+
+final class PolicyMappingTests: XCTestCase {
+    /// MIKEY SP parameters (as `keys deliver` writes them) to the SRTP policy, and back.
+    func testSPToSRTPPolicy() throws {
+        var p = SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: 64, authentication: .rccm2, srtcpEncryption: true)
+        p.sessionEncryptionKeyLength = 24
+        var s = PolicyMapping.srtpPolicy(p)
+        XCTAssertEqual(s.cipher, .aesCM192)
+        XCTAssertEqual(s.authentication, .rccm2)
+        XCTAssertEqual(s.rocTransmissionRate, 64)
+        XCTAssertEqual(s.rccTagLength, 14)
+        XCTAssertTrue(s.srtcpEncryption)
+        XCTAssertEqual(s.srtcpTagLength, 10)
+
+        p = SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: 8, authentication: .rccm3)
+        s = PolicyMapping.srtpPolicy(p)
+        XCTAssertEqual(s.authentication, .rccm3)
+        XCTAssertEqual(s.rccTagLength, 4)
+        XCTAssertFalse(s.srtcpEncryption)
+
+        p = SRTPPolicyParameters.mbmsRecommended(rocTransmissionRate: 1, authentication: .hmacSHA1)
+        p.srtpAuthenticationTagLength = 4
+        p.srtpEncryption = false
+        s = PolicyMapping.srtpPolicy(p)
+        XCTAssertEqual(s.authentication, .hmacSHA1_32)
+        XCTAssertEqual(s.cipher, .null)
+
+        // No SP at all: the SRTP defaults (AES-128, RCCm2, R = 1).
+        XCTAssertEqual(PolicyMapping.srtpPolicy(nil), SRTPPolicy())
+
+        // Round trip through the SP parameters used to install exported MSKs.
+        for policy in [SRTPPolicy(cipher: .aesCM256, authentication: .rccm1, rocTransmissionRate: 3, srtcpEncryption: false),
+                       SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80),
+                       SRTPPolicy(cipher: .aesCM192, authentication: .rccm3, rocTransmissionRate: 16)] {
+            XCTAssertEqual(PolicyMapping.srtpPolicy(PolicyMapping.parameters(policy)), policy)
+        }
+        XCTAssertThrowsError(try PolicyMapping.srtpPolicy(cipher: "aes-512", auth: "rccm2", rocRate: 1, srtpTagLength: 14,
+                                                          srtcpTagLength: 10, srtcpEncryption: true, source: "x.json")) { e in
+            XCTAssertTrue("\(e)".hasPrefix("x.json: policy.cipher"), "\(e)")
         }
     }
 }
