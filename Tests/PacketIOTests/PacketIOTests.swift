@@ -240,3 +240,32 @@ final class PacketIOTests: XCTestCase {
         XCTAssertThrowsError(try r.next())
     }
 }
+
+/// pcapng input (converted by Wireshark's editcap, an independent writer) reads back the same
+/// frames and timestamps as the classic pcap.
+final class PcapngTests: XCTestCase {
+    func testPcapngInputMatchesClassicPcap() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/editcap") else { throw XCTSkip("editcap (wireshark-common) not installed") }
+        let classic = PacketIOTests.fixtures.appendingPathComponent("rtp-seqwrap.pcap").path
+        guard FileManager.default.fileExists(atPath: classic) else { throw XCTSkip("\(classic) not present") }
+        let ng = FileManager.default.temporaryDirectory.appendingPathComponent("seqwrap-\(getpid()).pcapng").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/editcap")
+        p.arguments = ["-F", "pcapng", classic, ng]
+        try p.run()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let a = try CaptureReader(path: classic), b = try CaptureReader(path: ng)
+        XCTAssertEqual(b.linkType, .ethernet)
+        var n = 0
+        while let fa = try a.next() {
+            let bytesA = Array(fa.bytes), timeA = fa.timestampNanoseconds
+            let fb = try XCTUnwrap(try b.next())
+            XCTAssertEqual(Array(fb.bytes), bytesA)
+            XCTAssertEqual(fb.timestampNanoseconds, timeA)
+            n += 1
+        }
+        XCTAssertNil(try b.next())
+        XCTAssertEqual(n, 3492)
+    }
+}
