@@ -70,15 +70,17 @@ let package = Package(
             dependencies: ["CryptoCore", "SRTP", "CLibSRTP", "CBenchSupport"],
             path: "Benchmarks/SRTPBenchmark"),
 
+        // Helpers shared by the test targets (external tools, seeded PRNG); not shipped.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
-        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
-        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),
-        .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
+        .testTarget(name: "SRTPTests", dependencies: ["TestSupport", "SRTP", "CryptoCore", "CLibSRTP"]),
+        .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO"]),
+        .testTarget(name: "GatewayTests", dependencies: ["TestSupport", "Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),
+        .testTarget(name: "MIKEYTests", dependencies: ["TestSupport", "MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
                           path: "Tests/KeyStoreTorture"),
-        .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
+        .testTarget(name: "KeyManagementTests", dependencies: ["TestSupport", "KeyManagement", "MIKEY", "CryptoCore"]),
         .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
         .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
         .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),

@@ -1,6 +1,7 @@
 import CryptoCore
 import Foundation
 import MIKEY
+import TestSupport
 import XCTest
 @testable import KeyManagement
 
@@ -164,18 +165,7 @@ final class CLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("keys.sqlite").path), "failed before touching the store")
     }
 
-    func tshark(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        p.arguments = args
-        let o = Pipe()
-        p.standardOutput = o
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let d = o.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: d, as: UTF8.self)
-    }
+    func tshark(_ args: [String]) throws -> String { try Tool.run(Tool.tshark, args).stdout }
 
     /// Classic pcap, linktype 101 (raw IP), IPv4/UDP 2269 → 2269.
     static func pcap(_ messages: [[UInt8]]) -> [UInt8] {
