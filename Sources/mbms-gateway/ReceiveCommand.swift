@@ -48,8 +48,11 @@ struct ReceiveCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Write the JSON report here (contains MTKs: mode 0600).", valueName: "file"))
     var report: String?
 
-    @Option(name: .long, help: ArgumentHelp("The UE's MUK, hex (from GBA).", valueName: "hex"))
+    @Option(name: .long, help: ArgumentHelp("The UE's MUK, hex (from GBA). Visible in process listings: prefer --muk-file.", valueName: "hex"))
     var muk: String?
+
+    @Option(name: .customLong("muk-file"), help: ArgumentHelp("File holding the UE's MUK as hex.", valueName: "file"))
+    var mukFile: String?
 
     @Option(name: .customLong("ue-id"), help: ArgumentHelp("The UE's B-TID (IDr of the MSK messages).", valueName: "B-TID"))
     var ueID: String?
@@ -78,7 +81,8 @@ struct ReceiveCommand: ParsableCommand {
             throw ValidationError("no key material: give --muk HEX --ue-id B-TID --naf-id FQDN --msk-message FILE, or --ue-export FILE.json")
         }
         if !mskMessages.isEmpty {
-            guard muk != nil else { throw ValidationError("--msk-message needs --muk HEX (the UE's MUK)") }
+            guard muk != nil || mukFile != nil else { throw ValidationError("--msk-message needs --muk-file FILE or --muk HEX (the UE's MUK)") }
+            guard muk == nil || mukFile == nil else { throw ValidationError("give either --muk or --muk-file, not both") }
             guard ueID != nil else { throw ValidationError("--msk-message needs --ue-id B-TID (the IDr the MSK message names)") }
             guard nafID != nil || config != nil else {
                 throw ValidationError("--msk-message needs --naf-id FQDN, or --config gateway.yaml to read bmscFQDN")
@@ -118,6 +122,8 @@ struct ReceiveCommand: ParsableCommand {
 
     func loadKeys() throws -> UEKeyState {
         var state: UEKeyState
+        let muk: String?
+        do { muk = try SecretInput.mukHex(self.muk, file: mukFile) } catch { throw ReceiveFailure("\(error)") }
         if let muk {
             guard var bytes = try? Hex.decode(muk), !bytes.isEmpty else {
                 throw ReceiveFailure("--muk: not hex; give the MUK as hex digits (32 bytes = 64 digits)")
