@@ -12,6 +12,9 @@ public final class ReplayJob {
         public var dropUnmatched = false
         public var checksum: UDPFrameEditor.ChecksumPolicy = .recompute
         public var download = DownloadEngine.Options()
+        /// Re-time the capture so its first frame is at this Unix time (nanoseconds); every
+        /// frame keeps its offset. Nil: the capture's own timestamps.
+        public var startNanoseconds: UInt64?
         public init(input: String, output: String) {
             self.input = input
             self.output = output
@@ -43,6 +46,10 @@ public final class ReplayJob {
         self.options = options
     }
 
+    static func shifted(_ t: UInt64, _ shift: Int64) -> UInt64 {
+        shift >= 0 ? t &+ UInt64(shift) : (t > UInt64(-shift) ? t - UInt64(-shift) : 0)
+    }
+
     /// Runs both passes; `progress(done, total)` is called every few thousand frames.
     public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
         let started = DispatchTime.now().uptimeNanoseconds
@@ -61,9 +68,11 @@ public final class ReplayJob {
         var downloadTemplates = [(template: InjectionTemplate, sourcePort: UInt16)?](repeating: nil, count: downloads.count)
         var total = 0
         var captureFirst: Int64? = nil, captureLast: Int64? = nil
+        var shift: Int64 = 0
         while let f = try scan.next() {
             total += 1
-            let t = Int64(f.timestampNanoseconds / 1_000_000_000)
+            if total == 1, let start = options.startNanoseconds { shift = Int64(bitPattern: start) - Int64(bitPattern: f.timestampNanoseconds) }
+            let t = Int64(Self.shifted(f.timestampNanoseconds, shift) / 1_000_000_000)
             if captureFirst == nil { captureFirst = t }
             captureLast = t
             guard let base = f.bytes.baseAddress,
@@ -147,16 +156,17 @@ public final class ReplayJob {
         defer { buffer.deallocate() }
         var done = 0
         while let f = try reader.next() {
-            let t = Int64(f.timestampNanoseconds / 1_000_000_000)
+            let stamp = Self.shifted(f.timestampNanoseconds, shift)
+            let t = Int64(stamp / 1_000_000_000)
             // Events due at or before this packet's second go first (whole-second event times).
             try emitEvents(upTo: t)
-            flush(upTo: f.timestampNanoseconds)
+            flush(upTo: stamp)
             if !downloads.isEmpty, let base = f.bytes.baseAddress,
                case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link),
                let d = downloadLookup[u.destination] {
                 // FLUTE input is consumed: what goes out is the protected channel.
                 queue(try download.receive(Array(f.bytes[u.payloadOffset..<u.datagramEnd]), session: d,
-                                           at: Double(f.timestampNanoseconds) / 1e9))
+                                           at: Double(stamp) / 1e9))
                 done += 1
                 continue
             }
@@ -164,9 +174,9 @@ public final class ReplayJob {
             if let src = f.bytes.baseAddress { buffer.copyMemory(from: src, byteCount: n) }
             switch try engine.process(buffer, length: n, capacity: capacity, linkType: link, time: t) {
             case .forward(let length):
-                writer.write(timestampNanoseconds: f.timestampNanoseconds, bytes: UnsafeRawBufferPointer(start: buffer, count: length))
+                writer.write(timestampNanoseconds: stamp, bytes: UnsafeRawBufferPointer(start: buffer, count: length))
             case .passThrough:
-                writer.write(timestampNanoseconds: f.timestampNanoseconds, bytes: f.bytes)
+                writer.write(timestampNanoseconds: stamp, bytes: f.bytes)
             case .drop:
                 break
             }

@@ -22,9 +22,11 @@ struct ReplayCommand: ParsableCommand {
             the channel again (FLUTE v1), after a new FDT Instance (itself a signed, NULL-encrypted
             DCF unless --plain-fdt) and the MIKEY MTK message object (application/mikey).
 
-            The output is byte-identical run after run for the same key store and input. The key
-            store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's
-            time range are added to it if missing.
+            The output is byte-identical run after run for the same key store, input and
+            --start-time. The key store must exist (`mbms-gateway keys init --config F`); MSKs
+            covering the capture's time range are added to it if missing. The store never goes
+            back in time: to replay a capture older than its MSKs, re-time it with --start-time
+            or use a store made with `keys init --at <capture time>`.
 
             Example:
               mbms-gateway keys init --config gateway.yaml
@@ -58,6 +60,9 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "FLUTE version emitted: 1 (RFC 3926, as TS 26.346 uses) or 2 (RFC 6726).")
     var fluteVersion: Int = 1
 
+    @Option(name: .long, help: ArgumentHelp("Re-time the capture to start at this time (RFC 3339, e.g. 2026-11-23T12:00:00Z); frames keep their spacing. Default: the capture's own timestamps.", valueName: "time"))
+    var startTime: String?
+
     @Option(name: .long, help: "Also write the summary as JSON to this file.")
     var summaryJSON: String?
 
@@ -69,6 +74,9 @@ struct ReplayCommand: ParsableCommand {
             throw ValidationError("--udp-checksum must be recompute or zero (got \(udpChecksum))")
         }
         guard input != output else { throw ValidationError("--output must differ from --input") }
+        if let s = startTime, ISO8601DateFormatter().date(from: s) == nil {
+            throw ValidationError("--start-time \(s) is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")
+        }
         guard fluteVersion == 1 || fluteVersion == 2 else { throw ValidationError("--flute-version must be 1 or 2") }
         guard fluteRate > 0 else { throw ValidationError("--flute-rate must be positive (bit/s)") }
         guard fdtLifetime > 0 else { throw ValidationError("--fdt-lifetime must be positive (seconds)") }
@@ -90,6 +98,9 @@ struct ReplayCommand: ParsableCommand {
         var options = ReplayJob.Options(input: input, output: output)
         options.dropUnmatched = dropUnmatched
         options.checksum = UDPFrameEditor.ChecksumPolicy(rawValue: udpChecksum) ?? .recompute
+        if let s = startTime, let d = ISO8601DateFormatter().date(from: s) {
+            options.startNanoseconds = UInt64(max(0, d.timeIntervalSince1970)) * 1_000_000_000
+        }
         options.download.plainFDT = plainFDT
         options.download.bitsPerSecond = fluteRate
         options.download.fdtLifetime = fdtLifetime
