@@ -16,6 +16,9 @@ deps:
 	  $$SUDO apt-get update -qq && \
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@# The independent FLUTE receiver used as a test oracle (PyPI flute-alc); tests skip without it.
+	@python3 -c 'import flute.receiver' 2>/dev/null || python3 -m pip install -q flute-alc 2>/dev/null || \
+	  echo "note: could not install flute-alc; the independent FLUTE receiver test will be skipped"
 
 build: deps
 	$(SWIFT) build -c release --product mbms-gateway

@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Gateway", targets: ["Gateway"]),
         .library(name: "FLUTE", targets: ["FLUTE"]),
         .library(name: "DCF", targets: ["DCF"]),
+        .library(name: "Receiver", targets: ["Receiver"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -56,7 +57,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore",
+                "SRTP", "MIKEY", "KeyManagement", "PacketIO", "CryptoCore", "FLUTE", "DCF",
                 .product(name: "Atomics", package: "swift-atomics"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -64,11 +65,13 @@ let package = Package(
             ]),
         .target(name: "FLUTE", dependencies: []),
         .target(name: "DCF", dependencies: ["CryptoCore"]),
+        // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
+        .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "FLUTE", "DCF"]),
 
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
-                "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO",
+                "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO", "Receiver",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -81,16 +84,19 @@ let package = Package(
             dependencies: ["CryptoCore", "SRTP", "CLibSRTP", "CBenchSupport"],
             path: "Benchmarks/SRTPBenchmark"),
 
+        // Helpers shared by the test targets (external tools, seeded PRNG); not shipped.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
-        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
-        .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore"]),
-        .testTarget(name: "MIKEYTests", dependencies: ["MIKEY", "CryptoCore"]),
+        .testTarget(name: "SRTPTests", dependencies: ["TestSupport", "SRTP", "CryptoCore", "CLibSRTP"]),
+        .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO"]),
+        .testTarget(name: "GatewayTests", dependencies: ["TestSupport", "Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),
+        .testTarget(name: "MIKEYTests", dependencies: ["TestSupport", "MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
                           path: "Tests/KeyStoreTorture"),
-        .testTarget(name: "KeyManagementTests", dependencies: ["KeyManagement", "MIKEY", "CryptoCore"]),
+        .testTarget(name: "KeyManagementTests", dependencies: ["TestSupport", "KeyManagement", "MIKEY", "CryptoCore"]),
         .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
         .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
+        .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )

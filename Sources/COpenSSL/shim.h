@@ -134,6 +134,11 @@ static inline int mbms_sha1(const void *data, size_t len, uint8_t *out) {
     return SHA1((const unsigned char *)data, len, out) != NULL;
 }
 
+static inline int mbms_md5(const void *data, size_t len, uint8_t *out) {
+    unsigned int n = 0;
+    return EVP_Digest(data, len, out, &n, EVP_md5(), NULL) == 1 && n == 16;
+}
+
 static inline int mbms_sha256(const void *data, size_t len, uint8_t *out) {
     return SHA256((const unsigned char *)data, len, out) != NULL;
 }

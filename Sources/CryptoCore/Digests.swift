@@ -37,3 +37,16 @@ public enum HMACSHA256 {
         return out
     }
 }
+
+/// MD5 (RFC 1321): only for FLUTE Content-MD5 integrity of transport objects (RFC 3926 3.4.2),
+/// which receivers check against accidental corruption; never for security.
+public enum MD5 {
+    public static let digestLength = 16
+    public static func hash(_ data: [UInt8]) -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: digestLength)
+        data.withUnsafeBytes { d in out.withUnsafeMutableBytes { o in
+            _ = mbms_md5(d.baseAddress, d.count, o.baseAddress!.assumingMemoryBound(to: UInt8.self))
+        } }
+        return out
+    }
+}

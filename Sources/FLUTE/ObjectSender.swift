@@ -116,6 +116,11 @@ public struct SendRatePacer: Sendable {
         self.nextSendTime = startTime
     }
 
+    /// An idle channel does not bank credit: after a pause, sending resumes at `time`.
+    public mutating func advance(to time: Double) {
+        if time > nextSendTime { nextSendTime = time }
+    }
+
     /// Assigns a send time to `datagram` and advances the pacer.
     public mutating func schedule(_ datagram: [UInt8]) -> ScheduledPacket {
         let packet = ScheduledPacket(sendTime: nextSendTime, datagram: datagram)

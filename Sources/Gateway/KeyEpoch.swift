@@ -7,8 +7,8 @@ import SRTP
 /// The keys of one MTK as the packet path uses them (`DESIGN.md` §4): immutable, derived once,
 /// valid for [validFrom, validUntil) in Unix seconds.
 public final class KeyEpoch: @unchecked Sendable {
-    public let mskID: KeyManagement.MSKID
-    public let mtkID: KeyManagement.MTKID
+    public let mskID: MIKEY.MSKID
+    public let mtkID: MIKEY.MTKID
     public let validFrom: Int64
     public let validUntil: Int64
     public let keys: SRTPSessionKeys
@@ -77,10 +77,10 @@ public final class KeySource {
     }
 
     /// The MIKEY MTK message of a scheduled MTK (built once, then reused: same bytes on every repeat).
-    public func mtkMessage(_ m: ScheduledMTK) throws -> [UInt8] {
-        let key = "\(m.mskID)/\(m.mtkID)"
+    public func mtkMessage(_ m: ScheduledMTK, download: Bool = false) throws -> [UInt8] {
+        let key = "\(m.mskID)/\(m.mtkID)/\(download)"
         if let cached = messageCache[key] { return cached }
-        let bytes = try schedule.mtkMessage(for: m, builder: MIKEYMTKMessageBuilder())
+        let bytes = try schedule.mtkMessage(for: m, download: download, builder: MIKEYMTKMessageBuilder())
         messageCache[key] = bytes
         return bytes
     }

@@ -229,8 +229,8 @@ public final class LiveGateway: @unchecked Sendable {
             let p = Path(session: s, protector: protector, rtpIn: rtpIn, rtcpIn: rtcpIn, egress: egress,
                          rtpOut: plan.out, rtcpOut: plan.rtcpOut, metrics: GatewayMetrics.Session(metrics, session: s.name))
             p.epoch = epochs[i]
-            statistics.sessions[i].mtksUsed.append(epochs[i].mtkID)
-            p.metrics.currentMTK.record(Int(epochs[i].mtkID))
+            statistics.sessions[i].mtksUsed.append(epochs[i].mtkID.rawValue)
+            p.metrics.currentMTK.record(Int(epochs[i].mtkID.rawValue))
             paths.append(p)
         }
         self.paths = paths
@@ -362,12 +362,12 @@ public final class LiveGateway: @unchecked Sendable {
             if let old = p.epoch {
                 statistics.sessions[i].mtkSwitches += 1
                 p.metrics.mtkSwitches.increment()
-                logger.info("MTK switch", metadata: ["session": "\(p.session.name)", "msk": "\(e.mskID)", "mtk": "\(e.mtkID)",
-                                                     "previous_mtk": "\(old.mtkID)"])
+                logger.info("MTK switch", metadata: ["session": "\(p.session.name)", "msk": "\(e.mskID)", "mtk": "\(e.mtkID.rawValue)",
+                                                     "previous_mtk": "\(old.mtkID.rawValue)"])
             }
             p.epoch = e
-            if !statistics.sessions[i].mtksUsed.contains(e.mtkID) { statistics.sessions[i].mtksUsed.append(e.mtkID) }
-            p.metrics.currentMTK.record(Int(e.mtkID))
+            if !statistics.sessions[i].mtksUsed.contains(e.mtkID.rawValue) { statistics.sessions[i].mtksUsed.append(e.mtkID.rawValue) }
+            p.metrics.currentMTK.record(Int(e.mtkID.rawValue))
             return e.keys
         } catch {
             p.keyRetryAfter = t + 1

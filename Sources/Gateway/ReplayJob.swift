@@ -11,6 +11,10 @@ public final class ReplayJob {
         public var output: String
         public var dropUnmatched = false
         public var checksum: UDPFrameEditor.ChecksumPolicy = .recompute
+        public var download = DownloadEngine.Options()
+        /// Re-time the capture so its first frame is at this Unix time (nanoseconds); every
+        /// frame keeps its offset. Nil: the capture's own timestamps.
+        public var startNanoseconds: UInt64?
         public init(input: String, output: String) {
             self.input = input
             self.output = output
@@ -24,19 +28,26 @@ public final class ReplayJob {
         public var firstPacketTime: Int64?
         public var lastPacketTime: Int64?
         public var statistics: GatewayStatistics
+        public var download: [DownloadStatistics]
         public var rollover: [Flow]
         public var seconds: Double
         public struct Flow: Sendable, Codable { public var session: String; public var ssrc: String; public var roc: UInt32 }
     }
 
     public let sessions: [StreamingSession]
+    public let downloads: [DownloadSession]
     public let keySource: KeySource
     public let options: Options
 
-    public init(sessions: [StreamingSession], keySource: KeySource, options: Options) {
+    public init(sessions: [StreamingSession], downloads: [DownloadSession] = [], keySource: KeySource, options: Options) {
         self.sessions = sessions
+        self.downloads = downloads
         self.keySource = keySource
         self.options = options
+    }
+
+    static func shifted(_ t: UInt64, _ shift: Int64) -> UInt64 {
+        shift >= 0 ? t &+ UInt64(shift) : (t > UInt64(-shift) ? t - UInt64(-shift) : 0)
     }
 
     /// Runs both passes; `progress(done, total)` is called every few thousand frames.
@@ -52,16 +63,24 @@ public final class ReplayJob {
         var templates = [InjectionTemplate?](repeating: nil, count: sessions.count)
         var lookup: [TransportAddress: Int] = [:]
         for s in sessions { lookup[s.rtp] = s.index; lookup[s.rtcp] = s.index }
+        var downloadLookup: [TransportAddress: Int] = [:]
+        for d in downloads { downloadLookup[d.destination] = d.index }
+        var downloadTemplates = [(template: InjectionTemplate, sourcePort: UInt16)?](repeating: nil, count: downloads.count)
         var total = 0
         var captureFirst: Int64? = nil, captureLast: Int64? = nil
+        var shift: Int64 = 0
         while let f = try scan.next() {
             total += 1
-            let t = Int64(f.timestampNanoseconds / 1_000_000_000)
+            if total == 1, let start = options.startNanoseconds { shift = Int64(bitPattern: start) - Int64(bitPattern: f.timestampNanoseconds) }
+            let t = Int64(Self.shifted(f.timestampNanoseconds, shift) / 1_000_000_000)
             if captureFirst == nil { captureFirst = t }
             captureLast = t
             guard let base = f.bytes.baseAddress,
-                  case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link),
-                  let i = lookup[u.destination] else { continue }
+                  case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link) else { continue }
+            if let d = downloadLookup[u.destination], downloadTemplates[d] == nil {
+                downloadTemplates[d] = (InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit), u.source.port)
+            }
+            guard let i = lookup[u.destination] else { continue }
             if first[i] == nil {
                 first[i] = t
                 templates[i] = InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit)
@@ -75,9 +94,35 @@ public final class ReplayJob {
         defer { writer.close() }
         let engine = try StreamingEngine(sessions: sessions, keySource: keySource, dropUnmatched: options.dropUnmatched,
                                          checksum: options.checksum)
+        let download = DownloadEngine(sessions: downloads, keySource: keySource, options: options.download)
+        // Datagrams the gateway originates with future send times (paced FLUTE output), merged
+        // into the timeline in time order.
+        var pending: [(time: UInt64, order: Int, frame: [UInt8])] = []
+        var order = 0
+        func queue(_ out: [OutgoingDatagram]) {
+            for d in out {
+                guard let (template, port) = downloadTemplates[d.session] else { continue }
+                let s = downloads[d.session]
+                let frame = UDPFrameEditor.buildFrame(linkType: link, template: template.linkHeader,
+                                                      source: TransportAddress(template.source, port), destination: s.output ?? s.destination,
+                                                      hopLimit: template.hopLimit, payload: d.payload, checksum: options.checksum)
+                let t = UInt64(max(0, d.time * 1e9))
+                var lo = pending.count
+                while lo > 0 && pending[lo - 1].time > t { lo -= 1 }
+                pending.insert((t, order, frame), at: lo)
+                order += 1
+            }
+        }
+        func flush(upTo t: UInt64?) {
+            var n = 0
+            while n < pending.count, t.map({ pending[n].time <= $0 }) ?? true {
+                writer.write(timestampNanoseconds: pending[n].time, bytes: pending[n].frame)
+                n += 1
+            }
+            pending.removeFirst(n)
+        }
         let announcer = MTKAnnouncer(keySource.configuration)
         var nextEvent: [Int64?] = first.map { $0.map(announcer.preroll(firstPacket:)) }
-        var prerollDone = [Bool](repeating: false, count: sessions.count)
 
         func emitEvents(upTo limit: Int64?) throws {
             while true {
@@ -88,9 +133,9 @@ public final class ReplayJob {
                     if pick == nil || t < pick!.time { pick = (t, i) }
                 }
                 guard let (t, i) = pick, let template = templates[i], let firstPacket = first[i] else { return }
-                // The pre-roll announces what will be on the air at the first packet.
-                let at = prerollDone[i] ? t : firstPacket
-                prerollDone[i] = true
+                // Before the session's first packet (the pre-roll), announce what will be on the air
+                // at that packet: the schedule is never asked about times before the stream.
+                let at = max(t, firstPacket)
                 for m in try keySource.transmissions(for: sessions[i], at: at) {
                     let message = try keySource.mtkMessage(m)
                     let frame = UDPFrameEditor.buildFrame(
@@ -111,27 +156,40 @@ public final class ReplayJob {
         defer { buffer.deallocate() }
         var done = 0
         while let f = try reader.next() {
-            let t = Int64(f.timestampNanoseconds / 1_000_000_000)
+            let stamp = Self.shifted(f.timestampNanoseconds, shift)
+            let t = Int64(stamp / 1_000_000_000)
             // Events due at or before this packet's second go first (whole-second event times).
             try emitEvents(upTo: t)
+            flush(upTo: stamp)
+            if !downloads.isEmpty, let base = f.bytes.baseAddress,
+               case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link),
+               let d = downloadLookup[u.destination] {
+                // FLUTE input is consumed: what goes out is the protected channel.
+                queue(try download.receive(Array(f.bytes[u.payloadOffset..<u.datagramEnd]), session: d,
+                                           at: Double(stamp) / 1e9))
+                done += 1
+                continue
+            }
             let n = min(f.bytes.count, capacity - StreamingEngine.tailroom)
             if let src = f.bytes.baseAddress { buffer.copyMemory(from: src, byteCount: n) }
             switch try engine.process(buffer, length: n, capacity: capacity, linkType: link, time: t) {
             case .forward(let length):
-                writer.write(timestampNanoseconds: f.timestampNanoseconds, bytes: UnsafeRawBufferPointer(start: buffer, count: length))
+                writer.write(timestampNanoseconds: stamp, bytes: UnsafeRawBufferPointer(start: buffer, count: length))
             case .passThrough:
-                writer.write(timestampNanoseconds: f.timestampNanoseconds, bytes: f.bytes)
+                writer.write(timestampNanoseconds: stamp, bytes: f.bytes)
             case .drop:
                 break
             }
             done += 1
             if done % 2048 == 0 { progress(done, total) }
         }
+        flush(upTo: nil)
         progress(total, total)
         writer.close()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return Report(input: options.input, output: options.output, linkType: link.name,
                       firstPacketTime: captureFirst, lastPacketTime: captureLast, statistics: engine.statistics,
+                      download: download.statistics,
                       rollover: engine.rollover.map { Report.Flow(session: $0.session, ssrc: String(format: "0x%08x", $0.ssrc), roc: $0.roc) },
                       seconds: seconds)
     }

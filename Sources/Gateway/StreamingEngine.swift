@@ -64,7 +64,7 @@ public final class StreamingEngine {
         let e = try keySource.epoch(for: sessions[i], at: t)
         if epochs[i] != nil { statistics.sessions[i].mtkSwitches += 1 }
         epochs[i] = e
-        if !statistics.sessions[i].mtksUsed.contains(e.mtkID) { statistics.sessions[i].mtksUsed.append(e.mtkID) }
+        if !statistics.sessions[i].mtksUsed.contains(e.mtkID.rawValue) { statistics.sessions[i].mtksUsed.append(e.mtkID.rawValue) }
         return e
     }
 

@@ -1,3 +1,4 @@
+import MIKEY
 import Foundation
 import Yams
 
@@ -69,7 +70,7 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
             let bytes = withUnsafeBytes(of: &a) { Array($0) }
             var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
             guard inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil else { return nil }
-            let canonical = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            let canonical = String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             return (canonical, bytes)
         }
         // Strict dotted quad: four decimal octets, no leading '+', no shorthand forms.
@@ -326,7 +327,7 @@ private struct ConfigParser {
         let mncNode = try required(kd, "mnc", at: "keyDomain", parent: kdNode, hint: "\"01\" (2 or 3 digits, quoted)")
         let mcc = try string(mccNode, "keyDomain.mcc", hint: "\"001\""), mnc = try string(mncNode, "keyDomain.mnc", hint: "\"01\"")
         let keyDomainID: KeyDomainID
-        do { keyDomainID = try KeyDomainID(mcc: mcc, mnc: mnc) } catch {
+        do { keyDomainID = try KeyDomainID.parse(mcc: mcc, mnc: mnc) } catch {
             switch error {
             case .invalidMCC: throw fail(mccNode, "keyDomain.mcc", mcc, "an MCC is exactly 3 decimal digits", "quote it as a string, e.g. mcc: \"001\"")
             case .invalidMNC: throw fail(mncNode, "keyDomain.mnc", mnc, "an MNC is 2 or 3 decimal digits", "quote it as a string, e.g. mnc: \"01\"")

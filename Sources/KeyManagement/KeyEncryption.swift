@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 
@@ -17,7 +18,7 @@ public enum KeyEncryptionKeyError: Error, Equatable, Sendable, CustomStringConve
         case let .malformed(source):
             return "\(source): the key-encryption key must be exactly 64 hex digits (32 bytes); fix: regenerate it with `mbms-gateway keys init --create-kek`"
         case let .unreadable(path):
-            return "\(path): cannot read the key-encryption key file; fix: check the path (MBMS_KEK_FILE or keyStore.kekFile) and its owner"
+            return "\(path): cannot read the key-encryption key file; fix: check the path (MBMS_KEK_FILE or keyStore.kekFile) and its owner, or create it with `mbms-gateway keys init --create-kek`"
         case let .tooOpen(path, mode):
             return "\(path): the key-encryption key file has mode \(mode), readable by others; fix: chmod 600 \(path)"
         case let .alreadyExists(path):

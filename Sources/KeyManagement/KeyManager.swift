@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 
@@ -62,6 +63,14 @@ public final class KeyManager: @unchecked Sendable {
         try KeySchedule(snapshot: try store.snapshot(), configuration: configuration.schedule)
     }
 
+    /// The MIKEY MTK messages to send at t for a key group (`KeySchedule.transmissions`), as
+    /// TEK+SALT for RTP sessions and TGK for FLUTE channels (TS 33.246 6.4.5.3).
+    public func mtkMessages(keyGroup: KeyGroup, at t: Date, schedule: KeySchedule? = nil,
+                            builder: any MTKMessageBuilding = MIKEYMTKMessageBuilder()) throws -> [[UInt8]] {
+        guard let session = configuration.session(forKeyGroup: keyGroup) else { throw LifecycleError.keyGroupNotConfigured(keyGroup) }
+        return try (schedule ?? self.schedule()).mtkMessages(keyGroup: keyGroup, at: t, download: session.kind == .flute, builder: builder)
+    }
+
     /// `keys deliver`: the MIKEY MSK message a UE with this MUK and B-TID would receive for
     /// the MSK in use at t (or the next one). The per-UE counter is committed before the
     /// message is built (TS 33.246 6.4.3).
@@ -72,7 +81,7 @@ public final class KeyManager: @unchecked Sendable {
         guard let key = m.msk else { throw ScheduleError.secretsPurged(m.mskID) }
         guard let session = configuration.session(forKeyGroup: keyGroup) else { throw LifecycleError.keyGroupNotConfigured(keyGroup) }
         let counter = try store.nextMSKMessageCounter(ueID: ueID)
-        let csb = try random.bytes(count: 4).reduce(CSBID(0)) { $0 << 8 | CSBID($1) }
+        let csb = CSBID(try random.bytes(count: 4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
         return try builder.buildMSKMessage(MSKMessageInput(
             keyDomainID: schedule.keyDomainID, mskID: m.mskID, csbID: csb, timestamp: counter, rand: m.rand,
             idi: configuration.bmscFQDN, idr: ueID, muk: muk, msk: key, keyValidity: m.keyValidity, verify: verify,

@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 
 /// A key group as stored: the MTK length follows the session's cipher.
@@ -53,24 +54,49 @@ public struct MSKRecord: Sendable {
     public func covers(_ t: Int64) -> Bool { validFrom <= t && t < validUntil }
 }
 
+/// The time-grid parameters every gateway sharing a store must agree on (`DESIGN.md` §6):
+/// they fix the MTK IDs, switch instants and MIKEY TS values. Recorded by `keys init`; a
+/// configuration that disagrees is refused.
+public struct GridParameters: Equatable, Sendable, CustomStringConvertible {
+    public let epoch: Int64
+    public let mtkPeriod: Int64
+    public let announceLead: Int64
+    public init(epoch: Int64, mtkPeriod: Int64, announceLead: Int64) {
+        self.epoch = epoch
+        self.mtkPeriod = mtkPeriod
+        self.announceLead = announceLead
+    }
+    public init(_ c: ScheduleConfiguration) { self.init(epoch: c.epoch, mtkPeriod: c.mtkPeriod, announceLead: c.announceLead) }
+    public var description: String { "epoch \(epoch), MTK period \(mtkPeriod)s, announceLead \(announceLead)s" }
+}
+
 /// Everything in a store, read in one consistent transaction.
 public struct KeyStoreSnapshot: Sendable {
     /// Incremented by every commit; never goes back.
     public let revision: Int64
     /// nil before `keys init`.
     public let keyDomainID: KeyDomainID?
+    /// nil before `keys init`.
+    public let grid: GridParameters?
+    /// Start of the latest MTK period a maintenance run has seen (Unix seconds): MTKs up to
+    /// this slot may have been used, so a clock behind it is refused (`DESIGN.md` §7: MTK IDs
+    /// are written before they are used). Never goes back.
+    public let highWater: Int64?
     public let keyGroups: [KeyGroupRecord]
     /// Sorted by key group, then key number.
     public let msks: [MSKRecord]
 
-    public init(revision: Int64, keyDomainID: KeyDomainID?, keyGroups: [KeyGroupRecord], msks: [MSKRecord]) {
+    public init(revision: Int64, keyDomainID: KeyDomainID?, grid: GridParameters? = nil, highWater: Int64? = nil,
+                keyGroups: [KeyGroupRecord], msks: [MSKRecord]) {
         self.revision = revision
         self.keyDomainID = keyDomainID
+        self.grid = grid
+        self.highWater = highWater
         self.keyGroups = keyGroups.sorted { $0.keyGroup < $1.keyGroup }
-        self.msks = msks.sorted { $0.mskID < $1.mskID }
+        self.msks = msks.sorted { $0.mskID.rawValue < $1.mskID.rawValue }
     }
 
-    public func msks(in group: KeyGroup) -> [MSKRecord] { msks.filter { $0.mskID.keyGroup == group } }
+    public func msks(in group: KeyGroup) -> [MSKRecord] { msks.filter { $0.mskID.keyGroup == group.rawValue } }
     public func msk(_ id: MSKID) -> MSKRecord? { msks.first { $0.mskID == id } }
     public func keyGroup(_ g: KeyGroup) -> KeyGroupRecord? { keyGroups.first { $0.keyGroup == g } }
 }
@@ -79,6 +105,10 @@ public struct KeyStoreSnapshot: Sendable {
 public enum KeyStoreChange: Sendable {
     /// First initialisation; the Key Domain ID of a store never changes.
     case setKeyDomain(KeyDomainID)
+    /// First initialisation; the grid of a store never changes.
+    case setGrid(GridParameters)
+    /// Raises the high-water mark (`max(stored, t)`; it never goes back).
+    case advanceHighWater(Int64)
     case addKeyGroup(KeyGroupRecord)
     case addMSK(MSKRecord)
     /// Moves an MSK's window (rotation). The key validity stays as delivered.

@@ -1,19 +1,17 @@
 import CryptoCore
 import MIKEY
 
-// The MIKEY module's builders behind KeyManagement's two narrow protocols. MIKEY has its own
-// identifier types with the same spec names; they are converted here, the only file that
-// needs both (qualified as MIKEY.… / KeyManagement.…).
+// The MIKEY module's builders behind KeyManagement's two narrow protocols (KeyManagement
+// shares MIKEY's identifier types, so nothing is converted).
 
 /// MTK delivery messages (TS 33.246 6.4.5.3) via `MIKEY.MTKDeliveryBuilder`.
 public struct MIKEYMTKMessageBuilder: MTKMessageBuilding {
     public init() {}
     public func buildMTKMessage(_ i: MTKMessageInput) throws -> [UInt8] {
-        guard let kd = MIKEY.KeyDomainID(bytes: i.keyDomainID.bytes) else { throw ScheduleError.notInitialized }
         let content: MTKDeliveryBuilder.Content = i.salt.map { .streaming(mtk: i.mtk, salt: $0) } ?? .download(mtk: i.mtk)
         return try MTKDeliveryBuilder(
-            msk: i.msk, mskRAND: i.rand, keyDomainID: kd, mskID: MIKEY.MSKID(rawValue: i.mskID.rawValue),
-            mtkID: MIKEY.MTKID(i.mtkID), content: content, csbID: MIKEY.CSBID(i.csbID), timestamp: i.timestamp).build()
+            msk: i.msk, mskRAND: i.rand, keyDomainID: i.keyDomainID, mskID: i.mskID,
+            mtkID: i.mtkID, content: content, csbID: i.csbID, timestamp: i.timestamp).build()
     }
 }
 
@@ -21,14 +19,13 @@ public struct MIKEYMTKMessageBuilder: MTKMessageBuilding {
 public struct MIKEYMSKMessageBuilder: MSKMessageBuilding {
     public init() {}
     public func buildMSKMessage(_ i: MSKMessageInput) throws -> [UInt8] {
-        guard let kd = MIKEY.KeyDomainID(bytes: i.keyDomainID.bytes) else { throw ScheduleError.notInitialized }
         let service: MSKDeliveryBuilder.Service = i.policy.map {
             .streaming(policy: Self.srtpPolicy($0), policyNumber: 0, ssrc: i.ssrc, roc: i.roc)
         } ?? .download
         return try MSKDeliveryBuilder(
-            muk: i.muk, nafID: i.idi, bTID: i.idr, keyDomainID: kd, mskID: MIKEY.MSKID(rawValue: i.mskID.rawValue),
+            muk: i.muk, nafID: i.idi, bTID: i.idr, keyDomainID: i.keyDomainID, mskID: i.mskID,
             content: .key(msk: i.msk, seqL: i.keyValidity.seqL, seqU: i.keyValidity.seqU), service: service,
-            rand: i.rand, csbID: MIKEY.CSBID(i.csbID), timestamp: i.timestamp, verificationRequested: i.verify).build()
+            rand: i.rand, csbID: i.csbID, timestamp: i.timestamp, verificationRequested: i.verify).build()
     }
 
     /// The SP parameters of a session's policy: RFC 3830 types 0-12 plus the RFC 4771 types

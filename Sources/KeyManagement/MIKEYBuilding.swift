@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 
 // The narrow interface KeyManagement needs from the MIKEY module (message builders of

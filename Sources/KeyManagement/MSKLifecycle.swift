@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 
 /// Where fresh key material comes from (a parameter, so tests can be deterministic).
@@ -17,6 +18,9 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
     case keyLengthMismatch(KeyGroup, store: Int, configuration: Int)
     case keyNumbersExhausted(KeyGroup)
     case notInitialized
+    case clockBehindStore(KeyGroup, t: Int64, firstMSKAt: Int64)
+    case clockBehindHighWater(t: Int64, highWater: Int64)
+    case gridMismatch(store: GridParameters, configuration: GridParameters)
 
     public var description: String {
         switch self {
@@ -30,6 +34,12 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
             return "key group \(g) has used all 65535 Key Numbers; fix: move the session to a new key group"
         case .notInitialized:
             return "the key store is not initialised; run `mbms-gateway keys init --config FILE`"
+        case let .clockBehindStore(g, t, first):
+            return "key group \(g): no MSK covers t = \(t) but one starts at \(first); fix: check this host's clock (NTP) against the gateway that wrote the store"
+        case let .clockBehindHighWater(t, h):
+            return "t = \(t) is before the MTK period starting at \(h) that this store has already served (an MTK ID or TS could repeat); fix: check this host's clock (NTP)"
+        case let .gridMismatch(s, c):
+            return "the key store's time grid is \(s) but the configuration says \(c); fix: set schedule.epoch, schedule.mtk.period and schedule.mtk.announceLead as the store has them (every gateway sharing a store must agree), or use a new keyStore.path"
         }
     }
 }
@@ -51,7 +61,7 @@ public enum LifecycleError: Error, Equatable, Sendable, CustomStringConvertible 
 /// * MSKs whose window ended at least one MTK period ago are purged (secrets deleted).
 public struct MSKLifecycle: Sendable {
     public let configuration: ScheduleConfiguration
-    public static let firstMTKID: MTKID = 1
+    public static let firstMTKID: UInt16 = 1
     public static let randLength = 16
     public static let seedLength = 32
 
@@ -66,11 +76,18 @@ public struct MSKLifecycle: Sendable {
         var model = Model(snapshot)
         if let kd = snapshot.keyDomainID {
             guard kd == gateway.keyDomainID else {
-                throw LifecycleError.keyDomainMismatch(store: kd.description, configuration: gateway.keyDomainID.description)
+                throw LifecycleError.keyDomainMismatch(store: kd.hex, configuration: gateway.keyDomainID.hex)
             }
         } else {
             model.changes.append(.setKeyDomain(gateway.keyDomainID))
             model.keyDomainID = gateway.keyDomainID
+        }
+        if let grid = snapshot.grid {
+            guard grid == GridParameters(configuration) else {
+                throw LifecycleError.gridMismatch(store: grid, configuration: GridParameters(configuration))
+            }
+        } else {
+            model.changes.append(.setGrid(GridParameters(configuration)))
         }
         for s in gateway.sessions {
             let length = max(16, s.protection.cipher.keyLength)
@@ -90,7 +107,7 @@ public struct MSKLifecycle: Sendable {
 
     /// Ensures current and next MSKs for every key group at t and purges retired ones.
     public func maintenance(snapshot: KeyStoreSnapshot, at t: Int64, random: any RandomSource) throws -> [KeyStoreChange] {
-        guard snapshot.keyDomainID != nil else { throw LifecycleError.notInitialized }
+        try checkGrid(snapshot)
         var model = Model(snapshot)
         try maintain(&model, at: t, random: random)
         return model.changes
@@ -100,11 +117,11 @@ public struct MSKLifecycle: Sendable {
     /// (if that is earlier than the planned rollover), and a new next MSK is created.
     public func rotation(snapshot: KeyStoreSnapshot, keyGroup: KeyGroup, at t: Int64, invalidateCurrent: Bool,
                          random: any RandomSource) throws -> [KeyStoreChange] {
-        guard snapshot.keyDomainID != nil else { throw LifecycleError.notInitialized }
+        try checkGrid(snapshot)
         guard snapshot.keyGroup(keyGroup) != nil else { throw LifecycleError.keyGroupNotConfigured(keyGroup) }
         var model = Model(snapshot)
         try maintain(&model, at: t, random: random)
-        guard let ci = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup && $0.covers(t) }) else {
+        guard let ci = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup.rawValue && $0.covers(t) }) else {
             return model.changes
         }
         let cur = model.msks[ci]
@@ -113,7 +130,7 @@ public struct MSKLifecycle: Sendable {
             model.changes.append(.invalidate(cur.mskID, at: t))
         }
         let switchAt = grid.ceil(t + configuration.announceLead)
-        if switchAt < cur.validUntil, let ni = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup && $0.validFrom == cur.validUntil }) {
+        if switchAt < cur.validUntil, let ni = model.msks.firstIndex(where: { $0.mskID.keyGroup == keyGroup.rawValue && $0.validFrom == cur.validUntil }) {
             let next = model.msks[ni]
             let length = next.validUntil - next.validFrom
             // The current MSK ends early (its delivered SEQu simply stays unused above the last
@@ -132,19 +149,40 @@ public struct MSKLifecycle: Sendable {
 
     // MARK: - internals
 
+    func checkGrid(_ snapshot: KeyStoreSnapshot) throws {
+        guard snapshot.keyDomainID != nil else { throw LifecycleError.notInitialized }
+        if let grid = snapshot.grid, grid != GridParameters(configuration) {
+            throw LifecycleError.gridMismatch(store: grid, configuration: GridParameters(configuration))
+        }
+    }
+
     struct Model {
         var keyDomainID: KeyDomainID?
+        var highWater: Int64?
         var groups: [KeyGroupRecord]
         var msks: [MSKRecord]
         var changes: [KeyStoreChange] = []
         init(_ s: KeyStoreSnapshot) {
             keyDomainID = s.keyDomainID
+            highWater = s.highWater
             groups = s.keyGroups
             msks = s.msks
         }
     }
 
+    /// How far behind the high-water mark a clock may be (gateways sharing a store, NTP skew).
+    public static let clockSkewTolerance: Int64 = 2
+
     func maintain(_ model: inout Model, at t: Int64, random: any RandomSource) throws {
+        if let h = model.highWater {
+            guard t >= h - MSKLifecycle.clockSkewTolerance else { throw LifecycleError.clockBehindHighWater(t: t, highWater: h) }
+        }
+        // Written before the slot's MTK is used: one small commit per MTK period.
+        let slot = grid.floor(t)
+        if slot > (model.highWater ?? Int64.min) {
+            model.highWater = slot
+            model.changes.append(.advanceHighWater(slot))
+        }
         for g in model.groups.map(\.keyGroup) {
             let cur = try ensureCurrent(&model, g, at: t, random: random)
             try ensureNext(&model, g, after: cur, at: t, random: random)
@@ -153,8 +191,13 @@ public struct MSKLifecycle: Sendable {
     }
 
     func ensureCurrent(_ model: inout Model, _ g: KeyGroup, at t: Int64, random: any RandomSource) throws -> MSKRecord {
-        let mine = model.msks.filter { $0.mskID.keyGroup == g }
+        let mine = model.msks.filter { $0.mskID.keyGroup == g.rawValue }
         if let c = mine.first(where: { $0.covers(t) }) { return c }
+        // An MSK planned after t but none covering t: this clock is behind the one that wrote
+        // the store. Creating an MSK now would put a higher Key Number before a lower one.
+        if let later = mine.filter({ $0.validFrom > t && $0.validUntil > $0.validFrom }).map(\.validFrom).min() {
+            throw LifecycleError.clockBehindStore(g, t: t, firstMSKAt: later)
+        }
         // Nothing covers t (new group, or the gateway was down past every window): start a new
         // MSK on the boundary at or before t, ending before any MSK already planned after t.
         let start = max(grid.floor(t), mine.map(\.validUntil).filter { $0 <= t }.max() ?? Int64.min)
@@ -163,7 +206,7 @@ public struct MSKLifecycle: Sendable {
     }
 
     func ensureNext(_ model: inout Model, _ g: KeyGroup, after cur: MSKRecord, at t: Int64, random: any RandomSource) throws {
-        if model.msks.contains(where: { $0.mskID.keyGroup == g && $0.validFrom == cur.validUntil && $0.validUntil > $0.validFrom }) {
+        if model.msks.contains(where: { $0.mskID.keyGroup == g.rawValue && $0.validFrom == cur.validUntil && $0.validUntil > $0.validFrom }) {
             return
         }
         _ = try addMSK(&model, g, from: cur.validUntil, limit: nil, at: t, random: random)
@@ -172,7 +215,7 @@ public struct MSKLifecycle: Sendable {
     func addMSK(_ model: inout Model, _ g: KeyGroup, from start: Int64, limit: Int64?, at t: Int64,
                 random: any RandomSource) throws -> MSKRecord {
         guard let group = model.groups.first(where: { $0.keyGroup == g }) else { throw LifecycleError.keyGroupNotConfigured(g) }
-        let used = model.msks.filter { $0.mskID.keyGroup == g }.map(\.mskID.keyNumber).max() ?? 0
+        let used = model.msks.filter { $0.mskID.keyGroup == g.rawValue }.map(\.mskID.keyNumber).max() ?? 0
         guard used < KeyNumber.max else { throw LifecycleError.keyNumbersExhausted(g) }
         let seqL = MSKLifecycle.firstMTKID - 1
         // SEQu exhaustion: never more MTK periods than MTK IDs left below 0xFFFF.
@@ -187,7 +230,7 @@ public struct MSKLifecycle: Sendable {
         let record = MSKRecord(
             mskID: MSKID(keyGroup: g, keyNumber: used + 1), validFrom: start,
             validUntil: start + periods * configuration.mtkPeriod,
-            keyValidity: KeyValidity(seqL: seqL, seqU: seqL + MTKID(periods)), createdAt: t,
+            keyValidity: KeyValidity(seqL: seqL, seqU: seqL + UInt16(periods)), createdAt: t,
             msk: SecretBytes(mskBytes), rand: try random.bytes(count: MSKLifecycle.randLength), seed: SecretBytes(seedBytes))
         model.msks.append(record)
         model.changes.append(.addMSK(record))

@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 
@@ -43,7 +44,7 @@ public enum MTKDerivation {
                        length: Int) throws(CryptoError) -> [UInt8] {
         var key = seed.revealedBytes()
         defer { SecureZero.zero(&key) }
-        let message = Array(label.utf8) + [0] + keyDomainID.bytes + mskID.bytes + bigEndianBytes(mtkID)
+        let message = Array(label.utf8) + [0] + keyDomainID.bytes + mskID.bytes + bigEndianBytes(mtkID.rawValue)
         var out = try HMACSHA256.authenticate(key: key, message: message)
         defer { SecureZero.zero(&out) }
         return Array(out.prefix(length))
@@ -64,7 +65,7 @@ public enum MTKDerivation {
 
     public static func csbID(seed: SecretBytes, keyDomainID: KeyDomainID, mskID: MSKID, mtkID: MTKID) throws(CryptoError) -> CSBID {
         let b = try derive(seed: seed, label: "CSBID", keyDomainID: keyDomainID, mskID: mskID, mtkID: mtkID, length: 4)
-        return b.reduce(0) { $0 << 8 | CSBID($1) }
+        return CSBID(b.reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
     }
 }
 
@@ -91,12 +92,13 @@ public struct ScheduledMTK: Sendable, CustomStringConvertible {
     public var mki: [UInt8] { KeyManagement.mki(mskID: mskID, mtkID: mtkID) }
     /// Redacted: IDs and times only.
     public var description: String {
-        "MTK \(mskID)/\(mtkID) [\(validFrom), \(validUntil)) TS \(timestamp) CSB \(String(csbID, radix: 16).leftPadded(8))"
+        "MTK \(mskID.hex)/\(mtkID.rawValue) [\(validFrom), \(validUntil)) TS \(timestamp) CSB \(String(csbID.rawValue, radix: 16).leftPadded(8))"
     }
 }
 
 public enum ScheduleError: Error, Equatable, Sendable, CustomStringConvertible {
     case notInitialized
+    case gridMismatch(store: GridParameters, configuration: GridParameters)
     case unknownKeyGroup(KeyGroup)
     /// No MSK of the group covers t: run maintenance (`keys init` / the gateway does it).
     case noMSK(KeyGroup, at: Int64)
@@ -108,10 +110,11 @@ public enum ScheduleError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notInitialized: return "the key store is not initialised; run `mbms-gateway keys init --config FILE`"
+        case let .gridMismatch(s, c): return LifecycleError.gridMismatch(store: s, configuration: c).description
         case let .unknownKeyGroup(g): return "key group \(g) is not in the key store; run `mbms-gateway keys init --config FILE`"
         case let .noMSK(g, t): return "no MSK of key group \(g) covers t = \(t); run `mbms-gateway keys init --config FILE` to create current and next MSKs"
-        case let .nextMSKMissing(g, id): return "key group \(g): no MSK follows \(id) yet; run maintenance (`keys init`)"
-        case let .secretsPurged(id): return "MSK \(id) is retired and its secrets were deleted"
+        case let .nextMSKMissing(g, id): return "key group \(g): no MSK follows MSK \(id.hex) yet; run maintenance (`keys init`)"
+        case let .secretsPurged(id): return "MSK \(id.hex) is retired and its secrets were deleted"
         case let .derivation(e): return "key derivation failed: \(e)"
         }
     }
@@ -127,6 +130,9 @@ public struct KeySchedule: Sendable {
 
     public init(snapshot: KeyStoreSnapshot, configuration: ScheduleConfiguration) throws(ScheduleError) {
         guard let kd = snapshot.keyDomainID else { throw .notInitialized }
+        if let grid = snapshot.grid, grid != GridParameters(configuration) {
+            throw .gridMismatch(store: grid, configuration: GridParameters(configuration))
+        }
         self.snapshot = snapshot
         self.configuration = configuration
         self.keyDomainID = kd
@@ -173,6 +179,15 @@ public struct KeySchedule: Sendable {
         return [cur, try nextMTK(keyGroup: keyGroup, at: date)]
     }
 
+    /// When the MTK injector sends next after t (Unix seconds): the next repeat tick
+    /// (E + k × repeat) or the next announcement instant, whichever comes first.
+    public func nextTransmissionTime(keyGroup: KeyGroup, after date: Date) throws(ScheduleError) -> Int64 {
+        let t = unixSeconds(date)
+        let tick = TimeGrid(epoch: configuration.epoch, period: configuration.repeatInterval).floor(t) + configuration.repeatInterval
+        let announce = try nextMTK(keyGroup: keyGroup, at: date).announceAt
+        return announce > t ? min(tick, announce) : tick
+    }
+
     /// The MIKEY MTK message of one scheduled MTK, built by the MIKEY module.
     public func mtkMessage(for scheduled: ScheduledMTK, download: Bool = false,
                            builder: any MTKMessageBuilding) throws -> [UInt8] {
@@ -199,13 +214,13 @@ public struct KeySchedule: Sendable {
 
     /// MTK ID = SEQl + 1 + k for the k-th period of the MSK's window (first MTK ID > 0).
     func mtk(in m: MSKRecord, slot: Int64) throws(ScheduleError) -> ScheduledMTK {
-        guard let seed = m.seed, let group = snapshot.keyGroup(m.mskID.keyGroup) else { throw .secretsPurged(m.mskID) }
+        guard let seed = m.seed, let g = m.mskID.group, let group = snapshot.keyGroup(g) else { throw .secretsPurged(m.mskID) }
         let id64 = Int64(m.keyValidity.seqL) + 1 + slot
         guard slot >= 0, id64 <= Int64(m.keyValidity.seqU) else {
             // The windows are built so this cannot happen; a hand-edited store could.
-            throw .derivation("MTK slot \(slot) outside SEQl/SEQu \(m.keyValidity) of MSK \(m.mskID)")
+            throw .derivation("MTK slot \(slot) outside SEQl/SEQu \(m.keyValidity) of MSK \(m.mskID.hex)")
         }
-        let id = MTKID(id64)
+        let id = MTKID(UInt16(id64))
         let from = m.validFrom + slot * configuration.mtkPeriod
         do {
             return ScheduledMTK(

@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 
@@ -13,7 +14,7 @@ public enum KeyReport {
         let t = unixSeconds(date)
         var out: [String] = []
         let s = configuration.schedule
-        out.append("Key Domain ID \(schedule.keyDomainID)  store revision \(schedule.snapshot.revision)  at \(iso(t))")
+        out.append("Key Domain ID \(schedule.keyDomainID.hex)  store revision \(schedule.snapshot.revision)  at \(iso(t))")
         out.append("grid: epoch \(iso(s.epoch)), MTK period \(s.mtkPeriod)s, announce lead \(s.announceLead)s, repeat \(s.repeatInterval)s, MSK period \(s.mskPeriod)s")
         for g in schedule.snapshot.keyGroups {
             let session = configuration.session(forKeyGroup: g.keyGroup)
@@ -25,17 +26,17 @@ public enum KeyReport {
                 var role = m.mskID == current?.mskID ? "current" : m.mskID == next?.mskID ? "next" : (m.validUntil <= t ? "retired" : "planned")
                 if m.invalidatedAt != nil { role += ", invalidated" }
                 if m.isPurged { role += ", purged" }
-                var line = "  MSK \(m.mskID) (Key Number \(m.mskID.keyNumber)) [\(role)] valid \(iso(m.validFrom)) – \(iso(m.validUntil)) SEQl/SEQu \(m.keyValidity.seqL)/\(m.keyValidity.seqU)"
+                var line = "  MSK \(m.mskID.hex) (Key Number \(m.mskID.keyNumber)) [\(role)] valid \(iso(m.validFrom)) – \(iso(m.validUntil)) SEQl/SEQu \(m.keyValidity.seqL)/\(m.keyValidity.seqU)"
                 if reveal, let k = m.msk {
                     line += " MSK \(k.withUnsafeBytes { Hex.encode($0) }) RAND \(Hex.encode(m.rand))"
                 }
                 out.append(line)
             }
             if let cur = try? schedule.currentMTK(keyGroup: g.keyGroup, at: date) {
-                out.append("  current MTK ID \(cur.mtkID) (MKI \(Hex.encode(cur.mki))) since \(iso(cur.validFrom)), TS \(cur.timestamp)" + revealed(cur, reveal))
+                out.append("  current MTK ID \(cur.mtkID.rawValue) (MKI \(Hex.encode(cur.mki))) since \(iso(cur.validFrom)), TS \(cur.timestamp)" + revealed(cur, reveal))
             }
             if let n = try? schedule.nextMTK(keyGroup: g.keyGroup, at: date) {
-                out.append("  next MTK ID \(n.mtkID) (MKI \(Hex.encode(n.mki))) at \(iso(n.validFrom)), announced from \(iso(n.announceAt)), TS \(n.timestamp)" + revealed(n, reveal))
+                out.append("  next MTK ID \(n.mtkID.rawValue) (MKI \(Hex.encode(n.mki))) at \(iso(n.validFrom)), announced from \(iso(n.announceAt)), TS \(n.timestamp)" + revealed(n, reveal))
             }
         }
         return out.joined(separator: "\n")
@@ -43,7 +44,7 @@ public enum KeyReport {
 
     static func revealed(_ m: ScheduledMTK, _ reveal: Bool) -> String {
         guard reveal else { return "" }
-        return " MTK \(m.mtk.withUnsafeBytes { Hex.encode($0) }) salt \(m.salt.withUnsafeBytes { Hex.encode($0) }) CSB ID \(String(m.csbID, radix: 16).leftPadded(8))"
+        return " MTK \(m.mtk.withUnsafeBytes { Hex.encode($0) }) salt \(m.salt.withUnsafeBytes { Hex.encode($0) }) CSB ID \(String(m.csbID.rawValue, radix: 16).leftPadded(8))"
     }
 }
 
@@ -94,8 +95,8 @@ public struct UEExport: Codable, Equatable, Sendable {
                             at date: Date) throws -> UEExport {
         func hex(_ s: SecretBytes) -> String { s.withUnsafeBytes { Hex.encode($0) } }
         func mtk(_ m: ScheduledMTK) -> MTK {
-            MTK(mskID: m.mskID.description, mtkID: m.mtkID, mki: Hex.encode(m.mki), mtk: hex(m.mtk), salt: hex(m.salt),
-                csbID: String(m.csbID, radix: 16).leftPadded(8), timestamp: m.timestamp, validFrom: m.validFrom, validUntil: m.validUntil)
+            MTK(mskID: m.mskID.hex, mtkID: m.mtkID.rawValue, mki: Hex.encode(m.mki), mtk: hex(m.mtk), salt: hex(m.salt),
+                csbID: String(m.csbID.rawValue, radix: 16).leftPadded(8), timestamp: m.timestamp, validFrom: m.validFrom, validUntil: m.validUntil)
         }
         let cur = try schedule.msk(keyGroup: keyGroup, at: date)
         let next = try? schedule.nextMSK(keyGroup: keyGroup, at: date)
@@ -105,7 +106,7 @@ public struct UEExport: Codable, Equatable, Sendable {
             keyDomainID: schedule.keyDomainID.hex, keyGroup: keyGroup.rawValue, at: unixSeconds(date),
             msks: msks.compactMap { role, m in
                 guard let k = m.msk else { return nil }
-                return MSK(role: role, mskID: m.mskID.description, keyGroup: m.mskID.keyGroup.rawValue,
+                return MSK(role: role, mskID: m.mskID.hex, keyGroup: m.mskID.keyGroup,
                            keyNumber: m.mskID.keyNumber, msk: hex(k), rand: Hex.encode(m.rand),
                            seqL: m.keyValidity.seqL, seqU: m.keyValidity.seqU, validFrom: m.validFrom, validUntil: m.validUntil)
             },

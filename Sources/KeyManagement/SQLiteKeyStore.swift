@@ -1,3 +1,4 @@
+import MIKEY
 import CryptoCore
 import Foundation
 import GRDB
@@ -59,6 +60,10 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     id INTEGER PRIMARY KEY CHECK (id = 1),
                     revision INTEGER NOT NULL CHECK (revision >= 0),
                     keyDomainID BLOB CHECK (keyDomainID IS NULL OR length(keyDomainID) = 3),
+                    gridEpoch INTEGER,
+                    mtkPeriod INTEGER CHECK (mtkPeriod IS NULL OR mtkPeriod > 0),
+                    announceLead INTEGER CHECK (announceLead IS NULL OR (announceLead >= 0 AND announceLead < mtkPeriod)),
+                    highWater INTEGER,
                     kekCheck BLOB NOT NULL
                 );
                 CREATE TABLE keyGroup (
@@ -91,11 +96,11 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         return m
     }
 
-    private func context(_ kind: String, _ id: MSKID) -> String { "\(kind):\(id)" }
+    private func context(_ kind: String, _ id: MSKID) -> String { "\(kind):\(id.hex)" }
 
     public func snapshot() throws -> KeyStoreSnapshot {
         let (meta, groups, rows) = try pool.read { db -> (Row?, [Row], [Row]) in
-            (try Row.fetchOne(db, sql: "SELECT revision, keyDomainID FROM meta WHERE id = 1"),
+            (try Row.fetchOne(db, sql: "SELECT revision, keyDomainID, gridEpoch, mtkPeriod, announceLead, highWater FROM meta WHERE id = 1"),
              try Row.fetchAll(db, sql: "SELECT * FROM keyGroup ORDER BY keyGroup"),
              try Row.fetchAll(db, sql: "SELECT * FROM msk ORDER BY keyGroup, keyNumber"))
         }
@@ -115,7 +120,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             func unseal(_ column: String, _ kind: String) throws -> SecretBytes? {
                 guard let d: Data = r[column] else { return nil }
                 do { return try sealer.open([UInt8](d), context: context(kind, id)) } catch {
-                    throw KeyStoreError.corrupt("\(kind) of MSK \(id) fails authentication")
+                    throw KeyStoreError.corrupt("\(kind) of MSK \(id.hex) fails authentication")
                 }
             }
             return MSKRecord(mskID: id, validFrom: r["validFrom"], validUntil: r["validUntil"],
@@ -125,11 +130,18 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                              msk: try unseal("sealedMSK", "msk"), rand: [UInt8](r["rand"] as Data),
                              seed: try unseal("sealedSeed", "seed"))
         }
-        return KeyStoreSnapshot(revision: meta["revision"], keyDomainID: kd, keyGroups: keyGroups, msks: msks)
+        var grid: GridParameters? = nil
+        if let e: Int64 = meta["gridEpoch"], let p: Int64 = meta["mtkPeriod"], let l: Int64 = meta["announceLead"] {
+            grid = GridParameters(epoch: e, mtkPeriod: p, announceLead: l)
+        }
+        return KeyStoreSnapshot(revision: meta["revision"], keyDomainID: kd, grid: grid, highWater: meta["highWater"],
+                                keyGroups: keyGroups, msks: msks)
     }
 
     private enum Prepared {
         case setKeyDomain(Data)
+        case setGrid(GridParameters)
+        case advanceHighWater(Int64)
         case addKeyGroup(KeyGroupRecord)
         case addMSK(MSKRecord, sealedMSK: Data?, sealedSeed: Data?)
         case setWindow(MSKID, Int64, Int64)
@@ -143,6 +155,8 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         let prepared = try changes.map { c -> Prepared in
             switch c {
             case let .setKeyDomain(k): return .setKeyDomain(Data(k.bytes))
+            case let .setGrid(g): return .setGrid(g)
+            case let .advanceHighWater(t): return .advanceHighWater(t)
             case let .addKeyGroup(g): return .addKeyGroup(g)
             case let .addMSK(m):
                 return .addMSK(m, sealedMSK: try m.msk.map { Data(try sealer.seal($0, context: context("msk", m.mskID))) },
@@ -161,6 +175,16 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     let existing = try Data.fetchOne(db, sql: "SELECT keyDomainID FROM meta WHERE id = 1")
                     if let existing, existing != d { throw KeyStoreError.invalidChange("the Key Domain ID of a store cannot change") }
                     try db.execute(sql: "UPDATE meta SET keyDomainID = ? WHERE id = 1", arguments: [d])
+                case let .setGrid(g):
+                    let row = try Row.fetchOne(db, sql: "SELECT gridEpoch, mtkPeriod, announceLead FROM meta WHERE id = 1")
+                    if let e: Int64 = row?["gridEpoch"], GridParameters(epoch: e, mtkPeriod: row?["mtkPeriod"] ?? 0,
+                                                                        announceLead: row?["announceLead"] ?? 0) != g {
+                        throw KeyStoreError.invalidChange("the time grid of a store cannot change")
+                    }
+                    try db.execute(sql: "UPDATE meta SET gridEpoch = ?, mtkPeriod = ?, announceLead = ? WHERE id = 1",
+                                   arguments: [g.epoch, g.mtkPeriod, g.announceLead])
+                case let .advanceHighWater(t):
+                    try db.execute(sql: "UPDATE meta SET highWater = MAX(COALESCE(highWater, ?), ?) WHERE id = 1", arguments: [t, t])
                 case let .addKeyGroup(g):
                     try db.execute(sql: "INSERT INTO keyGroup (keyGroup, mtkLength, createdAt) VALUES (?, ?, ?)",
                                    arguments: [Int64(g.keyGroup.rawValue), g.mtkLength, g.createdAt])
@@ -168,19 +192,19 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                     try db.execute(sql: """
                         INSERT INTO msk (keyGroup, keyNumber, validFrom, validUntil, seqL, seqU, createdAt, invalidatedAt, sealedMSK, rand, sealedSeed)
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [Int64(m.mskID.keyGroup.rawValue), Int64(m.mskID.keyNumber), m.validFrom, m.validUntil,
+                        """, arguments: [Int64(m.mskID.keyGroup), Int64(m.mskID.keyNumber), m.validFrom, m.validUntil,
                                          Int64(m.keyValidity.seqL), Int64(m.keyValidity.seqU), m.createdAt, m.invalidatedAt,
                                          sm, Data(m.rand), ss])
                 case let .setWindow(id, f, u):
                     try db.execute(sql: "UPDATE msk SET validFrom = ?, validUntil = ? WHERE keyGroup = ? AND keyNumber = ?",
-                                   arguments: [f, u, Int64(id.keyGroup.rawValue), Int64(id.keyNumber)])
-                    guard db.changesCount == 1 else { throw KeyStoreError.invalidChange("no MSK \(id)") }
+                                   arguments: [f, u, Int64(id.keyGroup), Int64(id.keyNumber)])
+                    guard db.changesCount == 1 else { throw KeyStoreError.invalidChange("no MSK \(id.hex)") }
                 case let .invalidate(id, t):
                     try db.execute(sql: "UPDATE msk SET invalidatedAt = ? WHERE keyGroup = ? AND keyNumber = ?",
-                                   arguments: [t, Int64(id.keyGroup.rawValue), Int64(id.keyNumber)])
+                                   arguments: [t, Int64(id.keyGroup), Int64(id.keyNumber)])
                 case let .purge(id):
                     try db.execute(sql: "UPDATE msk SET sealedMSK = NULL, sealedSeed = NULL WHERE keyGroup = ? AND keyNumber = ?",
-                                   arguments: [Int64(id.keyGroup.rawValue), Int64(id.keyNumber)])
+                                   arguments: [Int64(id.keyGroup), Int64(id.keyNumber)])
                 }
             }
             try db.execute(sql: "UPDATE meta SET revision = ? WHERE id = 1", arguments: [revision + 1])

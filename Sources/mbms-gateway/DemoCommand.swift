@@ -1,179 +1,146 @@
 import ArgumentParser
 import CryptoCore
 import Foundation
-import SRTP
+import Gateway
+import KeyManagement
+import PacketIO
+import Receiver
 
-/// Stage-1 demo: protect and unprotect a generated RTP/RTCP stream across an MTK switch and
-/// a ROC wrap, with a late-joining receiver, and show the result.
+/// The README's first command: the whole job end to end on input the demo makes itself.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Protect a generated RTP/RTCP stream with two MTKs and receive it as a UE would.",
+        abstract: "Run the gateway end to end on sample RTP it generates: key store, replay, and a UE that decrypts it all.",
         discussion: """
-            Generates an RTP stream whose sequence number wraps (so the ROC becomes 1), plus an
-            RTCP sender report every 100 packets. The sender switches from MTK 1 to MTK 2 half way.
-            A receiver that holds both MTKs joins a few packets late and must learn the ROC from
-            an RFC 4771 ROC-carrying packet first. Every packet it accepts is compared with the
-            original. Needs no input files.
-
-            Example: mbms-gateway demo --packets 5000 --auth rccm2 --roc-rate 16
+            Needs no input files. In a work folder (a new temporary one unless --workdir) it:
+              1. writes a configuration with two multicast RTP sessions (video: AES-128-CM + RFC 4771
+                 RCCm2, R = 64, starting near the SEQ wrap; audio: AES-256-CM + RCCm1, R = 1),
+                 a 10 s MTK period and a 2 s announce lead;
+              2. creates a key-encryption key and an SQLite key store (mode 0600) with the key groups;
+              3. generates a plain RTP/RTCP capture (input.pcap);
+              4. replays it through the gateway (protected.pcap: SRTP/SRTCP with MKI = MSK ID || MTK ID,
+                 MIKEY MTK messages on UDP 2269 ahead of every MTK switch);
+              5. acts as a UE: gets each MSK in a MUK-protected MIKEY MSK message, takes the MTKs from the
+                 MIKEY messages in protected.pcap, decrypts everything (plain.pcap) and checks every
+                 TS 33.246 rule;
+              6. compares plain.pcap with input.pcap packet by packet.
+            The files stay in the work folder for tshark, `mbms-gateway inspect` and your own receivers.
             """)
 
-    @Option(help: "Number of RTP packets to generate.")
-    var packets: Int = 3000
+    @Option(help: "RTP packets per session (50 per second of capture).")
+    var packets: Int = 1500
 
-    @Option(help: "SRTP cipher: aes-128-cm, aes-192-cm, aes-256-cm or null.")
-    var cipher: String = "aes-128-cm"
-
-    @Option(help: "SRTP integrity: rccm1, rccm2, rccm3 (RFC 4771) or hmac-sha1-80, hmac-sha1-32.")
-    var auth: String = "rccm2"
-
-    @Option(name: .customLong("roc-rate"), help: "RFC 4771 R: packets with SEQ mod R == 0 carry the ROC.")
-    var rocRate: UInt16 = 64
-
-    @Option(name: .customLong("late-join"), help: "How many packets the receiver misses at the start.")
-    var lateJoin: Int = 10
-
-    @Flag(name: .customLong("no-srtcp-encryption"), help: "Send SRTCP with E = 0 (integrity only).")
-    var noSRTCPEncryption = false
+    @Option(help: "Work folder to use (created if missing); default: a new temporary folder.")
+    var workdir: String?
 
     func validate() throws {
-        guard packets >= 2, packets <= 10_000_000 else { throw ValidationError("--packets must be 2...10000000 (got \(packets))") }
-        guard SRTPCipher(rawValue: cipher) != nil else {
-            throw ValidationError("--cipher \(cipher) is not one of \(SRTPCipher.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard SRTPAuthentication(rawValue: auth) != nil else {
-            throw ValidationError("--auth \(auth) is not one of \(SRTPAuthentication.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        guard rocRate >= 1 else { throw ValidationError("--roc-rate must be at least 1 (RFC 4771: R = 0 is undefined)") }
-        guard lateJoin >= 0, lateJoin < packets else { throw ValidationError("--late-join must be 0...\(packets - 1)") }
+        guard (100...2_000_000).contains(packets) else { throw ValidationError("--packets must be 100...2000000 (got \(packets))") }
     }
 
     func run() throws {
         try checkRuntime()
-        let cipher = SRTPCipher(rawValue: self.cipher) ?? .aesCM128
-        let auth = SRTPAuthentication(rawValue: self.auth) ?? .rccm2
-        let policy = SRTPPolicy(cipher: cipher, authentication: auth, rocTransmissionRate: rocRate, srtcpEncryption: !noSRTCPEncryption)
-        let keyLength = cipher == .null ? 16 : cipher.sessionKeyLength
+        let fm = FileManager.default
+        let dir = workdir ?? fm.temporaryDirectory.appendingPathComponent("mbms-gateway-demo-\(getpid())").path
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        func path(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
 
-        // Two MTKs under MSK (Key Group 1, Key Number 1), each with a 112-bit salt (TS 33.246 6.4.5.3).
-        let mtks = try (1...2).map { id in
-            (id: UInt16(id), key: try SecretBytes.random(count: keyLength), salt: try SecureRandom.bytes(count: 14))
-        }
-        let senderKeys = try mtks.map { try SRTPSessionKeys(masterKey: $0.key, masterSalt: $0.salt, mki: MasterKeyIdentifier(keyGroup: 1, keyNumber: 1, mtkID: $0.id), cipher: cipher) }
-        let protector = try SRTPProtector(policy: policy)
-        let receiver = try SRTPReceiver(policy: policy, keyCapacity: 2, lateJoin: true)
-        for m in mtks {
-            try receiver.addKey(try SRTPSessionKeys(masterKey: m.key, masterSalt: m.salt, mki: MasterKeyIdentifier(keyGroup: 1, keyNumber: 1, mtkID: m.id), cipher: cipher))
-        }
+        // 1. Configuration.
+        let configPath = path("gateway.yaml")
+        try """
+            # Written by `mbms-gateway demo`.
+            keyDomain: { mcc: "001", mnc: "01" }
+            bmscFQDN: bmsc.demo.example
+            keyStore: { path: keys.sqlite, kekFile: kek.hex }
+            schedule:
+              epoch: 2026-01-01T00:00:00Z
+              mtk: { period: 10s, announceLead: 2s, repeat: 1s }
+              msk: { period: 1d }
+            sessions:
+              - name: video
+                kind: rtp
+                destination: 239.255.1.1:5004
+                keyGroup: 1
+                protection: { cipher: aes-128-cm, auth: rccm2, rocRate: 64, srtcpEncryption: on }
+              - name: audio
+                kind: rtp
+                destination: 239.255.1.1:5006
+                keyGroup: 2
+                protection: { cipher: aes-256-cm, auth: rccm1, rocRate: 1, srtcpEncryption: off }
+            """.write(toFile: configPath, atomically: true, encoding: .utf8)
+        let configuration = try GatewayConfiguration.load(path: configPath)
+        let sessions = try StreamingSession.sessions(of: configuration)
 
-        var rng = SystemRandomNumberGenerator()
-        let ssrc = UInt32.random(in: 1...UInt32.max, using: &rng)
-        let firstSeq = UInt16(65_536 - min(packets / 2, 30_000))
-        var stream = SRTPSenderStream()
-        var rtcpStream = SRTCPSenderStream(firstIndex: policy.firstSRTCPIndex)
-
-        var stats = DemoStats()
-        var example: (plain: [UInt8], protected: [UInt8], seq: UInt16)? = nil
-        let start = DispatchTime.now().uptimeNanoseconds
-        var protectNanos: UInt64 = 0
-        for n in 0..<packets {
-            let seq = firstSeq &+ UInt16(truncatingIfNeeded: n)
-            let keys = senderKeys[n < packets / 2 ? 0 : 1]
-            let payload = (0..<Int.random(in: 160...1200, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
-            let plain = demoRTP(seq: seq, timestamp: UInt32(truncatingIfNeeded: n * 3000), ssrc: ssrc, payload: payload)
-            var packet = plain
-            let t0 = DispatchTime.now().uptimeNanoseconds
-            try protector.protectRTP(&packet, keys: keys, stream: &stream)
-            protectNanos += DispatchTime.now().uptimeNanoseconds - t0
-            stats.rtpIn += 1; stats.bytesIn += plain.count; stats.bytesOut += packet.count
-            if policy.carriesROC(sequenceNumber: seq) { stats.rocCarrying += 1 }
-            if example == nil && seq % rocRate == 0 && auth.carriesROC { example = (plain, packet, seq) }
-
-            if n >= lateJoin {
-                do {
-                    let info = try receiver.unprotectRTP(&packet)
-                    stats.received[info.mki.mtkID, default: 0] += 1
-                    if packet == plain { stats.identical += 1 } else { stats.mismatched += 1 }
-                } catch let e {
-                    stats.drops[e.reason, default: 0] += 1
-                }
-            }
-            if n % 100 == 99 {
-                let sr = demoSenderReport(ssrc: ssrc, packets: UInt32(n + 1))
-                var rtcp = sr
-                try protector.protectRTCP(&rtcp, keys: keys, stream: &rtcpStream)
-                stats.rtcpIn += 1
-                do {
-                    try receiver.unprotectRTCP(&rtcp)
-                    if rtcp == sr { stats.rtcpIdentical += 1 } else { stats.mismatched += 1 }
-                } catch let e { stats.drops["rtcp_" + e.reason, default: 0] += 1 }
-            }
+        // 2. KEK and key store. The capture starts on a grid boundary a little in the past.
+        let period = UInt64(configuration.schedule.mtkPeriod)
+        let nowSeconds = UInt64(Date().timeIntervalSince1970)
+        let start = (nowSeconds - UInt64(packets / 50) - 2 * period) / period * period + 3
+        if !fm.fileExists(atPath: configuration.keyStore.kekFile ?? path("kek.hex")) {
+            _ = try KeyEncryptionKey.createFile(at: configuration.keyStore.kekFile ?? path("kek.hex"))
         }
-        let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        stats.print(policy: policy, packets: packets, lateJoin: lateJoin, finalROC: stream.rollover.roc,
-                    receiverROC: receiver.rolloverState(ssrc: ssrc)?.roc, elapsed: elapsed,
-                    protectNanosPerPacket: Double(protectNanos) / Double(packets), example: example)
-        if stats.mismatched > 0 || stats.identical + (stats.drops["roc_unknown"] ?? 0) != packets - lateJoin {
-            throw ExitCode.failure
+        let manager = try KeyManager.openSQLite(configuration: configuration, environment: [:], create: true)
+        try manager.initialize(at: Date(timeIntervalSince1970: TimeInterval(start)))
+
+        // 3. Sample input.
+        let input = path("input.pcap")
+        let group = IPAddress.v4(0xEFFF_0101)
+        let capture = SyntheticCapture(
+            source: .v4(0x0A00_000A),
+            streams: [
+                .init(destination: TransportAddress(group, 5004), ssrc: 0x1111_2222, payloadType: 96, firstSequence: 65_000,
+                      packetsPerSecond: 50, payloadBytes: 300...1200),
+                .init(destination: TransportAddress(group, 5006), ssrc: 0x3333_4444, payloadType: 97, firstSequence: 100,
+                      packetsPerSecond: 50, payloadBytes: 80...240),
+            ],
+            startNanoseconds: start * 1_000_000_000, packetsPerStream: packets)
+        let inputFrames = try capture.write(to: input)
+
+        // 4. Replay.
+        let protected = path("protected.pcap")
+        let job = ReplayJob(sessions: sessions, keySource: try KeySource(manager: manager), options: .init(input: input, output: protected))
+        let replay = try job.run()
+        print("mbms-gateway demo — work folder \(dir)\n")
+        print("1. generated \(input): \(inputFrames) frames, 2 RTP sessions to 239.255.1.1 (video :5004 SEQ from 65000, audio :5006) + RTCP SRs")
+        print("2. key store \(path("keys.sqlite")) (mode 0600, secrets sealed under kek.hex), key groups 1 and 2\n")
+        print("3. " + SummaryTable.render(replay))
+
+        // 5. The UE.
+        let muk = try SecretBytes.random(count: 32)
+        var ue = UEKeyState(muk: muk, nafID: configuration.bmscFQDN, bTID: "demo-ue@ims.example")
+        for s in sessions {
+            let message = try manager.mskMessage(keyGroup: s.keyGroup, ueID: "demo-ue@ims.example", muk: muk, verify: false,
+                                                 at: Date(timeIntervalSince1970: TimeInterval(start)), builder: MIKEYMSKMessageBuilder())
+            _ = try ue.loadMSKMessage(message, source: "MSK message for key group \(s.keyGroup)")
         }
+        let plain = path("plain.pcap")
+        let received = try CaptureReceiver(keys: ue).run(inputPath: protected, outputPath: plain)
+        print("4. UE (MSKs from MUK-protected MIKEY MSK messages, MTKs only from protected.pcap):")
+        print(received.summary())
+
+        // 6. Compare.
+        let (identical, compared) = try compareUDPPayloads(input, plain)
+        let ok = identical == compared && compared == inputFrames && received.violations.isEmpty
+        print("5. \(plain) vs \(input): \(identical) of \(compared) packets byte-identical (UDP payloads, in order)\n")
+        print("Look closer:\n  mbms-gateway inspect \(protected) --limit 40\n  tshark -r \(protected) -Y mikey -V | less\n  mbms-gateway keys show --config \(configPath)\n")
+        print(ok ? "OK: everything the gateway protected came back byte-identical at the UE, with no TS 33.246 rule broken."
+                 : "FAILED: see above.")
+        if !ok { throw ExitCode.failure }
     }
-}
 
-struct DemoStats {
-    var rtpIn = 0, rtcpIn = 0, bytesIn = 0, bytesOut = 0, rocCarrying = 0
-    var identical = 0, rtcpIdentical = 0, mismatched = 0
-    var received: [UInt16: Int] = [:]
-    var drops: [String: Int] = [:]
-
-    func print(policy: SRTPPolicy, packets: Int, lateJoin: Int, finalROC: UInt32, receiverROC: UInt32?, elapsed: Double,
-               protectNanosPerPacket: Double, example: (plain: [UInt8], protected: [UInt8], seq: UInt16)?) {
-        Swift.print("mbms-gateway demo: \(packets) RTP packets, SRTP \(policy.cipher.rawValue) + \(policy.authentication.rawValue) (R = \(policy.rocTransmissionRate)), MKI = MSK ID || MTK ID, SRTCP E = \(policy.srtcpEncryption ? 1 : 0)")
-        Swift.print("")
-        Swift.print("sender")
-        Swift.print("  RTP packets protected      \(rtpIn)   (\(bytesIn) -> \(bytesOut) bytes, +\(String(format: "%.1f", Double(bytesOut - bytesIn) / Double(max(rtpIn, 1)))) per packet)")
-        Swift.print("  ROC-carrying packets       \(rocCarrying)")
-        Swift.print("  RTCP sender reports        \(rtcpIn)")
-        Swift.print("  MTK switch                 MTK 1 -> MTK 2 after packet \(packets / 2)")
-        Swift.print("  ROC at the end             \(finalROC)  (SEQ wrapped)")
-        Swift.print("  protect cost               \(String(format: "%.0f", protectNanosPerPacket)) ns/packet (this build; see `make bench` for release figures)")
-        Swift.print("")
-        Swift.print("receiver (joined \(lateJoin) packets late, holds MTK 1 and MTK 2)")
-        for (id, n) in received.sorted(by: { $0.key < $1.key }) { Swift.print("  decrypted with MTK \(id)      \(n)") }
-        Swift.print("  byte-identical to input    \(identical) RTP, \(rtcpIdentical) RTCP")
-        Swift.print("  mismatches                 \(mismatched)")
-        for (reason, n) in drops.sorted(by: { $0.key < $1.key }) {
-            let why = reason == "roc_unknown" ? "  (before the first ROC-carrying packet: RFC 4771 late join)" : ""
-            Swift.print("  dropped: \(reason)\(String(repeating: " ", count: max(1, 18 - reason.count)))\(n)\(why)")
+    /// Compares the UDP payloads of two captures frame by frame.
+    func compareUDPPayloads(_ a: String, _ b: String) throws -> (identical: Int, compared: Int) {
+        let ra = try CaptureReader(path: a), rb = try CaptureReader(path: b)
+        var identical = 0, compared = 0
+        while let fa = try ra.next() {
+            let pa = payload(fa, ra.linkType)
+            guard let fb = try rb.next() else { break }
+            compared += 1
+            if pa == payload(fb, rb.linkType) { identical += 1 }
         }
-        Swift.print("  ROC learned                \(receiverROC.map(String.init) ?? "none")")
-        if let ex = example {
-            let p = ex.protected, plainCount = ex.plain.count
-            let mkiEnd = plainCount + policy.mkiLength
-            Swift.print("")
-            Swift.print("one ROC-carrying packet (SEQ \(ex.seq)), protected:")
-            Swift.print("  RTP header   \(Hex.encode(p[0..<12]))")
-            Swift.print("  ciphertext   \(Hex.encode(p[12..<min(28, plainCount)]))… (\(plainCount - 12) bytes)")
-            Swift.print("  MKI          \(Hex.encode(p[plainCount..<mkiEnd]))  (Key Group 1, Key Number 1, MTK ID)")
-            Swift.print("  ROC          \(Hex.encode(p[mkiEnd..<mkiEnd + 4]))")
-            if p.count > mkiEnd + 4 { Swift.print("  MAC          \(Hex.encode(p[(mkiEnd + 4)...]))") }
-        }
-        Swift.print("")
-        let ok = mismatched == 0
-        Swift.print(ok ? "OK: every packet the receiver accepted matched the input (\(String(format: "%.2f", elapsed)) s)." : "FAILED: \(mismatched) packets differ.")
+        return (identical, compared)
     }
-}
 
-func demoRTP(seq: UInt16, timestamp: UInt32, ssrc: UInt32, payload: [UInt8]) -> [UInt8] {
-    var p: [UInt8] = [0x80, 96, UInt8(seq >> 8), UInt8(seq & 0xFF)]
-    for v in [timestamp, ssrc] { p += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
-    return p + payload
-}
-
-func demoSenderReport(ssrc: UInt32, packets: UInt32) -> [UInt8] {
-    var p: [UInt8] = [0x80, 200, 0, 6]
-    for v in [ssrc, 0xE1A1_B2C3, 0xD4E5_F6A7, packets &* 3000, packets, packets &* 600] {
-        p += [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+    func payload(_ f: CapturedFrame, _ link: LinkType?) -> [UInt8]? {
+        guard let link, let base = f.bytes.baseAddress, case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link) else { return nil }
+        return Array(f.bytes[u.payloadOffset..<u.datagramEnd])
     }
-    return p
 }

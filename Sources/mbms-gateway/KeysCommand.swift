@@ -125,8 +125,10 @@ struct KeysCommand: ParsableCommand {
         @OptionGroup var common: Common
         @Option(name: .long, help: "Key group (1…65535).")
         var keyGroup: UInt16
-        @Option(name: .long, help: "The UE's MUK, hex (32 bytes from GBA).")
-        var muk: String
+        @Option(name: .long, help: "The UE's MUK, hex (32 bytes from GBA). Visible in process listings: prefer --muk-file.")
+        var muk: String?
+        @Option(name: .customLong("muk-file"), help: "File holding the UE's MUK as hex.")
+        var mukFile: String?
         @Option(name: .customLong("ue-id"), help: "The UE's B-TID (IDr).")
         var ueID: String
         @Option(name: .long, help: "Output file (created with mode 0600).")
@@ -139,7 +141,12 @@ struct KeysCommand: ParsableCommand {
         func run() throws {
             let c = try common.load()
             guard let g = KeyGroup(keyGroup) else { throw KeysFailure("--key-group 0: key group 0 is forbidden (TS 33.246 6.3.1); use 1…65535") }
-            guard var mukBytes = try? Hex.decode(muk), !mukBytes.isEmpty else {
+            let mukHex: String
+            do {
+                guard let h = try SecretInput.mukHex(muk, file: mukFile) else { throw KeysFailure("give the UE's MUK with --muk-file FILE (or --muk HEX)") }
+                mukHex = h
+            } catch let e as SecretInput.Failure { throw KeysFailure(e.description) }
+            guard var mukBytes = try? Hex.decode(mukHex), !mukBytes.isEmpty else {
                 throw KeysFailure("--muk: not hex; give the MUK as hex digits (32 bytes = 64 digits)")
             }
             let mukSecret = SecretBytes(mukBytes)

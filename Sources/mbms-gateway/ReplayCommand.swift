@@ -8,7 +8,7 @@ import PacketIO
 struct ReplayCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
-        abstract: "Protect a capture: plain RTP/RTCP in (pcap/pcapng), SRTP/SRTCP + MIKEY MTK messages out (pcap).",
+        abstract: "Protect a capture: RTP/RTCP and FLUTE in (pcap/pcapng); SRTP/SRTCP, MIKEY and DCF-protected FLUTE out (pcap).",
         discussion: """
             The capture's own timestamps are the clock: every packet is protected with the MTK the
             key schedule has in force at its time (MKI = MSK ID || MTK ID), and MIKEY MTK messages
@@ -17,9 +17,16 @@ struct ReplayCommand: ParsableCommand {
             Packets are matched to sessions by destination address and port (RTCP: port + 1 or
             `rtcpDestination`); other traffic passes through untouched unless --drop-unmatched.
 
-            The output is byte-identical run after run for the same key store and input. The key
-            store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's
-            time range are added to it if missing.
+            FLUTE sessions (kind: flute): every complete object is wrapped in an OMA DRM v2 DCF
+            (AES-128-CBC with keys from the MTK, `obki` naming it, `odfs` HMAC-SHA1) and sent on
+            the channel again (FLUTE v1), after a new FDT Instance (itself a signed, NULL-encrypted
+            DCF unless --plain-fdt) and the MIKEY MTK message object (application/mikey).
+
+            The output is byte-identical run after run for the same key store, input and
+            --start-time. The key store must exist (`mbms-gateway keys init --config F`); MSKs
+            covering the capture's time range are added to it if missing. The store never goes
+            back in time: to replay a capture older than its MSKs, re-time it with --start-time
+            or use a store made with `keys init --at <capture time>`.
 
             Example:
               mbms-gateway keys init --config gateway.yaml
@@ -41,6 +48,21 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "UDP checksum of rewritten datagrams: recompute, or zero (IPv4 only; IPv6 always recomputes).")
     var udpChecksum: String = "recompute"
 
+    @Flag(name: .long, help: "FLUTE: send the FDT unwrapped (for receivers that cannot read a DCF-wrapped FDT).")
+    var plainFDT = false
+
+    @Option(name: .long, help: "FLUTE: output rate per channel in bit/s.")
+    var fluteRate: Double = 20_000_000
+
+    @Option(name: .long, help: "FLUTE: FDT Expires = send time + this many seconds.")
+    var fdtLifetime: Int64 = 3600
+
+    @Option(name: .long, help: "FLUTE version emitted: 1 (RFC 3926, as TS 26.346 uses) or 2 (RFC 6726).")
+    var fluteVersion: Int = 1
+
+    @Option(name: .long, help: ArgumentHelp("Re-time the capture to start at this time (RFC 3339, e.g. 2026-11-23T12:00:00Z); frames keep their spacing. Default: the capture's own timestamps.", valueName: "time"))
+    var startTime: String?
+
     @Option(name: .long, help: "Also write the summary as JSON to this file.")
     var summaryJSON: String?
 
@@ -52,13 +74,20 @@ struct ReplayCommand: ParsableCommand {
             throw ValidationError("--udp-checksum must be recompute or zero (got \(udpChecksum))")
         }
         guard input != output else { throw ValidationError("--output must differ from --input") }
+        if let s = startTime, ISO8601DateFormatter().date(from: s) == nil {
+            throw ValidationError("--start-time \(s) is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")
+        }
+        guard fluteVersion == 1 || fluteVersion == 2 else { throw ValidationError("--flute-version must be 1 or 2") }
+        guard fluteRate > 0 else { throw ValidationError("--flute-rate must be positive (bit/s)") }
+        guard fdtLifetime > 0 else { throw ValidationError("--fdt-lifetime must be positive (seconds)") }
     }
 
     func run() throws {
         try checkRuntime()
         let configuration = try GatewayConfiguration.load(path: config)
         let sessions = try StreamingSession.sessions(of: configuration)
-        guard !sessions.isEmpty else { throw GatewaySetupError.noSessions(file: config) }
+        let downloads = try DownloadSession.sessions(of: configuration)
+        guard !sessions.isEmpty || !downloads.isEmpty else { throw GatewaySetupError.noSessions(file: config) }
         let manager: KeyManager
         do {
             manager = try KeyManager.openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: false)
@@ -69,7 +98,14 @@ struct ReplayCommand: ParsableCommand {
         var options = ReplayJob.Options(input: input, output: output)
         options.dropUnmatched = dropUnmatched
         options.checksum = UDPFrameEditor.ChecksumPolicy(rawValue: udpChecksum) ?? .recompute
-        let job = ReplayJob(sessions: sessions, keySource: keySource, options: options)
+        if let s = startTime, let d = ISO8601DateFormatter().date(from: s) {
+            options.startNanoseconds = UInt64(max(0, d.timeIntervalSince1970)) * 1_000_000_000
+        }
+        options.download.plainFDT = plainFDT
+        options.download.bitsPerSecond = fluteRate
+        options.download.fdtLifetime = fdtLifetime
+        options.download.fluteVersion = fluteVersion == 2 ? .v2 : .v1
+        let job = ReplayJob(sessions: sessions, downloads: downloads, keySource: keySource, options: options)
         let bar = ProgressBar(enabled: !quiet && isatty(2) != 0, label: "replay")
         let report = try job.run { done, total in bar.update(done, total) }
         bar.finish()
@@ -111,10 +147,17 @@ enum SummaryTable {
             rows.append([s.name, "\(s.rtpPackets)", "\(s.rtcpPackets)", "\(s.bytesIn)", "\(s.bytesOut)",
                          s.mtksUsed.isEmpty ? "-" : s.mtksUsed.map(String.init).joined(separator: ","), "\(s.mikeySent)", drops])
         }
-        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        for (n, row) in rows.enumerated() {
-            out += row.enumerated().map { c, v in c == 0 || c == 5 || c == 7 ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - v.count) + v }.joined(separator: "  ") + "\n"
-            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
+        if rows.count > 1 { out += table(rows, left: [0, 5, 7]) }
+        if !r.download.isEmpty {
+            out += "\n"
+            let dh = ["FLUTE channel", "packets in", "objects in", "bytes in", "objects out", "bytes out", "FDTs", "MIKEY objects", "MTK IDs used", "refused"]
+            var drows: [[String]] = [dh]
+            for d in r.download {
+                drows.append([d.name, "\(d.packetsIn)", "\(d.objectsIn)", "\(d.objectBytesIn)", "\(d.objectsOut)", "\(d.objectBytesOut)",
+                              "\(d.fdtInstancesSent)", "\(d.mikeyObjectsSent)", d.mtksUsed.isEmpty ? "-" : d.mtksUsed.map(String.init).joined(separator: ","),
+                              d.rejected.isEmpty ? "0" : d.rejected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")])
+            }
+            out += table(drows, left: [0, 8, 9])
         }
         if !r.statistics.passedThrough.isEmpty {
             out += "\npassed through untouched: " + r.statistics.passedThrough.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
@@ -124,6 +167,17 @@ enum SummaryTable {
         }
         if !r.rollover.isEmpty {
             out += "ROC at end: " + r.rollover.map { "\($0.session)/\($0.ssrc)=\($0.roc)" }.joined(separator: " ") + "\n"
+        }
+        return out
+    }
+
+    static func table(_ rows: [[String]], left: Set<Int>) -> String {
+        guard let header = rows.first else { return "" }
+        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
+        var out = ""
+        for (n, row) in rows.enumerated() {
+            out += row.enumerated().map { c, v in left.contains(c) ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - v.count) + v }.joined(separator: "  ") + "\n"
+            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
         }
         return out
     }

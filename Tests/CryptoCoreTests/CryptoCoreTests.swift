@@ -37,6 +37,9 @@ final class CryptoCoreTests: XCTestCase {
     func testSHA256AndHMACSHA256() throws {
         XCTAssertEqual(SHA256.hash(Array("abc".utf8)), h("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"))
         XCTAssertEqual(SHA1.hash(Array("abc".utf8)), h("a9993e364706816aba3e25717850c26c9cd0d89d"))
+        // RFC 1321 A.5 test suite.
+        XCTAssertEqual(MD5.hash(Array("abc".utf8)), h("900150983cd24fb0d6963f7d28e17f72"))
+        XCTAssertEqual(MD5.hash([]), h("d41d8cd98f00b204e9800998ecf8427e"))
         // RFC 4231 test case 2.
         XCTAssertEqual(try HMACSHA256.authenticate(key: Array("Jefe".utf8), message: Array("what do ya want for nothing?".utf8)),
                        h("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"))

@@ -5,6 +5,7 @@ import KeyManagement
 import MIKEY
 import PacketIO
 import SRTP
+import TestSupport
 import XCTest
 
 /// A temporary gateway: config, KEK and SQLite store in a fresh folder, sessions for every
@@ -83,15 +84,6 @@ func readFrames(_ path: String) throws -> [Frame] {
 }
 
 func runTshark(_ args: [String]) throws -> String {
-    guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark") else { throw XCTSkip("tshark not installed") }
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = FileHandle.nullDevice
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
+    guard Tool.isInstalled(Tool.tshark) else { throw XCTSkip("tshark not installed") }
+    return try Tool.run(Tool.tshark, args).stdout
 }

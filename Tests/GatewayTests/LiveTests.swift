@@ -106,6 +106,35 @@ final class LiveTests: XCTestCase {
         XCTAssertLessThan(rocUnknown, Int(session.policy.rocTransmissionRate), "late-join drops beyond the first ROC-carrying packet")
         XCTAssertLessThanOrEqual(missing, 3, "RTP packets lost: \(missing) of \(fixture.rtp.count)")
         XCTAssertEqual(rtcpMatched, fixture.rtcp.count)
+
+        // The same capture through `mbms-gateway receive` (the Receiver module, the UE-side
+        // oracle), with an MSK message from `keys deliver`: exit 0 means every SRTP/SRTCP packet
+        // decrypted and no TS 33.246 rule was broken (MTK used before its MIKEY message, MIKEY to
+        // an address other than the SRTP's, ...). Late-join packets are held until the ROC is
+        // known, so every RTP packet that came out is in the plaintext capture.
+        try h.writeSecret("muk.hex", muk.revealedBytes().map { String(format: "%02x", $0) }.joined())
+        var r = try h.runToEnd(["keys", "deliver", "--config", h.configPath, "--key-group", "\(session.keyGroup.rawValue)",
+                                "--muk-file", h.path("muk.hex"), "--ue-id", "ue-live@example", "--output", h.path("msk.bin")])
+        XCTAssertEqual(r.0, 0, "keys deliver: \(r.1)\(r.2)")
+        let plain = h.path("plain.pcap")
+        r = try h.runToEnd(["receive", "--input", pcap, "--output", plain, "--muk-file", h.path("muk.hex"), "--ue-id", "ue-live@example",
+                            "--config", h.configPath, "--msk-message", h.path("msk.bin")])
+        XCTAssertEqual(r.0, 0, "receive: \(r.1)\(r.2)")
+        var received = Set<UInt16>(), receivedRTCP = 0
+        for f in try readFrames(plain) {
+            guard let u = f.udp else { continue }
+            let p = f.payload
+            if u.destination == h.output {
+                let seq = UInt16(p[2]) << 8 | UInt16(p[3])
+                XCTAssertEqual(p, fixture.rtpBySequence[seq], "receive: RTP SEQ \(seq) decrypts to something else")
+                received.insert(seq)
+            } else if u.destination == h.rtcpOutput {
+                XCTAssertTrue(fixture.rtcp.contains(p), "receive: RTCP payload not in the fixture")
+                receivedRTCP += 1
+            }
+        }
+        XCTAssertEqual(received.count, srtp.count, "receive: every captured SRTP packet decrypted")
+        XCTAssertEqual(receivedRTCP, srtcp.count)
         print("live (\(multicast ? "multicast" : "unicast")): \(fixture.rtp.count) RTP sent, \(srtp.count) SRTP captured, \(decrypted.count) decrypted, \(rocUnknown) late-join, \(missing) missing; \(srtcp.count) SRTCP, \(mikey.count) MIKEY, \(mkis.count) MTKs")
     }
 
@@ -335,6 +364,15 @@ final class LiveHarness {
     }
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
+
+    /// A file readable by its owner only (secrets for the CLI's --muk-file).
+    func writeSecret(_ name: String, _ text: String) throws {
+        let fd = open(path(name), O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0 else { throw LiveTestError("cannot create \(path(name))") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw LiveTestError("cannot write \(path(name))") }
+    }
 
     /// Starts `run` and waits (bounded) for its first MIKEY message: the sockets are bound then.
     func start(metrics: String?) throws {

@@ -132,3 +132,22 @@ final class ReplayTests: XCTestCase {
         }
     }
 }
+
+final class ReplayRetimingTests: XCTestCase {
+    /// --start-time: every input frame keeps its spacing and the first lands on the start time.
+    func testStartTimeShiftsEveryFrame() throws {
+        let gw = try TestGateway()
+        let input = try TestGateway.fixture("rtp-seqwrap.pcap")
+        var options = ReplayJob.Options(input: input, output: gw.path("shifted.pcap"))
+        let start: UInt64 = 1_800_000_000_000_000_000
+        options.startNanoseconds = start
+        _ = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run()
+        let original = try readFrames(input)
+        let shifted = try readFrames(gw.path("shifted.pcap")).filter { $0.udp?.destination.port != 2269 }
+        XCTAssertEqual(shifted.count, original.count)
+        XCTAssertEqual(shifted.first?.time, start)
+        for (a, b) in zip(original, shifted) {
+            XCTAssertEqual(b.time - start, (a.time - original[0].time) / 1000 * 1000)
+        }
+    }
+}

@@ -1,3 +1,4 @@
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -42,13 +43,12 @@ final class ConfigurationTests: XCTestCase {
 
     func testKeyDomainIDEncodingTS24008() throws {
         // Hand-encoded PLMN identities (TS 24.008 10.5.1.13): 001/01, 262/01, 310/410.
-        XCTAssertEqual(try KeyDomainID(mcc: "001", mnc: "01").bytes, [0x00, 0xF1, 0x10])
-        XCTAssertEqual(try KeyDomainID(mcc: "262", mnc: "01").bytes, [0x62, 0xF2, 0x10])
-        XCTAssertEqual(try KeyDomainID(mcc: "310", mnc: "410").bytes, [0x13, 0x00, 0x14])
-        XCTAssertEqual(KeyDomainID(bytes: [0x13, 0x00, 0x14])?.mnc, "410")
-        XCTAssertEqual(KeyDomainID(bytes: [0x00, 0xF1, 0x10])?.mnc, "01")
-        XCTAssertThrowsError(try KeyDomainID(mcc: "1", mnc: "01"))
-        XCTAssertThrowsError(try KeyDomainID(mcc: "001", mnc: "1a"))
+        XCTAssertEqual(try KeyDomainID.parse(mcc: "001", mnc: "01").bytes, [0x00, 0xF1, 0x10])
+        XCTAssertEqual(try KeyDomainID.parse(mcc: "262", mnc: "01").bytes, [0x62, 0xF2, 0x10])
+        XCTAssertEqual(try KeyDomainID.parse(mcc: "310", mnc: "410").bytes, [0x13, 0x00, 0x14])
+        XCTAssertEqual(try KeyDomainID.parse(mcc: "001", mnc: "01").hex, "00f110")
+        XCTAssertThrowsError(try KeyDomainID.parse(mcc: "1", mnc: "01"))
+        XCTAssertThrowsError(try KeyDomainID.parse(mcc: "001", mnc: "1a"))
     }
 
     /// Each bad file must fail with one line naming the key path, the value and a fix.

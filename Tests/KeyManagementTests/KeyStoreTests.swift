@@ -1,4 +1,5 @@
 import CryptoCore
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -109,7 +110,7 @@ final class KeyStoreTests: XCTestCase {
             guard case KeyStoreError.conflict(0, 1) = $0 else { return XCTFail("\($0)") }
         }
         // A store never changes key domain.
-        XCTAssertThrowsError(try store.commit([.setKeyDomain(try KeyDomainID(mcc: "262", mnc: "01"))], expectedRevision: 1))
+        XCTAssertThrowsError(try store.commit([.setKeyDomain(try KeyDomainID.parse(mcc: "262", mnc: "01"))], expectedRevision: 1))
         // Two managers on one store: both plans land (the loser re-plans), nothing duplicated.
         let a = KeyManager(configuration: c, store: store, random: DeterministicRandom("a"))
         let b = KeyManager(configuration: c, store: try SQLiteKeyStore.open(path: path("keys.sqlite"), kek: try Fixtures.kek()),
@@ -128,6 +129,17 @@ final class KeyStoreTests: XCTestCase {
         }
         let cipher = try GatewayConfiguration.parse(yaml: Fixtures.yaml().replacingOccurrences(of: "aes-256-cm", with: "aes-128-cm"))
         XCTAssertThrowsError(try KeyManager(configuration: cipher, store: m.store).initialize(at: at(0)))
+        // Gateways sharing a store must share the grid: another MTK period or lead is refused
+        // by init, maintenance, rotation and the schedule alike.
+        for other in [try Fixtures.configuration(mtkPeriod: "30s"), try Fixtures.configuration(lead: "5s")] {
+            let o = KeyManager(configuration: other, store: m.store)
+            XCTAssertThrowsError(try o.initialize(at: at(0))) { XCTAssertTrue("\($0)".contains("schedule.mtk.period"), "\($0)") }
+            XCTAssertThrowsError(try o.maintain(at: at(0)))
+            XCTAssertThrowsError(try o.rotate(keyGroup: try XCTUnwrap(KeyGroup(1)), at: at(0)))
+            XCTAssertThrowsError(try o.schedule())
+        }
+        // The MSK period may change (it shapes only MSKs created later).
+        XCTAssertNoThrow(try KeyManager(configuration: try Fixtures.configuration(mskPeriod: "1200s"), store: m.store).maintain(at: at(0)))
     }
 
     private func contains(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {

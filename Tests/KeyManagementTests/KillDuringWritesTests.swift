@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -18,6 +19,7 @@ final class KillDuringWritesTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         var t = Fixtures.epoch
         var ackedRevision: Int64 = 0
+        var lastHighWater: Int64 = .min
         var ackedCounters: [String: Int64] = [:]
         var seenCounters: [String: Set<Int64>] = [:]
         var previousMSKs: [MSKID: MSKRecord] = [:]
@@ -32,14 +34,28 @@ final class KillDuringWritesTests: XCTestCase {
             p.standardOutput = out
             p.standardError = FileHandle.nullDevice
             try p.run()
-            // Let it write for a random time (first round longer: it creates the store), then kill.
-            usleep(UInt32.random(in: (round == 0 ? 150_000 : 20_000)...250_000, using: &rng))
+            // Every third round: kill at a random instant from the start (possibly while the
+            // store is being created or migrated). Otherwise wait until the child has committed
+            // its first step (no timing assumption about a loaded machine), then a random delay.
+            let early = round % 3 == 0
+            var received = Data()
+            if early {
+                usleep(UInt32.random(in: 0...80_000, using: &rng))
+            } else {
+                while !received.contains(UInt8(ascii: "\n")) {
+                    let chunk = out.fileHandleForReading.availableData
+                    if chunk.isEmpty { break }   // EOF: the child died on its own (asserted below)
+                    received += chunk
+                }
+                usleep(UInt32.random(in: 0...120_000, using: &rng))
+            }
             let wasRunning = p.isRunning
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             if wasRunning { kills += 1 }
             XCTAssertEqual(p.terminationReason, .uncaughtSignal, "round \(round): the child stopped on its own (\(p.terminationStatus))")
-            let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            received += out.fileHandleForReading.readDataToEndOfFile()
+            let text = String(decoding: received, as: UTF8.self)
 
             // Everything the child acknowledged (a complete line) was committed before it was printed.
             for line in text.split(separator: "\n") where line.hasPrefix("rev=") && line.contains(" t=") {
@@ -61,6 +77,10 @@ final class KillDuringWritesTests: XCTestCase {
             }
 
             // Reopen (the parent is a different process, as after a crash) and check.
+            guard FileManager.default.fileExists(atPath: storePath) else {
+                XCTAssertTrue(early && ackedCounters.isEmpty, "round \(round): store vanished")
+                continue
+            }
             let store = try SQLiteKeyStore.open(path: storePath, kek: try Fixtures.kek())
             XCTAssertEqual(try store.integrityCheck(), "ok", "round \(round)")
             let snap = try store.snapshot()   // also authenticates every sealed secret
@@ -69,6 +89,14 @@ final class KillDuringWritesTests: XCTestCase {
             for (ue, c) in ackedCounters {
                 XCTAssertGreaterThanOrEqual(counters[ue] ?? 0, c, "round \(round): counter of \(ue) went back")
             }
+            if snap.keyDomainID == nil {
+                // Killed before `keys init` committed: nothing may have been acknowledged.
+                XCTAssertTrue(ackedCounters.isEmpty && snap.msks.isEmpty, "round \(round): half-initialised store")
+                continue
+            }
+            let h = try XCTUnwrap(snap.highWater, "round \(round): high-water mark missing")
+            XCTAssertGreaterThanOrEqual(h, lastHighWater, "round \(round): high-water mark went back")
+            lastHighWater = h
             try checkInvariants(snap, previous: previousMSKs, round: round)
             previousMSKs = Dictionary(uniqueKeysWithValues: snap.msks.map { ($0.mskID, $0) })
             t += 60

@@ -40,12 +40,12 @@ final class MIKEYIntegrationTests: XCTestCase {
                 switch ue.process(bytes) {
                 case .success(.mtk(let d)):
                     accepted += 1
-                    XCTAssertEqual(d.mtkID.rawValue, sched.mtkID)
+                    XCTAssertEqual(d.mtkID.rawValue, sched.mtkID.rawValue)
                     XCTAssertEqual(d.mskID.rawValue, sched.mskID.rawValue)
                     XCTAssertTrue(d.key.isEqual(to: sched.mtk))
                     XCTAssertTrue(try XCTUnwrap(d.salt).isEqual(to: sched.salt))
                     XCTAssertEqual(d.mki, sched.mki)
-                    XCTAssertEqual(d.csbID.rawValue, sched.csbID)
+                    XCTAssertEqual(d.csbID.rawValue, sched.csbID.rawValue)
                 case .success(let other): XCTFail("unexpected \(other)")
                 case .failure(let r):
                     // Repeats of an MTK the UE already holds are discarded (TS 33.246 6.4.6.2).
@@ -76,6 +76,63 @@ final class MIKEYIntegrationTests: XCTestCase {
         XCTAssertEqual(try m.store.mskMessageCounter(ueID: Self.bTID), 2)
         guard case .success(.msk) = right.process(again) else { return XCTFail("second MSK message rejected") }
         guard case .failure(.replayedMSKTimestamp) = right.process(bytes) else { return XCTFail("replay accepted") }
+    }
+
+    /// tshark dissects the schedule's MTK messages (streaming and download) cleanly, and the
+    /// EXT carries Key Domain ID, MSK ID and MTK ID as mikey.md 4.2 lays them out.
+    func testTsharkDissectsScheduledMTKMessages() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark") else { throw XCTSkip("tshark not installed") }
+        let m = KeyManager(configuration: try Fixtures.configuration(), store: InMemoryKeyStore(), random: DeterministicRandom("ts"))
+        try m.initialize(at: at(1000))
+        let s = try m.schedule()
+        let g = try XCTUnwrap(KeyGroup(1))
+        let streaming = try s.mtkMessages(keyGroup: g, at: at(1555), builder: MIKEYMTKMessageBuilder())   // MSK 1/MTK 10, MSK 2/MTK 1
+        let download = try s.mtkMessages(keyGroup: g, at: at(1000), download: true, builder: MIKEYMTKMessageBuilder())
+        let messages = streaming + download
+        XCTAssertEqual(messages.count, 3)
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pcap = dir.appendingPathComponent("mtk.pcap")
+        try Data(CLITests.pcap(messages)).write(to: pcap)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
+        p.arguments = ["-r", pcap.path, "-T", "fields", "-E", "separator=|", "-e", "_ws.malformed", "-e", "_ws.expert",
+                       "-e", "mikey.v.set", "-e", "mikey.cs_id_map_type", "-e", "mikey.ext.data", "-e", "mikey.kemac.encr_alg"]
+        let o = Pipe()
+        p.standardOutput = o
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: o.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let rows = text.split(separator: "\n").map { $0.split(separator: "|", omittingEmptySubsequences: false).map(String.init) }
+        XCTAssertEqual(rows.count, 3, text)
+        let ext = ["00000300f1100100040001000102000200" + "0a", "00000300f1100100040001000202000200" + "01",
+                   "00000300f1100100040001000102000200" + "01"]
+        for (r, e) in zip(rows, ext) where r.count == 6 {
+            XCTAssertEqual(r[0], ""); XCTAssertEqual(r[1], "")
+            XCTAssertEqual(r[2], "0")    // V clear in MTK messages
+            XCTAssertEqual(r[3], "1")    // Empty map
+            XCTAssertEqual(r[4].replacingOccurrences(of: ":", with: ""), e)
+            XCTAssertEqual(r[5], "1")    // AES-CM-128
+        }
+    }
+
+    /// A FLUTE channel's UE gets a download MSK message (no SP) and MTKs as TGK.
+    func testFLUTEChannelGetsDownloadMessages() throws {
+        let c = try GatewayConfiguration.load(path: Fixtures.packageRoot.appendingPathComponent("Examples/gateway.yaml").path)
+        let m = KeyManager(configuration: c, store: InMemoryKeyStore(), random: DeterministicRandom("flute"))
+        try m.initialize(at: at(1000))
+        let g = try XCTUnwrap(KeyGroup(3))
+        var ue = UEKeyProcessor(muk: Self.muk, nafID: c.bmscFQDN, bTID: Self.bTID)
+        let msk = try m.mskMessage(keyGroup: g, ueID: Self.bTID, muk: Self.muk, verify: false, at: at(1000), builder: MIKEYMSKMessageBuilder())
+        guard case .success(.msk(let d, _)) = ue.process(msk) else { return XCTFail("download MSK message rejected") }
+        XCTAssertNil(d.srtpPolicy)
+        let messages = try m.mtkMessages(keyGroup: g, at: at(1000))
+        XCTAssertEqual(messages.count, 1)
+        guard case .success(.mtk(let t)) = ue.process(messages[0]) else { return XCTFail("MTK message rejected") }
+        XCTAssertEqual(t.kind, .download)
+        XCTAssertNil(t.salt)
+        XCTAssertTrue(t.key.isEqual(to: try m.schedule().currentMTK(keyGroup: g, at: at(1000)).mtk))
     }
 
     func testSRTPPolicyParametersFollowTheSession() throws {

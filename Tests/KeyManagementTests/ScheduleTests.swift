@@ -1,4 +1,5 @@
 import CryptoCore
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -35,12 +36,12 @@ final class ScheduleTests: XCTestCase {
         for (off, kn, id) in expected {
             let cur = try s.currentMTK(keyGroup: g, at: at(off))
             XCTAssertEqual(cur.mskID.keyNumber, kn, "t = E + \(off)")
-            XCTAssertEqual(cur.mtkID, id, "t = E + \(off)")
+            XCTAssertEqual(cur.mtkID.rawValue, id, "t = E + \(off)")
             XCTAssertEqual(cur.validFrom, Fixtures.epoch + (off / 60) * 60, "t = E + \(off)")
-            XCTAssertTrue(s.snapshot.msk(cur.mskID)?.keyValidity.contains(cur.mtkID) ?? false)
+            XCTAssertTrue(s.snapshot.msk(cur.mskID)?.keyValidity.contains(cur.mtkID.rawValue) ?? false)
         }
         // Fractional seconds floor to the same slot.
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: Date(timeIntervalSince1970: TimeInterval(Fixtures.epoch + 1019) + 0.999)).mtkID, 1)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: Date(timeIntervalSince1970: TimeInterval(Fixtures.epoch + 1019) + 0.999)).mtkID.rawValue, 1)
         // Past the next MSK: nothing yet (maintenance has not run).
         XCTAssertThrowsError(try s.currentMTK(keyGroup: g, at: at(2160)))
     }
@@ -51,7 +52,7 @@ final class ScheduleTests: XCTestCase {
         let s = try m.schedule()
         let g = try XCTUnwrap(KeyGroup(1))
         let n = try s.nextMTK(keyGroup: g, at: at(1000))
-        XCTAssertEqual(n.mtkID, 2)
+        XCTAssertEqual(n.mtkID.rawValue, 2)
         XCTAssertEqual(n.validFrom, Fixtures.epoch + 1020)
         XCTAssertEqual(n.announceAt, Fixtures.epoch + 1010)
         // MIKEY TS = NTP seconds of the announcement: 1767225600 + 1010 + 2208988800.
@@ -59,20 +60,66 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1000)).timestamp, 3_976_215_350)  // announced at 950
 
         // Lead window: [1010, 1020) sends the current and the next message.
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1009)).map(\.mtkID), [1])
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1010)).map(\.mtkID), [1, 2])
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1019)).map(\.mtkID), [1, 2])
-        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1020)).map(\.mtkID), [2])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1009)).map(\.mtkID.rawValue), [1])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1010)).map(\.mtkID.rawValue), [1, 2])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1019)).map(\.mtkID.rawValue), [1, 2])
+        XCTAssertEqual(try s.transmissions(keyGroup: g, at: at(1020)).map(\.mtkID.rawValue), [2])
 
         // Across the MSK rollover: at 1550 the next MTK is MTK 1 of MSK 2, switching at 1560.
         let across = try s.transmissions(keyGroup: g, at: at(1550))
         XCTAssertEqual(across.map(\.mskID.keyNumber), [1, 2])
-        XCTAssertEqual(across.map(\.mtkID), [10, 1])
+        XCTAssertEqual(across.map(\.mtkID.rawValue), [10, 1])
         XCTAssertEqual(across[1].validFrom, Fixtures.epoch + 1560)
         XCTAssertEqual(across[1].timestamp, 3_976_215_950)
-        XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1499)).mtkID, 10)
+        XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1499)).mtkID.rawValue, 10)
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1549)).mskID.keyNumber, 2)
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(1500)).mskID.keyNumber, 2)
+    }
+
+    func testTimeGridFloorAndCeil() {
+        let g = TimeGrid(epoch: 100, period: 60)
+        XCTAssertEqual(g.index(100), 0); XCTAssertEqual(g.index(159), 0); XCTAssertEqual(g.index(160), 1)
+        XCTAssertEqual(g.index(99), -1); XCTAssertEqual(g.index(40), -1); XCTAssertEqual(g.index(39), -2)
+        XCTAssertEqual(g.floor(99), 40); XCTAssertEqual(g.floor(160), 160); XCTAssertEqual(g.floor(219), 160)
+        XCTAssertEqual(g.ceil(160), 160); XCTAssertEqual(g.ceil(161), 220); XCTAssertEqual(g.ceil(41), 100)
+        // NTP seconds: 1970-01-01 is 2208988800 s after 1900-01-01; 2036-02-07T06:28:16Z wraps to 0.
+        XCTAssertEqual(ntpSeconds(unixSeconds: 0), 2_208_988_800)
+        XCTAssertEqual(ntpSeconds(unixSeconds: 2_085_978_496), 0)
+    }
+
+    func testNextTransmissionTime() throws {
+        let m = manager(try Fixtures.configuration(repeatInterval: "7s"))
+        try m.initialize(at: at(1000))
+        let s = try m.schedule()
+        let g = try XCTUnwrap(KeyGroup(1))
+        // Repeat ticks at E + 7k: …, 1001, 1008, 1015, …; the MTK 2 announcement at 1010.
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1000)) - Fixtures.epoch, 1001)
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1003)) - Fixtures.epoch, 1008)
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1008)) - Fixtures.epoch, 1010)
+        XCTAssertEqual(try s.nextTransmissionTime(keyGroup: g, after: at(1010)) - Fixtures.epoch, 1015)
+    }
+
+    func testClockBehindStoreIsRefused() throws {
+        let m = manager(try Fixtures.configuration())
+        try m.initialize(at: at(1000))   // MSK 1 from 960; high-water mark 960 (the slot of MTK 1)
+        XCTAssertEqual(try m.store.snapshot().highWater, Fixtures.epoch + 960)
+        try m.maintain(at: at(1500))      // slot 1500 (MTK 10)
+        XCTAssertEqual(try m.store.snapshot().highWater, Fixtures.epoch + 1500)
+        XCTAssertNoThrow(try m.maintain(at: at(1499)))   // within the 2 s skew tolerance
+        XCTAssertThrowsError(try m.maintain(at: at(1400))) { e in   // MTK 8 again: refused
+            guard case LifecycleError.clockBehindHighWater = e else { return XCTFail("\(e)") }
+        }
+        XCTAssertThrowsError(try m.rotate(keyGroup: try XCTUnwrap(KeyGroup(1)), at: at(1400)))
+        XCTAssertEqual(try m.store.snapshot().highWater, Fixtures.epoch + 1500)   // never goes back
+        XCTAssertEqual(try m.store.snapshot().msks.count, 4)
+        // A store written by a clock ahead of this one (no high-water mark yet, MSKs in the future).
+        let other = manager(try Fixtures.configuration(), "other")
+        let snap = try m.store.snapshot()
+        try other.store.commit([.setKeyDomain(try XCTUnwrap(snap.keyDomainID))] + snap.keyGroups.map { .addKeyGroup($0) }
+                               + snap.msks.map { .addMSK($0) }, expectedRevision: 0)
+        XCTAssertThrowsError(try other.maintain(at: at(900))) { e in
+            guard case LifecycleError.clockBehindStore = e else { return XCTFail("\(e)") }
+        }
     }
 
     /// MTK IDs strictly increase inside an MSK, stay in (SEQl, SEQu], never 0 or 0xFFFF, and
@@ -87,17 +134,17 @@ final class ScheduleTests: XCTestCase {
             let s = try m.schedule()
             let cur = try s.currentMTK(keyGroup: g, at: at(off))
             let msk = try XCTUnwrap(s.snapshot.msk(cur.mskID))
-            XCTAssertTrue(msk.keyValidity.contains(cur.mtkID))
-            XCTAssertNotEqual(cur.mtkID, 0); XCTAssertNotEqual(cur.mtkID, 0xFFFF)
+            XCTAssertTrue(msk.keyValidity.contains(cur.mtkID.rawValue))
+            XCTAssertNotEqual(cur.mtkID.rawValue, 0); XCTAssertNotEqual(cur.mtkID.rawValue, 0xFFFF)
             XCTAssertEqual(cur.mtk.count, 32)   // aes-256-cm
             XCTAssertEqual(cur.salt.count, 14)
-            if let p = last, p.mskID != cur.mskID || p.mtkID != cur.mtkID {
+            if let p = last, p.mskID != cur.mskID || p.mtkID.rawValue != cur.mtkID.rawValue {
                 if p.mskID == cur.mskID {
-                    XCTAssertEqual(cur.mtkID, p.mtkID + 1)
+                    XCTAssertEqual(cur.mtkID.rawValue, p.mtkID.rawValue + 1)
                     XCTAssertTrue(RFC1982.isGreater(cur.timestamp, than: p.timestamp))
                 } else {
                     XCTAssertEqual(cur.mskID.keyNumber, p.mskID.keyNumber + 1)
-                    XCTAssertEqual(cur.mtkID, 1)
+                    XCTAssertEqual(cur.mtkID.rawValue, 1)
                 }
                 XCTAssertEqual(cur.validFrom, p.validUntil)
             }
@@ -115,11 +162,11 @@ final class ScheduleTests: XCTestCase {
         let msk1 = try s.msk(keyGroup: g, at: at(0))
         XCTAssertEqual(msk1.keyValidity, KeyValidity(seqL: 0, seqU: 0xFFFE))
         XCTAssertEqual(msk1.validUntil, Fixtures.epoch + 65_534)
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(65_533)).mtkID, 0xFFFE)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(65_533)).mtkID.rawValue, 0xFFFE)
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(65_533)).mskID.keyNumber, 1)
         let after = try s.currentMTK(keyGroup: g, at: at(65_534))
         XCTAssertEqual(after.mskID.keyNumber, 2)
-        XCTAssertEqual(after.mtkID, 1)
+        XCTAssertEqual(after.mtkID.rawValue, 1)
         XCTAssertEqual(try s.nextMTK(keyGroup: g, at: at(65_533)).mskID.keyNumber, 2)
         // The next MSK is created when the second one becomes current.
         try m.maintain(at: at(65_534))
@@ -135,10 +182,10 @@ final class ScheduleTests: XCTestCase {
         try m.rotate(keyGroup: g, at: at(1000))
         var s = try m.schedule()
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1019)).mskID.keyNumber, 1)
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1019)).mtkID, 1)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1019)).mtkID.rawValue, 1)
         let sw = try s.currentMTK(keyGroup: g, at: at(1020))
         XCTAssertEqual(sw.mskID.keyNumber, 2)
-        XCTAssertEqual(sw.mtkID, 1)
+        XCTAssertEqual(sw.mtkID.rawValue, 1)
         let msk2 = try XCTUnwrap(s.snapshot.msk(sw.mskID))
         XCTAssertEqual(msk2.validUntil, Fixtures.epoch + 1620)   // keeps its 10 periods
         XCTAssertEqual(try s.nextMSK(keyGroup: g, at: at(1020)).mskID.keyNumber, 3)
@@ -147,7 +194,7 @@ final class ScheduleTests: XCTestCase {
         try m.rotate(keyGroup: g, at: at(1055), invalidateCurrent: true)
         s = try m.schedule()
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1079)).mskID.keyNumber, 2)
-        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1079)).mtkID, 1)
+        XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1079)).mtkID.rawValue, 1)
         XCTAssertEqual(try s.currentMTK(keyGroup: g, at: at(1080)).mskID.keyNumber, 3)
         XCTAssertNotNil(s.snapshot.msk(MSKID(keyGroup: g, keyNumber: 2))?.invalidatedAt)
         // The invalidated MSK is purged as soon as its window ended.
@@ -175,7 +222,7 @@ final class ScheduleTests: XCTestCase {
         let g = try XCTUnwrap(KeyGroup(1))
         let cur = try s.currentMTK(keyGroup: g, at: at(90_030))
         XCTAssertEqual(cur.mskID.keyNumber, 3)
-        XCTAssertEqual(cur.mtkID, 1)
+        XCTAssertEqual(cur.mtkID.rawValue, 1)
         XCTAssertEqual(cur.validFrom, Fixtures.epoch + 90_000)
         XCTAssertNil(s.snapshot.msk(MSKID(keyGroup: g, keyNumber: 1))?.msk)   // purged
     }
@@ -201,12 +248,17 @@ final class ScheduleTests: XCTestCase {
                 let x = try sa.transmissions(keyGroup: g, at: at(off)), y = try sb.transmissions(keyGroup: g, at: at(off))
                 XCTAssertEqual(x.count, y.count)
                 for (p, q) in zip(x, y) {
-                    XCTAssertEqual(p.mskID, q.mskID); XCTAssertEqual(p.mtkID, q.mtkID)
+                    XCTAssertEqual(p.mskID, q.mskID); XCTAssertEqual(p.mtkID.rawValue, q.mtkID.rawValue)
                     XCTAssertTrue(p.mtk.isEqual(to: q.mtk)); XCTAssertTrue(p.salt.isEqual(to: q.salt))
-                    XCTAssertEqual(p.csbID, q.csbID); XCTAssertEqual(p.timestamp, q.timestamp)
+                    XCTAssertEqual(p.csbID.rawValue, q.csbID.rawValue); XCTAssertEqual(p.timestamp, q.timestamp)
                 }
                 XCTAssertEqual(try sa.mtkMessages(keyGroup: g, at: at(off), builder: builder),
                                try sb.mtkMessages(keyGroup: g, at: at(off), builder: builder))
+                // The real MIKEY MTK messages are byte-identical too.
+                let real = MIKEYMTKMessageBuilder()
+                let ma = try sa.mtkMessages(keyGroup: g, at: at(off), builder: real)
+                XCTAssertEqual(ma, try sb.mtkMessages(keyGroup: g, at: at(off), builder: real))
+                XCTAssertEqual(ma.count, x.count)
             }
         }
         // Independent recomputation of the derivation rule for one MTK:
@@ -223,7 +275,7 @@ final class ScheduleTests: XCTestCase {
         let other = manager(c, "gateway C")
         let so = try KeySchedule(snapshot: try other.initialize(at: at(1000)), configuration: c.schedule)
         let o = try so.currentMTK(keyGroup: g1, at: at(1020))
-        XCTAssertEqual(o.mtkID, mtk2.mtkID)
+        XCTAssertEqual(o.mtkID.rawValue, mtk2.mtkID.rawValue)
         XCTAssertFalse(o.mtk.isEqual(to: mtk2.mtk))
     }
 
@@ -231,7 +283,10 @@ final class ScheduleTests: XCTestCase {
         let m = manager(try Fixtures.configuration())
         let s = try KeySchedule(snapshot: try m.initialize(at: at(1000)), configuration: try Fixtures.configuration().schedule)
         let cur = try s.currentMTK(keyGroup: try XCTUnwrap(KeyGroup(1)), at: at(1000))
-        for text in ["\(cur)", "\(cur.mtk)", "\(cur.salt)", String(describing: s.snapshot.msks[0].msk)] {
+        let seed = try XCTUnwrap(s.snapshot.msks[0].seed)
+        // Whatever a log line might interpolate: the scheduled MTK, a whole MSK record, the snapshot.
+        for text in ["\(cur)", "\(cur.mtk)", "\(cur.salt)", "\(s.snapshot.msks[0])", "\(s.snapshot)", String(reflecting: s.snapshot.msks[0])] {
+            XCTAssertFalse(text.contains(hex(seed)), text)
             XCTAssertFalse(text.contains(hex(cur.mtk)), text)
             XCTAssertFalse(text.contains(hex(cur.salt)), text)
             if let k = s.snapshot.msks[0].msk { XCTAssertFalse(text.contains(hex(k)), text) }

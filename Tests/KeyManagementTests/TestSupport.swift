@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import MIKEY
 import XCTest
 @testable import KeyManagement
 
@@ -26,21 +27,28 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
     private let lock = NSLock()
     private var revision: Int64 = 0
     private var keyDomainID: KeyDomainID?
+    private var grid: GridParameters?
+    private var highWater: Int64?
     private var groups: [KeyGroupRecord] = []
     private var msks: [MSKRecord] = []
     private var counters: [String: UInt32] = [:]
 
     func snapshot() throws -> KeyStoreSnapshot {
         lock.lock(); defer { lock.unlock() }
-        return KeyStoreSnapshot(revision: revision, keyDomainID: keyDomainID, keyGroups: groups, msks: msks)
+        return KeyStoreSnapshot(revision: revision, keyDomainID: keyDomainID, grid: grid, highWater: highWater, keyGroups: groups, msks: msks)
     }
 
     func commit(_ changes: [KeyStoreChange], expectedRevision: Int64) throws -> Int64 {
         lock.lock(); defer { lock.unlock() }
         guard expectedRevision == revision else { throw KeyStoreError.conflict(expected: expectedRevision, found: revision) }
+        // Apply to copies, publish only if every change applied (atomic like the SQLite store).
+        var keyDomainID = self.keyDomainID, grid = self.grid, highWater = self.highWater
+        var groups = self.groups, msks = self.msks
         for c in changes {
             switch c {
             case let .setKeyDomain(k): keyDomainID = k
+            case let .setGrid(g): grid = g
+            case let .advanceHighWater(t): highWater = max(highWater ?? t, t)
             case let .addKeyGroup(g): groups.append(g)
             case let .addMSK(m): msks.append(m)
             case let .setWindow(id, f, u):
@@ -52,6 +60,8 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
                 if let i = msks.firstIndex(where: { $0.mskID == id }) { msks[i].msk = nil; msks[i].seed = nil }
             }
         }
+        self.keyDomainID = keyDomainID; self.grid = grid; self.highWater = highWater
+        self.groups = groups; self.msks = msks
         revision += 1
         return revision
     }
@@ -72,8 +82,10 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
 /// serialises every input field (keys included) in a fixed order.
 struct SerialisingMTKBuilder: MTKMessageBuilding {
     func buildMTKMessage(_ i: MTKMessageInput) throws -> [UInt8] {
-        var out = i.keyDomainID.bytes + i.mskID.bytes + [UInt8(i.mtkID >> 8), UInt8(i.mtkID & 0xFF)]
-        out += withUnsafeBytes(of: i.csbID.bigEndian) { Array($0) } + withUnsafeBytes(of: i.timestamp.bigEndian) { Array($0) }
+        var out: [UInt8] = i.keyDomainID.bytes + i.mskID.bytes
+        out += [UInt8(i.mtkID.rawValue >> 8), UInt8(i.mtkID.rawValue & 0xFF)]
+        out += withUnsafeBytes(of: i.csbID.rawValue.bigEndian) { Array($0) }
+        out += withUnsafeBytes(of: i.timestamp.bigEndian) { Array($0) }
         out += i.msk.revealedBytes() + i.rand + i.mtk.revealedBytes() + (i.salt?.revealedBytes() ?? [])
         return out
     }
@@ -99,9 +111,10 @@ enum Fixtures {
         """
     }
 
-    static func configuration(mtkPeriod: String = "60s", lead: String = "10s", mskPeriod: String = "600s",
+    static func configuration(mtkPeriod: String = "60s", lead: String = "10s", repeatInterval: String = "1s", mskPeriod: String = "600s",
                               storePath: String = "/nonexistent/keys.sqlite") throws -> GatewayConfiguration {
-        try GatewayConfiguration.parse(yaml: yaml(mtkPeriod: mtkPeriod, lead: lead, mskPeriod: mskPeriod, storePath: storePath),
+        try GatewayConfiguration.parse(yaml: yaml(mtkPeriod: mtkPeriod, lead: lead, repeatInterval: repeatInterval, mskPeriod: mskPeriod,
+                                                  storePath: storePath),
                                        fileName: "test.yaml")
     }
 

@@ -1,19 +1,7 @@
 import CryptoCore
+import TestSupport
 import XCTest
 @testable import MIKEY
-
-/// SplitMix64: a seeded, reproducible PRNG for the mutation campaign.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// 100 000 random mutations of valid messages (bit flips, truncations, length-field lies,
 /// insertions) never crash, never hang, and are never accepted by the processor or the

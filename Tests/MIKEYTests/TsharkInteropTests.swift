@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import TestSupport
 import XCTest
 @testable import MIKEY
 
@@ -11,17 +12,9 @@ final class TsharkInteropTests: XCTestCase {
 
     func tshark(_ arguments: [String]) throws -> String {
         guard FileManager.default.isExecutableFile(atPath: Self.tsharkPath) else { throw XCTSkip("tshark not installed") }
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Self.tsharkPath)
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        XCTAssertEqual(p.terminationStatus, 0, "tshark \(arguments)")
-        return String(decoding: data, as: UTF8.self)
+        let r = try Tool.run(Self.tsharkPath, arguments)
+        XCTAssertEqual(r.status, 0, "tshark \(arguments)")
+        return r.stdout
     }
 
     /// Classic pcap, linktype 101 (raw IPv4), one IPv4/UDP datagram to port 2269 per message.

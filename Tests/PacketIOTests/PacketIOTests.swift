@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import PacketIO
 
@@ -126,18 +127,7 @@ final class PacketIOTests: XCTestCase {
         }
     }
 
-    func tshark(_ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
+    func tshark(_ args: [String]) throws -> String { try Tool.run(Tool.tshark, args).stdout }
 
     func classify(_ bytes: [UInt8], _ link: LinkType = .ethernet) -> FrameClassification {
         bytes.withUnsafeBytes { FrameParser.classify($0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!, length: $0.count, linkType: link) }
@@ -238,5 +228,29 @@ final class PacketIOTests: XCTestCase {
         try Data(header + record).write(to: URL(fileURLWithPath: path))
         let r = try CaptureReader(path: path)
         XCTAssertThrowsError(try r.next())
+    }
+}
+
+/// pcapng input (converted by Wireshark's editcap, an independent writer) reads back the same
+/// frames and timestamps as the classic pcap.
+final class PcapngTests: XCTestCase {
+    func testPcapngInputMatchesClassicPcap() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/editcap") else { throw XCTSkip("editcap (wireshark-common) not installed") }
+        let classic = PacketIOTests.fixtures.appendingPathComponent("rtp-seqwrap.pcap").path
+        guard FileManager.default.fileExists(atPath: classic) else { throw XCTSkip("\(classic) not present") }
+        let ng = FileManager.default.temporaryDirectory.appendingPathComponent("seqwrap-\(getpid()).pcapng").path
+        XCTAssertEqual(try Tool.run("/usr/bin/editcap", ["-F", "pcapng", classic, ng]).status, 0)
+        let a = try CaptureReader(path: classic), b = try CaptureReader(path: ng)
+        XCTAssertEqual(b.linkType, .ethernet)
+        var n = 0
+        while let fa = try a.next() {
+            let bytesA = Array(fa.bytes), timeA = fa.timestampNanoseconds
+            let fb = try XCTUnwrap(try b.next())
+            XCTAssertEqual(Array(fb.bytes), bytesA)
+            XCTAssertEqual(fb.timestampNanoseconds, timeA)
+            n += 1
+        }
+        XCTAssertNil(try b.next())
+        XCTAssertEqual(n, 3492)
     }
 }

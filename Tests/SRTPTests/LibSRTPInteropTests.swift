@@ -1,5 +1,6 @@
 import CLibSRTP
 import CryptoCore
+import TestSupport
 import XCTest
 @testable import SRTP
 

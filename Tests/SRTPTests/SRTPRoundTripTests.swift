@@ -1,4 +1,5 @@
 import CryptoCore
+import TestSupport
 import XCTest
 @testable import SRTP
 

@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import TestSupport
 import XCTest
 @testable import SRTP
 
@@ -59,16 +60,3 @@ func rtcpSenderReport(ssrc: UInt32 = 0x1234_5678, ntp: UInt64 = 0xE1A1_B2C3_D4E5
 
 func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
 
-/// Deterministic PRNG for reproducible test data (SplitMix64).
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
-}

@@ -14,12 +14,10 @@ static inline int mbms_libsrtp_create(srtp_t *session, int inbound, uint32_t ssr
                                       const uint8_t *key_and_salt, int key_len,
                                       const uint8_t *mki, int mki_len,
                                       int rtp_cipher, int rtcp_encrypt) {
-    static int initialised = 0;
-    if (!initialised) {
-        srtp_err_status_t st = srtp_init();
-        if (st != srtp_err_status_ok) return (int)st;
-        initialised = 1;
-    }
+    // srtp_init on every call: a static "done" flag would be per Swift module (this header is
+    // compiled into each), and another test module may have shut libsrtp down. A second
+    // srtp_init reports an error that is harmless; srtp_create below fails if it mattered.
+    (void)srtp_init();
     srtp_policy_t policy;
     memset(&policy, 0, sizeof(policy));
     if (key_len == 32) {

@@ -1,0 +1,168 @@
+import ArgumentParser
+import CryptoCore
+import Foundation
+import KeyManagement
+import Receiver
+
+/// `mbms-gateway receive`: the UE side over a capture (thin wrapper over `Receiver`).
+struct ReceiveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "receive",
+        abstract: "Decrypt and verify a protected capture as a UE would (MIKEY MTK messages, SRTP/SRTCP, TS 33.246 rule checks).",
+        discussion: """
+            Key material, either:
+              --muk HEX --ue-id B-TID [--naf-id FQDN | --config gateway.yaml] --msk-message FILE…
+                  (MSK messages written by `mbms-gateway keys deliver --output FILE`), or
+              --ue-export FILE.json …  (output of `mbms-gateway keys export-ue`, one per key group).
+            Both may be combined.
+
+            Sessions are found in the capture: the destination IP of MIKEY messages (UDP 2269)
+            names a session; UDP flows to that IP carrying RTP version 2 are SRTP, or SRTCP when
+            the second octet is 200…204. MTK messages go through the MGV-F checks (TS 33.246
+            6.4.6/6.5); repeats of an MTK already held are counted, not errors. SRTP is
+            unprotected with RFC 4771 late join (packets before the first ROC-carrying packet
+            are dropped as roc_unknown, which is not a failure).
+
+            --output writes the plaintext capture: SRTP/SRTCP frames with their plaintext
+            payload (IP/UDP lengths and checksums fixed), MIKEY frames left out, packets that
+            did not decrypt left out, everything else copied.
+
+            --report writes JSON with the derived MTKs and salts IN CLEAR (debugging only; the
+            file is created with mode 0600), per-flow counters and every rule violation with
+            frame number and time: mtk_used_before_announcement, unknown_mki, roc_tag_missing,
+            roc_tag_unexpected, mikey_wrong_port, mikey_wrong_address.
+
+            Exit status: 0 when every SRTP/SRTCP packet decrypted and no rule was broken; 1 when
+            a packet failed to decrypt, a violation was found or a MIKEY message was rejected
+            for a reason that breaks key delivery (MAC, key validity, malformed); 2 for input
+            files or keys that cannot be used (one line naming the file and the fix); 64 for
+            bad options.
+            """)
+
+    @Option(name: .long, help: ArgumentHelp("Protected capture (pcap or pcapng).", valueName: "file"))
+    var input: String
+
+    @Option(name: .long, help: ArgumentHelp("Write the plaintext capture here (classic pcap).", valueName: "file"))
+    var output: String?
+
+    @Option(name: .long, help: ArgumentHelp("Write the JSON report here (contains MTKs: mode 0600).", valueName: "file"))
+    var report: String?
+
+    @Option(name: .long, help: ArgumentHelp("The UE's MUK, hex (from GBA). Visible in process listings: prefer --muk-file.", valueName: "hex"))
+    var muk: String?
+
+    @Option(name: .customLong("muk-file"), help: ArgumentHelp("File holding the UE's MUK as hex.", valueName: "file"))
+    var mukFile: String?
+
+    @Option(name: .customLong("ue-id"), help: ArgumentHelp("The UE's B-TID (IDr of the MSK messages).", valueName: "B-TID"))
+    var ueID: String?
+
+    @Option(name: .customLong("naf-id"), help: ArgumentHelp("NAF-ID (IDi of the MSK messages); default: bmscFQDN of --config.", valueName: "FQDN"))
+    var nafID: String?
+
+    @Option(name: .long, help: ArgumentHelp("Gateway configuration (YAML), for the NAF-ID.", valueName: "file"))
+    var config: String?
+
+    @Option(name: .customLong("msk-message"), parsing: .upToNextOption,
+            help: ArgumentHelp("MIKEY MSK message(s) from `keys deliver --output`.", valueName: "file"))
+    var mskMessages: [String] = []
+
+    @Option(name: .customLong("ue-export"), help: ArgumentHelp("JSON from `keys export-ue` (repeat for several key groups).", valueName: "file"))
+    var ueExports: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("FLUTE: write the recovered files (DCFs verified and decrypted) under this folder.", valueName: "dir"))
+    var objects: String?
+
+    @Flag(name: .long, help: "Print only the final OK/FAILED line.")
+    var quiet = false
+
+    func validate() throws {
+        if mskMessages.isEmpty && ueExports.isEmpty {
+            throw ValidationError("no key material: give --muk HEX --ue-id B-TID --naf-id FQDN --msk-message FILE, or --ue-export FILE.json")
+        }
+        if !mskMessages.isEmpty {
+            guard muk != nil || mukFile != nil else { throw ValidationError("--msk-message needs --muk-file FILE or --muk HEX (the UE's MUK)") }
+            guard muk == nil || mukFile == nil else { throw ValidationError("give either --muk or --muk-file, not both") }
+            guard ueID != nil else { throw ValidationError("--msk-message needs --ue-id B-TID (the IDr the MSK message names)") }
+            guard nafID != nil || config != nil else {
+                throw ValidationError("--msk-message needs --naf-id FQDN, or --config gateway.yaml to read bmscFQDN")
+            }
+        }
+    }
+
+    func run() throws {
+        try checkRuntime()
+        do { try receive() } catch let e as ReceiveFailure { throw e.exit() }
+    }
+
+    func receive() throws {
+        let keys = try loadKeys()
+        let result: ReceiveReport
+        do {
+            result = try CaptureReceiver.run(inputPath: input, outputPath: output, keys: keys)
+        } catch {
+            throw ReceiveFailure(error.description)
+        }
+        // FLUTE sessions: a second pass with the same key material (ReceiveObjects.swift).
+        let download = try objects.map { dir throws -> DownloadReceiveReport in try receiveObjects(input: input, keys: keys, directory: dir) }
+        if let report {
+            do { try writeFile(report, Array(try combinedReportJSON(result, download).utf8) + [0x0A]) } catch {
+                throw ReceiveFailure("\(report): cannot write the report (\(error)); choose a writable --report path")
+            }
+        }
+        let ok = result.ok && (download.map { $0.failed == 0 } ?? true)
+        if quiet {
+            print(ok ? "OK" : "FAILED")
+        } else {
+            print(result.summary())
+            if let download { print(download.summary()) }
+        }
+        if !ok { throw ExitCode.failure }
+    }
+
+    func loadKeys() throws -> UEKeyState {
+        var state: UEKeyState
+        let muk: String?
+        do { muk = try SecretInput.mukHex(self.muk, file: mukFile) } catch { throw ReceiveFailure("\(error)") }
+        if let muk {
+            guard var bytes = try? Hex.decode(muk), !bytes.isEmpty else {
+                throw ReceiveFailure("--muk: not hex; give the MUK as hex digits (32 bytes = 64 digits)")
+            }
+            let secret = SecretBytes(bytes)
+            SecureZero.zero(&bytes)
+            var naf = nafID
+            if naf == nil, let config {
+                do { naf = try GatewayConfiguration.load(path: config).bmscFQDN } catch {
+                    throw ReceiveFailure("\(error)")
+                }
+            }
+            state = UEKeyState(muk: secret, nafID: naf ?? "", bTID: ueID ?? "")
+        } else {
+            state = UEKeyState()
+        }
+        for file in mskMessages {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ReceiveFailure("\(file): cannot read the MSK message; check the path (write it with `mbms-gateway keys deliver --output FILE`)")
+            }
+            do { try state.loadMSKMessage(Array(data), source: file) } catch { throw ReceiveFailure(error.description) }
+        }
+        for file in ueExports {
+            guard let data = FileManager.default.contents(atPath: file) else {
+                throw ReceiveFailure("\(file): cannot read the export; check the path (write it with `mbms-gateway keys export-ue --key-group N > FILE.json`)")
+            }
+            do { _ = try state.loadUEExport(data, source: file) } catch { throw ReceiveFailure(error.description) }
+        }
+        return state
+    }
+}
+
+/// A one-line error naming the file and the fix; printed to stderr, exit status 2.
+struct ReceiveFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ message: String) { description = message }
+
+    func exit() -> ExitCode {
+        FileHandle.standardError.write(Data("Error: \(description)\n".utf8))
+        return ExitCode(2)
+    }
+}
