@@ -74,6 +74,8 @@ public struct LiveReport: Sendable, Codable {
     public var seconds: Double
     /// "signal" (SIGINT/SIGTERM or `stop()`) or "duration".
     public var stopReason: String
+    /// FLUTE channels (download protection), as in `replay`.
+    public var download: [DownloadStatistics] = []
 }
 
 /// `run`: the inline deployment of `DESIGN.md` §4 on UDP sockets.
@@ -105,6 +107,8 @@ public final class LiveGateway: @unchecked Sendable {
     private var logger: Logger
     private let paths: [Path]
     private let stopFlag = ManagedAtomic<Bool>(false)
+    /// FLUTE channels (nil without any): see `LiveDownload`.
+    private var download: LiveDownload?
 
     // The slot pool: maxBatch buffers of `receiveCapacity + tailroom` bytes.
     private let slots: UnsafeMutableBufferPointer<DatagramSlot>
@@ -154,7 +158,8 @@ public final class LiveGateway: @unchecked Sendable {
 
     /// Validates the sessions against live mode, binds every socket and loads the current key
     /// epoch of every session; throws `LiveSetupError` naming the session and the fix.
-    public init(sessions: [StreamingSession], keySource: KeySource, options: LiveOptions = LiveOptions(),
+    public init(sessions: [StreamingSession], downloads: [DownloadSession] = [], downloadOptions: DownloadEngine.Options = DownloadEngine.Options(),
+                keySource: KeySource, options: LiveOptions = LiveOptions(),
                 metrics: GatewayMetrics = GatewayMetrics(), logger: Logger = Logger(label: "mbms-gateway.live")) throws {
         self.sessions = sessions
         self.keySource = keySource
@@ -234,6 +239,12 @@ public final class LiveGateway: @unchecked Sendable {
             paths.append(p)
         }
         self.paths = paths
+        if !downloads.isEmpty {
+            var own = Set<TransportAddress>()
+            for s in sessions { own.insert(s.rtp); own.insert(s.rtcp) }
+            download = try LiveDownload(downloads: downloads, keySource: keySource, options: downloadOptions, live: options,
+                                        streamingAddresses: own, metrics: metrics)
+        }
 
         // The slot pool.
         let tailroom = max(StreamingEngine.tailroom, sessions.map { max($0.policy.maximumSRTPOverhead, $0.policy.srtcpOverhead) }.max() ?? 0)
@@ -295,6 +306,8 @@ public final class LiveGateway: @unchecked Sendable {
             fds.append(pollfd(fd: p.rtpIn.fd, events: Int16(POLLIN), revents: 0))
             fds.append(pollfd(fd: p.rtcpIn.fd, events: Int16(POLLIN), revents: 0))
         }
+        let streamingFDs = fds.count
+        for c in download?.channels ?? [] { fds.append(pollfd(fd: c.input.fd, events: Int16(POLLIN), revents: 0)) }
         var stopReason = "signal"
         logger.info("gateway running", metadata: ["sessions": "\(paths.count)", "batch": "\(options.maxBatch)",
                                                   "duration": "\(duration.map { "\($0)s" } ?? "until SIGINT/SIGTERM")"])
@@ -311,7 +324,10 @@ public final class LiveGateway: @unchecked Sendable {
                 }
                 nextDue = min(nextDue, p.nextMIKEY)
             }
-            var timeout = min(100, max(0, nextDue * 1000 - nowMs))
+            download?.sendDue(now: Double(nowMs) / 1000)
+            // No RTP session (FLUTE only): no MIKEY event bounds the wait.
+            var timeout = nextDue == Int64.max ? 100 : min(100, max(0, nextDue * 1000 - nowMs))
+            if let due = download?.nextDue { timeout = min(timeout, max(0, Int64(due * 1000) - nowMs)) }
             if let d = deadline {
                 let left = Int64(d / 1_000_000) - Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
                 timeout = min(timeout, max(0, left))
@@ -320,7 +336,13 @@ public final class LiveGateway: @unchecked Sendable {
             if ready <= 0 { continue }
             for k in 0..<fds.count where fds[k].revents != 0 {
                 fds[k].revents = 0
-                _ = pump(paths[k / 2], rtcp: k % 2 == 1)
+                if k < streamingFDs {
+                    _ = pump(paths[k / 2], rtcp: k % 2 == 1)
+                } else {
+                    do { try download?.pump(k - streamingFDs, now: Double(Self.unixMilliseconds()) / 1000) } catch {
+                        logger.error("FLUTE channel failed to protect an object", metadata: ["error": "\(error)"])
+                    }
+                }
             }
         }
         // Drain: what the kernel already holds for us (bounded), then stop.
@@ -345,7 +367,17 @@ public final class LiveGateway: @unchecked Sendable {
                 flows.append(LiveReport.Flow(session: p.session.name, ssrc: String(format: "0x%08x", ssrc), roc: s.rollover.roc))
             }
         }
-        return LiveReport(routes: routes, statistics: statistics, rollover: flows, seconds: seconds, stopReason: stopReason)
+        // Drain the FLUTE channels too: what their sockets hold, then everything queued.
+        if let d = download {
+            for k in d.channels.indices {
+                var rounds = 0
+                while rounds < 256, ((try? d.pump(k, now: Double(Self.unixMilliseconds()) / 1000)) ?? 0) > 0 { rounds += 1 }
+            }
+            d.sendDue(now: nil)
+        }
+        var report = LiveReport(routes: routes, statistics: statistics, rollover: flows, seconds: seconds, stopReason: stopReason)
+        report.download = download?.statistics ?? []
+        return report
     }
 
     /// The keys for session path `p` at `t`, switching MTKs on the time grid; nil if the key

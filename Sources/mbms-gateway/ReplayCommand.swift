@@ -48,17 +48,7 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "UDP checksum of rewritten datagrams: recompute, or zero (IPv4 only; IPv6 always recomputes).")
     var udpChecksum: String = "recompute"
 
-    @Flag(name: .long, help: "FLUTE: send the FDT unwrapped (for receivers that cannot read a DCF-wrapped FDT).")
-    var plainFDT = false
-
-    @Option(name: .long, help: "FLUTE: output rate per channel in bit/s.")
-    var fluteRate: Double = 20_000_000
-
-    @Option(name: .long, help: "FLUTE: FDT Expires = send time + this many seconds.")
-    var fdtLifetime: Int64 = 3600
-
-    @Option(name: .long, help: "FLUTE version emitted: 1 (RFC 3926, as TS 26.346 uses) or 2 (RFC 6726).")
-    var fluteVersion: Int = 1
+    @OptionGroup(title: "FLUTE channels (download protection)") var flute: FLUTEFlags
 
     @Option(name: .long, help: ArgumentHelp("Re-time the capture to start at this time (RFC 3339, e.g. 2026-11-23T12:00:00Z); frames keep their spacing. Default: the capture's own timestamps.", valueName: "time"))
     var startTime: String?
@@ -77,9 +67,7 @@ struct ReplayCommand: ParsableCommand {
         if let s = startTime, ISO8601DateFormatter().date(from: s) == nil {
             throw ValidationError("--start-time \(s) is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")
         }
-        guard fluteVersion == 1 || fluteVersion == 2 else { throw ValidationError("--flute-version must be 1 or 2") }
-        guard fluteRate > 0 else { throw ValidationError("--flute-rate must be positive (bit/s)") }
-        guard fdtLifetime > 0 else { throw ValidationError("--fdt-lifetime must be positive (seconds)") }
+
     }
 
     func run() throws {
@@ -101,10 +89,7 @@ struct ReplayCommand: ParsableCommand {
         if let s = startTime, let d = ISO8601DateFormatter().date(from: s) {
             options.startNanoseconds = UInt64(max(0, d.timeIntervalSince1970)) * 1_000_000_000
         }
-        options.download.plainFDT = plainFDT
-        options.download.bitsPerSecond = fluteRate
-        options.download.fdtLifetime = fdtLifetime
-        options.download.fluteVersion = fluteVersion == 2 ? .v2 : .v1
+        options.download = flute.options
         let job = ReplayJob(sessions: sessions, downloads: downloads, keySource: keySource, options: options)
         let bar = ProgressBar(enabled: !quiet && isatty(2) != 0, label: "replay")
         let report = try job.run { done, total in bar.update(done, total) }
@@ -115,6 +100,36 @@ struct ReplayCommand: ParsableCommand {
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(report).write(to: URL(fileURLWithPath: path))
         }
+    }
+}
+
+/// FLUTE output options shared by `replay` and `run`.
+struct FLUTEFlags: ParsableArguments {
+    @Flag(name: .long, help: "Send the FDT unwrapped (for receivers that cannot read a DCF-wrapped FDT).")
+    var plainFDT = false
+
+    @Option(name: .long, help: "Output rate per FLUTE channel in bit/s.")
+    var fluteRate: Double = 20_000_000
+
+    @Option(name: .long, help: "FDT Expires = send time + this many seconds.")
+    var fdtLifetime: Int64 = 3600
+
+    @Option(name: .long, help: "FLUTE version emitted: 1 (RFC 3926, as TS 26.346 uses) or 2 (RFC 6726).")
+    var fluteVersion: Int = 1
+
+    func validate() throws {
+        guard fluteVersion == 1 || fluteVersion == 2 else { throw ValidationError("--flute-version must be 1 or 2") }
+        guard fluteRate > 0 else { throw ValidationError("--flute-rate must be positive (bit/s)") }
+        guard fdtLifetime > 0 else { throw ValidationError("--fdt-lifetime must be positive (seconds)") }
+    }
+
+    var options: DownloadEngine.Options {
+        var o = DownloadEngine.Options()
+        o.plainFDT = plainFDT
+        o.bitsPerSecond = fluteRate
+        o.fdtLifetime = fdtLifetime
+        o.fluteVersion = fluteVersion == 2 ? .v2 : .v1
+        return o
     }
 }
 
@@ -148,17 +163,7 @@ enum SummaryTable {
                          s.mtksUsed.isEmpty ? "-" : s.mtksUsed.map(String.init).joined(separator: ","), "\(s.mikeySent)", drops])
         }
         if rows.count > 1 { out += table(rows, left: [0, 5, 7]) }
-        if !r.download.isEmpty {
-            out += "\n"
-            let dh = ["FLUTE channel", "packets in", "objects in", "bytes in", "objects out", "bytes out", "FDTs", "MIKEY objects", "MTK IDs used", "refused"]
-            var drows: [[String]] = [dh]
-            for d in r.download {
-                drows.append([d.name, "\(d.packetsIn)", "\(d.objectsIn)", "\(d.objectBytesIn)", "\(d.objectsOut)", "\(d.objectBytesOut)",
-                              "\(d.fdtInstancesSent)", "\(d.mikeyObjectsSent)", d.mtksUsed.isEmpty ? "-" : d.mtksUsed.map(String.init).joined(separator: ","),
-                              d.rejected.isEmpty ? "0" : d.rejected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")])
-            }
-            out += table(drows, left: [0, 8, 9])
-        }
+        if !r.download.isEmpty { out += "\n" + downloadTable(r.download) }
         if !r.statistics.passedThrough.isEmpty {
             out += "\npassed through untouched: " + r.statistics.passedThrough.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
         }
@@ -169,6 +174,18 @@ enum SummaryTable {
             out += "ROC at end: " + r.rollover.map { "\($0.session)/\($0.ssrc)=\($0.roc)" }.joined(separator: " ") + "\n"
         }
         return out
+    }
+
+    /// Per FLUTE channel: packets and objects in/out, FDTs, MIKEY objects, MTKs, refusals.
+    static func downloadTable(_ stats: [DownloadStatistics]) -> String {
+        let dh = ["FLUTE channel", "packets in", "objects in", "bytes in", "objects out", "bytes out", "FDTs", "MIKEY objects", "MTK IDs used", "refused"]
+        var rows: [[String]] = [dh]
+        for d in stats {
+            rows.append([d.name, "\(d.packetsIn)", "\(d.objectsIn)", "\(d.objectBytesIn)", "\(d.objectsOut)", "\(d.objectBytesOut)",
+                         "\(d.fdtInstancesSent)", "\(d.mikeyObjectsSent)", d.mtksUsed.isEmpty ? "-" : d.mtksUsed.map(String.init).joined(separator: ","),
+                         d.rejected.isEmpty ? "0" : d.rejected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")])
+        }
+        return table(rows, left: [0, 8, 9])
     }
 
     static func table(_ rows: [[String]], left: Set<Int>) -> String {

@@ -60,6 +60,8 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: String = "info"
 
+    @OptionGroup(title: "FLUTE channels (download protection)") var flute: FLUTEFlags
+
     @Option(name: .long, help: "Also write the summary as JSON to this file.")
     var summaryJSON: String?
 
@@ -93,7 +95,9 @@ struct RunCommand: ParsableCommand {
         do { configuration = try GatewayConfiguration.load(path: config) } catch { throw RunFailure("\(error)") }
         let sessions: [StreamingSession]
         do { sessions = try StreamingSession.sessions(of: configuration) } catch { throw RunFailure(error.description) }
-        guard !sessions.isEmpty else { throw RunFailure(GatewaySetupError.noSessions(file: config).description) }
+        let downloads: [DownloadSession]
+        do { downloads = try DownloadSession.sessions(of: configuration) } catch { throw RunFailure(error.description) }
+        guard !sessions.isEmpty || !downloads.isEmpty else { throw RunFailure(GatewaySetupError.noSessions(file: config).description) }
         let manager: KeyManager
         do {
             manager = try KeyManager.openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: false)
@@ -112,7 +116,7 @@ struct RunCommand: ParsableCommand {
         let gatewayMetrics = GatewayMetrics()
         let gateway: LiveGateway
         do {
-            gateway = try LiveGateway(sessions: sessions, keySource: keySource,
+            gateway = try LiveGateway(sessions: sessions, downloads: downloads, downloadOptions: flute.options, keySource: keySource,
                                       options: LiveOptions(socket: socket, configPath: config),
                                       metrics: gatewayMetrics, logger: logger)
         } catch let e as LiveSetupError {
@@ -175,14 +179,8 @@ enum LiveSummaryTable {
             rows.append([x.name, "\(x.rtpPackets)", "\(x.rtcpPackets)", "\(x.packetsOut)", "\(x.bytesIn)", "\(x.bytesOut)",
                          x.mtksUsed.isEmpty ? "-" : x.mtksUsed.map(String.init).joined(separator: ","), "\(x.mtkSwitches)", "\(x.mikeySent)", drops])
         }
-        let widths = (0..<header.count).map { c in rows.map { $0[c].count }.max() ?? 0 }
-        let leftAligned: Set<Int> = [0, 6, 9]
-        for (n, row) in rows.enumerated() {
-            out += row.enumerated().map { c, v in
-                leftAligned.contains(c) ? v.padding(toLength: widths[c], withPad: " ", startingAt: 0) : String(repeating: " ", count: widths[c] - v.count) + v
-            }.joined(separator: "  ") + "\n"
-            if n == 0 { out += widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ") + "\n" }
-        }
+        if rows.count > 1 { out += SummaryTable.table(rows, left: [0, 6, 9]) }
+        if !r.download.isEmpty { out += "\n" + SummaryTable.downloadTable(r.download) }
         out += "\n"
         for route in r.routes {
             out += "\(route.session): \(route.rtp) -> \(route.output), \(route.rtcp) -> \(route.rtcpOutput), MIKEY -> \(route.mikey)\n"
