@@ -34,7 +34,10 @@ let package = Package(
         .systemLibrary(name: "CLibSRTP", path: "Tools/CLibSRTP", pkgConfig: "libsrtp2",
                        providers: [.apt(["libsrtp2-dev"])]),
 
-        .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
+        // Multi-message HMAC-SHA1 (interleaved SHA-NI lanes, scalar/OpenSSL fallback); SHA-NI code
+        // is enabled per function (target attributes), so no global -m flags.
+        .target(name: "CMultiHash", dependencies: ["COpenSSL"], cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CryptoCore", dependencies: ["COpenSSL", "CMultiHash"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
         .systemLibrary(name: "CSocketShims"),
         .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims"]),
@@ -71,6 +74,7 @@ let package = Package(
             path: "Benchmarks/SRTPBenchmark"),
 
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
+        .testTarget(name: "MultiHashTests", dependencies: ["CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["PacketIO"]),
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF"]),
