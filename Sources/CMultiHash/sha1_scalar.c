@@ -5,25 +5,26 @@
 
 static inline uint32_t rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
 
+// One step of FIPS 180-4 6.1.2 step 3 with the round's function f and constant kt.
+#define MH_STEP(f, kt, wt)                                        \
+    do {                                                          \
+        uint32_t tmp_ = rol32(a, 5) + (f) + e + (kt) + (wt);      \
+        e = d; d = c; c = rol32(b, 30); b = a; a = tmp_;          \
+    } while (0)
+
 void mbms_mh_sha1_block_scalar(uint32_t h[5], const uint8_t block[64]) {
-    uint32_t w[80];
+    // 16-word circular schedule (FIPS 180-4 6.1.3, the alternate method).
+    uint32_t w[16];
     for (int t = 0; t < 16; t++) w[t] = mbms_mh_load_be32(block + 4 * t);
-    for (int t = 16; t < 80; t++) w[t] = rol32(w[t - 3] ^ w[t - 8] ^ w[t - 14] ^ w[t - 16], 1);
+#define MH_W(t) (t < 16 ? w[t] : (w[(t) & 15] = rol32(w[((t) - 3) & 15] ^ w[((t) - 8) & 15] ^ w[((t) - 14) & 15] ^ w[(t) & 15], 1)))
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int t = 0; t < 80; t++) {
-        uint32_t f, kt;
-        // FIPS 180-4 4.1.1 (Ch, Parity, Maj) and 4.2.1 constants.
-        if (t < 20) { f = (b & c) | (~b & d); kt = 0x5A827999u; }
-        else if (t < 40) { f = b ^ c ^ d; kt = 0x6ED9EBA1u; }
-        else if (t < 60) { f = (b & c) | (b & d) | (c & d); kt = 0x8F1BBCDCu; }
-        else { f = b ^ c ^ d; kt = 0xCA62C1D6u; }
-        uint32_t tmp = rol32(a, 5) + f + e + kt + w[t];
-        e = d; d = c; c = rol32(b, 30); b = a; a = tmp;
-    }
+    // FIPS 180-4 4.1.1 (Ch, Parity, Maj) and 4.2.1 constants, one loop per function.
+    _Pragma("GCC unroll 20") for (int t = 0; t < 20; t++) MH_STEP((b & c) | (~b & d), 0x5A827999u, MH_W(t));
+    _Pragma("GCC unroll 20") for (int t = 20; t < 40; t++) MH_STEP(b ^ c ^ d, 0x6ED9EBA1u, MH_W(t));
+    _Pragma("GCC unroll 20") for (int t = 40; t < 60; t++) MH_STEP((b & c) | (b & d) | (c & d), 0x8F1BBCDCu, MH_W(t));
+    _Pragma("GCC unroll 20") for (int t = 60; t < 80; t++) MH_STEP(b ^ c ^ d, 0xCA62C1D6u, MH_W(t));
+#undef MH_W
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
-    // w held message-derived words (key material during keying).
-    volatile uint32_t *vw = w;
-    for (int t = 0; t < 80; t++) vw[t] = 0;
 }
 
 static const uint32_t sha1_iv[5] = { 0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u }; // FIPS 180-4 5.3.1

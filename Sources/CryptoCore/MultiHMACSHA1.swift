@@ -20,7 +20,8 @@ public enum MultiHash {
     }
 
     /// Name of the active implementation: "shani", "scalar" or "openssl". Chosen on first
-    /// use from `MBMS_MULTIHASH` (if set and available) or CPUID.
+    /// use from `MBMS_MULTIHASH` (if set and available), else "shani" when CPUID reports the
+    /// SHA extensions, else "openssl" (faster than the portable "scalar", which stays a reference).
     public static var implementation: String {
         String(cString: mbms_mh_implementation_name(mbms_mh_implementation()))
     }

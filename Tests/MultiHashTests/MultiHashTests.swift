@@ -105,7 +105,7 @@ final class MultiHashTests: XCTestCase {
 
     /// The environment variable forces the fallback (read on first use, or on `select(nil)`).
     func testEnvironmentVariableForcesImplementation() throws {
-        let automatic = MultiHash.isAvailable(.shani) ? "shani" : "scalar"
+        let automatic = MultiHash.isAvailable(.shani) ? "shani" : "openssl"
         for impl in MultiHash.Implementation.allCases where MultiHash.isAvailable(impl) {
             setenv("MBMS_MULTIHASH", impl.rawValue, 1)
             XCTAssertTrue(MultiHash.select(nil))

@@ -5,8 +5,8 @@
 // call, each the concatenation of two parts a_i || b_i (SRTP: packet || ROC), hashed from
 // pre-keyed inner/outer chaining values. On x86-64 with the Intel SHA extensions the
 // compression function runs several messages interleaved so the latency of SHA1RNDS4 of
-// one message is hidden behind the others; elsewhere a portable scalar path (or OpenSSL)
-// computes the same bytes. Only CryptoCore calls this.
+// one message is hidden behind the others; elsewhere OpenSSL's SHA-1 (or, forced, a portable
+// scalar path) computes the same bytes. Only CryptoCore calls this.
 
 #include <stddef.h>
 #include <stdint.h>
@@ -43,7 +43,7 @@ void mbms_mh_hmac_sha1(const mbms_mh_key *k, size_t n,
                        uint8_t *digests);
 
 /// The active implementation (chosen on first use: MBMS_MULTIHASH=scalar|openssl|shani if
-/// set and available, else SHA-NI when CPUID reports it, else scalar).
+/// set and available, else SHA-NI when CPUID reports it, else OpenSSL).
 int mbms_mh_implementation(void);
 const char *mbms_mh_implementation_name(int impl);
 /// 1 if `impl` can run on this machine.
