@@ -218,5 +218,5 @@ if options.json {
               + lpad(String(format: "%.2f", r.packetsPerSecond / 1e6), 9) + lpad(String(format: "%.2f", r.payloadGbitPerSecond), 9))
     }
     print("")
-    for (k, v) in ratios.sorted(by: { $0.key < $1.key }) { print(pad(k, 40) + String(format: "%.3f", v)) }
+    for (k, v) in ratios.sorted(by: { $0.key < $1.key }) { print(pad(k, 44) + String(format: "%.3f", v)) }
 }
