@@ -15,6 +15,7 @@ import XCTest
 ///    both parts offset by 0…15 bytes, a fresh random key (0…200 bytes) every 64 calls.
 ///  - testEnvironmentVariable…: 20k cases per implementation forced through MBMS_MULTIHASH.
 ///  - RFC 2202's seven vectors through every lane count, whole and split between a and b.
+///  - testSharedInstanceFromManyThreads: 4 threads × 500 calls × 8 lanes on one instance.
 /// The C code is built with -O3 even in debug builds; the Swift loop is kept to pointer
 /// arithmetic so the suite stays well under a minute in a debug build (about 20 s measured on
 /// a shared two-core x86-64 box).
@@ -134,6 +135,23 @@ final class MultiHashTests: XCTestCase {
         }
     }
 
+    /// One keyed instance shared by several threads (it is read-only after init); every
+    /// thread checks 500 eight-lane calls against OpenSSL.
+    func testSharedInstanceFromManyThreads() throws {
+        let key = (0..<20).map { UInt8(0x40 + $0) }
+        let batch = HMACSHA1Batch(key: key)
+        let reference = try HMACSHA1(key: key)
+        let mismatches = Counter()
+        DispatchQueue.concurrentPerform(iterations: 4) { thread in
+            var rng = SplitMix64(seed: 0x5EED_0100 + UInt64(thread))
+            for _ in 0..<500 {
+                let messages = (0..<8).map { _ in (0..<Int(rng.next() % 600)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+                if batch.authenticate(messages) != messages.map({ reference.authenticate($0) }) { mismatches.add() }
+            }
+        }
+        XCTAssertEqual(mismatches.value, 0)
+    }
+
     // MARK: - Helpers
 
     private func twoPart(_ mac: HMACSHA1Batch, _ parts: [([UInt8], [UInt8])]) throws -> [[UInt8]] {
@@ -188,6 +206,13 @@ final class MultiHashTests: XCTestCase {
             try harness.check(lanes, impl: impl ?? .scalar, label: name)
         }
     }
+}
+
+final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
 
 /// Reproducible pseudo-random numbers (SplitMix64, Steele/Lea/Flood 2014).
