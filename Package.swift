@@ -39,7 +39,10 @@ let package = Package(
         .systemLibrary(name: "CLibSRTP", path: "Tools/CLibSRTP", pkgConfig: "libsrtp2",
                        providers: [.apt(["libsrtp2-dev"])]),
 
-        .target(name: "CryptoCore", dependencies: ["COpenSSL"]),
+        // Multi-message HMAC-SHA1 (interleaved SHA-NI lanes, scalar/OpenSSL fallback); SHA-NI code
+        // is enabled per function (target attributes), so no global -m flags.
+        .target(name: "CMultiHash", dependencies: ["COpenSSL"], cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CryptoCore", dependencies: ["COpenSSL", "CMultiHash"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
         .systemLibrary(name: "CSocketShims"),
         .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims"]),
@@ -87,6 +90,7 @@ let package = Package(
         // Helpers shared by the test targets (external tools, seeded PRNG); not shipped.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "CryptoCoreTests", dependencies: ["CryptoCore"]),
+        .testTarget(name: "MultiHashTests", dependencies: ["TestSupport", "CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["TestSupport", "SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO"]),
         .testTarget(name: "GatewayTests", dependencies: ["TestSupport", "Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),

@@ -67,6 +67,34 @@ public struct SRTPProtector: Sendable {
     @inline(__always)
     public func protectRTP(_ packet: UnsafeMutableRawPointer, length: Int, capacity: Int,
                            keys: SRTPSessionKeys, stream: inout SRTPSenderStream) throws(SRTPError) -> Int {
+        var mac = PendingMAC()
+        let total = try encryptRTP(packet, length: length, capacity: capacity, keys: keys, stream: &stream, mac: &mac)
+        if mac.length > 0 {
+            var digest: (UInt64, UInt64, UInt32) = (0, 0, 0)
+            withUnsafeMutableBytes(of: &digest) { d in
+                guard let out = d.baseAddress else { return }
+                withUnsafeBytes(of: mac.rocBE) { r in
+                    // MAC over the authenticated portion ‖ ROC (RFC 3711 4.2); MKI excluded.
+                    keys.srtpAuth.authenticate(packet, length, r.baseAddress, 4, into: out)
+                }
+                (packet + mac.tagOffset).copyMemory(from: out, byteCount: mac.length)
+            }
+        }
+        return total
+    }
+
+    /// Where the MAC of a packet goes once it is computed (the batch path defers it).
+    struct PendingMAC {
+        var rocBE: UInt32 = 0
+        var tagOffset = 0
+        var length = 0   // 0: this packet carries no MAC
+    }
+
+    /// Protect up to the MAC: checks, ROC, payload encryption, MKI and (RFC 4771) the ROC
+    /// field. Returns the SRTP length; `mac` says what remains to authenticate.
+    @inline(__always)
+    func encryptRTP(_ packet: UnsafeMutableRawPointer, length: Int, capacity: Int,
+                    keys: SRTPSessionKeys, stream: inout SRTPSenderStream, mac: inout PendingMAC) throws(SRTPError) -> Int {
         let headerLength = try RTPHeader.length(packet, length)
         try RTPHeader.checkPadding(packet, headerLength: headerLength, length: length)
         let seq = RTPHeader.sequenceNumber(packet)
@@ -81,28 +109,20 @@ public struct SRTPProtector: Sendable {
         // Encrypt the payload (RFC 3711 4.1.1).
         if let cipher = keys.srtpCipher, length > headerLength {
             var iv = keys.srtpSalt.iv(ssrc: RTPHeader.ssrc(packet), index: index)
-            let ok = withUnsafeBytes(of: &iv) { cipher.xorKeystream(iv: $0.baseAddress!, data: packet + headerLength, count: length - headerLength) }
+            let ok = withUnsafeBytes(of: &iv) { v in
+                v.baseAddress.map { cipher.xorKeystream(iv: $0, data: packet + headerLength, count: length - headerLength) } ?? false
+            }
             guard ok else { throw .cryptoFailure }
         }
 
         // MKI, then the tag (RFC 3711 3.1; RFC 4771 3: ROC ‖ MAC on carrying packets).
         keys.mki.write(to: packet + length)
         var tagOffset = length + mkiLength
-        let rocBE = roc.bigEndian
         if layout.carriesROC {
             storeBE32(packet, tagOffset, roc)
             tagOffset += 4
         }
-        if layout.macLength > 0 {
-            var digest: (UInt64, UInt64, UInt32) = (0, 0, 0)
-            withUnsafeMutableBytes(of: &digest) { d in
-                withUnsafeBytes(of: rocBE) { r in
-                    // MAC over the authenticated portion ‖ ROC (RFC 3711 4.2); MKI excluded.
-                    keys.srtpAuth.authenticate(packet, length, r.baseAddress, 4, into: d.baseAddress!)
-                }
-                (packet + tagOffset).copyMemory(from: d.baseAddress!, byteCount: layout.macLength)
-            }
-        }
+        mac = PendingMAC(rocBE: roc.bigEndian, tagOffset: tagOffset, length: layout.macLength)
         stream.packets &+= 1
         return total
     }
@@ -138,23 +158,73 @@ public struct SRTPProtector: Sendable {
     }
 
     /// Protects a batch of RTP packets of one stream in place; each slot reports its result.
-    /// Returns how many were protected.
+    /// Returns how many were protected. Byte-identical to protecting the slots one by one in
+    /// order; the slots' buffers must not overlap.
+    ///
+    /// Packets are encrypted in groups of up to eight, then the group's MACs are computed in
+    /// one multi-message HMAC-SHA1 call (`HMACSHA1Batch`: interleaved SHA-NI lanes where the
+    /// CPU has them), the second part of each message being its ROC (RFC 3711 4.2).
     @discardableResult
     public func protectRTP(batch: UnsafeMutableBufferPointer<SRTPPacketSlot>, keys: SRTPSessionKeys,
                            stream: inout SRTPSenderStream) -> Int {
-        var ok = 0
-        for i in batch.indices {
-            do throws(SRTPError) {
-                batch[i].length = try protectRTP(batch[i].bytes, length: batch[i].length, capacity: batch[i].capacity,
-                                                 keys: keys, stream: &stream)
-                batch[i].error = nil
-                ok += 1
-            } catch {
-                batch[i].error = error
+        let lanes = Self.macLanes
+        // Per group: a/b pointers and lengths, the ROCs (b parts), slot index, tag offset and
+        // MAC length, and the digests; on the stack (no allocation per call).
+        return withUnsafeTemporaryAllocation(byteCount: Self.macScratchBytes, alignment: 16) { scratch -> Int in
+            guard let base = scratch.baseAddress else { return 0 }
+            let a = (base + 0).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
+            let aLengths = (base + 64).bindMemory(to: Int.self, capacity: lanes)
+            let b = (base + 128).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
+            let bLengths = (base + 192).bindMemory(to: Int.self, capacity: lanes)
+            let slotIndex = (base + 256).bindMemory(to: Int.self, capacity: lanes)
+            let tagOffset = (base + 320).bindMemory(to: Int.self, capacity: lanes)
+            let macLength = (base + 384).bindMemory(to: Int.self, capacity: lanes)
+            let rocs = (base + 448).bindMemory(to: UInt32.self, capacity: lanes)
+            let digests = base + 480
+            var ok = 0
+            var i = batch.startIndex
+            while i < batch.endIndex {
+                var n = 0
+                // Encrypt until `lanes` packets wait for a MAC (packets without one, and
+                // failures, take no lane).
+                while i < batch.endIndex && n < lanes {
+                    do throws(SRTPError) {
+                        var mac = PendingMAC()
+                        let length = batch[i].length
+                        let total = try encryptRTP(batch[i].bytes, length: length, capacity: batch[i].capacity,
+                                                   keys: keys, stream: &stream, mac: &mac)
+                        if mac.length > 0 {
+                            a[n] = UnsafeRawPointer(batch[i].bytes)
+                            aLengths[n] = length
+                            rocs[n] = mac.rocBE
+                            b[n] = UnsafeRawPointer(rocs + n)
+                            bLengths[n] = 4
+                            slotIndex[n] = i
+                            tagOffset[n] = mac.tagOffset
+                            macLength[n] = mac.length
+                            n += 1
+                        }
+                        batch[i].length = total
+                        batch[i].error = nil
+                        ok += 1
+                    } catch {
+                        batch[i].error = error
+                    }
+                    i += 1
+                }
+                guard n > 0 else { continue }
+                keys.srtpAuthBatch.authenticate(count: n, a: a, aLengths: aLengths, b: b, bLengths: bLengths, digests: digests)
+                for k in 0..<n {
+                    (batch[slotIndex[k]].bytes + tagOffset[k]).copyMemory(from: digests + 20 * k, byteCount: macLength[k])
+                }
             }
+            return ok
         }
-        return ok
     }
+
+    /// MACs computed per multi-message HMAC call (CMultiHash runs eight lanes per group).
+    static let macLanes = 8
+    static let macScratchBytes = 480 + 20 * 8
 
     /// Protects a batch of RTCP packets of one stream in place.
     @discardableResult

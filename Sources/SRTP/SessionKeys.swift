@@ -11,6 +11,8 @@ public final class SRTPSessionKeys: @unchecked Sendable {
 
     let srtpCipher: AESCounterMode?
     let srtpAuth: HMACSHA1
+    /// The same k_a keyed for multi-packet HMAC-SHA1 (batch protect).
+    let srtpAuthBatch: HMACSHA1Batch
     let srtpSalt: SaltWords
     let srtcpCipher: AESCounterMode?
     let srtcpAuth: HMACSHA1
@@ -28,6 +30,7 @@ public final class SRTPSessionKeys: @unchecked Sendable {
         self.cipher = cipher
         srtpCipher = cipher == .null ? nil : try AESCounterMode(key: m.srtpEncryptionKey)
         srtpAuth = try HMACSHA1(key: m.srtpAuthenticationKey)
+        srtpAuthBatch = HMACSHA1Batch(key: m.srtpAuthenticationKey)
         srtpSalt = SaltWords(m.srtpSalt)
         srtcpCipher = cipher == .null ? nil : try AESCounterMode(key: m.srtcpEncryptionKey)
         srtcpAuth = try HMACSHA1(key: m.srtcpAuthenticationKey)
@@ -43,6 +46,7 @@ public final class SRTPSessionKeys: @unchecked Sendable {
         cipher = o.cipher
         srtpCipher = o.srtpCipher?.copy()
         srtpAuth = o.srtpAuth
+        srtpAuthBatch = o.srtpAuthBatch
         srtpSalt = o.srtpSalt
         srtcpCipher = o.srtcpCipher?.copy()
         srtcpAuth = o.srtcpAuth
