@@ -180,6 +180,30 @@ final class LiveTests: XCTestCase {
         XCTAssertTrue(stderr.contains("gateway stopped"), stderr)
     }
 
+    /// Setup errors name the address or flag and the fix: an unknown --interface, and an input
+    /// port another program holds (bound without SO_REUSEADDR).
+    func testSetupErrorsNameTheFix() throws {
+        let h = try LiveHarness(test: "setup")
+        harness = h
+        var r = try h.runToEnd(["run", "--config", h.configPath, "--duration", "5", "--interface", "nosuch0"])
+        XCTAssertNotEqual(r.0, 0)
+        XCTAssertTrue(r.2.contains("--interface nosuch0: no such network interface"), r.2)
+
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(s, 0)
+        defer { close(s) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = h.input.port.bigEndian
+        a.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else { throw XCTSkip("could not occupy \(h.input) for the test") }
+        r = try h.runToEnd(["run", "--config", h.configPath, "--duration", "5"])
+        XCTAssertNotEqual(r.0, 0)
+        XCTAssertTrue(r.2.contains("session live: cannot receive on \(h.input)"), r.2)
+        XCTAssertTrue(r.2.contains("Another program holds this address and port"), r.2)
+    }
+
     /// No key store: `run` refuses and names the command that creates it.
     func testMissingKeyStoreNamesKeysInit() throws {
         let h = try LiveHarness(test: "nokeys", keysInit: false)
