@@ -311,7 +311,8 @@ public final class LiveGateway: @unchecked Sendable {
                 }
                 nextDue = min(nextDue, p.nextMIKEY)
             }
-            var timeout = min(100, max(0, nextDue * 1000 - nowMs))
+            // Wake for the next MIKEY event, and at least every 100 ms to see the stop flag.
+            var timeout: Int64 = nextDue == .max ? 100 : min(100, max(0, nextDue &* 1000 &- nowMs))
             if let d = deadline {
                 let left = Int64(d / 1_000_000) - Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
                 timeout = min(timeout, max(0, left))
