@@ -325,8 +325,9 @@ public final class LiveGateway: @unchecked Sendable {
                 nextDue = min(nextDue, p.nextMIKEY)
             }
             download?.sendDue(now: Double(nowMs) / 1000)
-            // No RTP session (FLUTE only): no MIKEY event bounds the wait.
-            var timeout = nextDue == Int64.max ? 100 : min(100, max(0, nextDue * 1000 - nowMs))
+            // Wake for the next MIKEY event (none without RTP sessions), the next paced FLUTE
+            // datagram, and at least every 100 ms to see the stop flag.
+            var timeout: Int64 = nextDue == .max ? 100 : min(100, max(0, nextDue &* 1000 &- nowMs))
             if let due = download?.nextDue { timeout = min(timeout, max(0, Int64(due * 1000) - nowMs)) }
             if let d = deadline {
                 let left = Int64(d / 1_000_000) - Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)

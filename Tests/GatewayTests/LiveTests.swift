@@ -33,8 +33,13 @@ final class LiveTests: XCTestCase {
         try decryptScenario(multicast: true)
     }
 
-    private func decryptScenario(multicast: Bool) throws {
-        let h = try LiveHarness(test: multicast ? "multicast" : "decrypt", multicast: multicast)
+    /// The same over IPv6 unicast on ::1.
+    func testRunProtectsFixtureOverIPv6Loopback() throws {
+        try decryptScenario(multicast: false, ipv6: true)
+    }
+
+    private func decryptScenario(multicast: Bool, ipv6: Bool = false) throws {
+        let h = try LiveHarness(test: multicast ? "multicast" : ipv6 ? "ipv6" : "decrypt", multicast: multicast, ipv6: ipv6)
         harness = h
         let fixture = try LiveFixture.load()
         try h.start(metrics: nil)
@@ -135,7 +140,7 @@ final class LiveTests: XCTestCase {
         }
         XCTAssertEqual(received.count, srtp.count, "receive: every captured SRTP packet decrypted")
         XCTAssertEqual(receivedRTCP, srtcp.count)
-        print("live (\(multicast ? "multicast" : "unicast")): \(fixture.rtp.count) RTP sent, \(srtp.count) SRTP captured, \(decrypted.count) decrypted, \(rocUnknown) late-join, \(missing) missing; \(srtcp.count) SRTCP, \(mikey.count) MIKEY, \(mkis.count) MTKs")
+        print("live (\(multicast ? "multicast" : ipv6 ? "IPv6 unicast" : "unicast")): \(fixture.rtp.count) RTP sent, \(srtp.count) SRTP captured, \(decrypted.count) decrypted, \(rocUnknown) late-join, \(missing) missing; \(srtcp.count) SRTCP, \(mikey.count) MIKEY, \(mkis.count) MTKs")
     }
 
     /// /metrics scraped while the gateway runs: packet and MIKEY counters present and non-zero.
@@ -178,6 +183,30 @@ final class LiveTests: XCTestCase {
         XCTAssertEqual(status, 0, stderr)
         XCTAssertTrue(stdout.contains("run stopped (duration)"), stdout)
         XCTAssertTrue(stderr.contains("gateway stopped"), stderr)
+    }
+
+    /// Setup errors name the address or flag and the fix: an unknown --interface, and an input
+    /// port another program holds (bound without SO_REUSEADDR).
+    func testSetupErrorsNameTheFix() throws {
+        let h = try LiveHarness(test: "setup")
+        harness = h
+        var r = try h.runToEnd(["run", "--config", h.configPath, "--duration", "5", "--interface", "nosuch0"])
+        XCTAssertNotEqual(r.0, 0)
+        XCTAssertTrue(r.2.contains("--interface nosuch0: no such network interface"), r.2)
+
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(s, 0)
+        defer { close(s) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = h.input.port.bigEndian
+        a.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard bound == 0 else { throw XCTSkip("could not occupy \(h.input) for the test") }
+        r = try h.runToEnd(["run", "--config", h.configPath, "--duration", "5"])
+        XCTAssertNotEqual(r.0, 0)
+        XCTAssertTrue(r.2.contains("session live: cannot receive on \(h.input)"), r.2)
+        XCTAssertTrue(r.2.contains("Another program holds this address and port"), r.2)
     }
 
     /// No key store: `run` refuses and names the command that creates it.
@@ -316,7 +345,7 @@ final class LiveHarness {
     /// Extra `run` arguments.
     let runArguments: [String]
 
-    init(test: String, output withOutput: Bool = true, multicast: Bool = false, keysInit: Bool = true) throws {
+    init(test: String, output withOutput: Bool = true, multicast: Bool = false, ipv6: Bool = false, keysInit: Bool = true) throws {
         guard let b = LiveHarness.product("mbms-gateway") else {
             throw XCTSkip("mbms-gateway executable not found: build it first (swift build --build-tests)")
         }
@@ -332,6 +361,12 @@ final class LiveHarness {
             inIP = .v4(0xEFFF_4E00 | UInt32.random(in: 1...254))
             socketOptions = UDPSocketOptions(interface: "lo", multicastTTL: 0, multicastLoop: true)
             runArguments = ["--interface", "lo", "--multicast-ttl", "0", "--multicast-loop"]
+        } else if ipv6 {
+            // ::1 is the only IPv6 loopback address: its port 2269 is shared with other runs.
+            outIP = .v6(0, 1)
+            inIP = .v6(0, 1)
+            socketOptions = UDPSocketOptions()
+            runArguments = []
         } else {
             // Output on a loopback address of its own, so its MIKEY port (2269) is ours alone.
             outIP = .v4(0x7F4D_0000 | UInt32.random(in: 0x0101...0xFEFE))
@@ -402,7 +437,9 @@ final class LiveHarness {
     /// Sends the fixture's payloads to the gateway in capture order, `perBatch` datagrams
     /// per sendmmsg, `pacing` seconds apart.
     func send(_ f: LiveFixture, pacing: Double, perBatch: Int) throws {
-        let socket = try UDPBatchSocket(bind: TransportAddress(multicast ? .v4(0) : .v4(0x7F00_0001), 0), options: socketOptions, maxBatch: 64)
+        let local: IPAddress
+        if case .v6 = input.address { local = .v6(0, 1) } else { local = multicast ? .v4(0) : .v4(0x7F00_0001) }
+        let socket = try UDPBatchSocket(bind: TransportAddress(local, 0), options: socketOptions, maxBatch: 64)
         let rtcpInput = TransportAddress(input.address, input.port + 1)
         var start = 0
         while start < f.order.count {
