@@ -81,6 +81,9 @@ public final class KeySource {
         let key = "\(m.mskID)/\(m.mtkID)/\(download)"
         if let cached = messageCache[key] { return cached }
         let bytes = try schedule.mtkMessage(for: m, download: download, builder: MIKEYMTKMessageBuilder())
+        // Only the current and next MTK of each session are on the air: keep the cache small on
+        // long runs (a miss just rebuilds the same bytes).
+        if messageCache.count >= 64 { messageCache.removeAll(keepingCapacity: true) }
         messageCache[key] = bytes
         return bytes
     }
