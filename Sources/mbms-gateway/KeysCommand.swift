@@ -9,17 +9,11 @@ struct KeysCommand: ParsableCommand {
         commandName: "keys",
         abstract: "Create, inspect, rotate and export MBMS key material (MSKs, MTKs; TS 33.246 6.3).",
         discussion: """
-            All subcommands read the same gateway configuration (--config, see Examples/gateway.yaml) \
-            and the key store it names (keyStore.path, SQLite, mode 0600).
+            All subcommands read the same gateway configuration (--config, see Examples/gateway.yaml) and the key store it names (keyStore.path, SQLite, mode 0600).
 
-            Secrets in the store are encrypted under a 32-byte key-encryption key (KEK), read from \
-            (first match wins): MBMS_KEK (64 hex digits), the file named by MBMS_KEK_FILE, or the file \
-            keyStore.kekFile of the configuration. `keys init --create-kek` creates that file (mode 0600).
+            Secrets in the store are encrypted under a 32-byte key-encryption key (KEK), read from (first match wins): MBMS_KEK (64 hex digits), the file named by MBMS_KEK_FILE, or the file keyStore.kekFile of the configuration. `keys init --create-kek` creates that file (mode 0600).
 
-            Every key group (one per RTP session or FLUTE channel) always has a current MSK and a next \
-            one. MTKs change on a time grid (schedule.epoch + k × schedule.mtk.period); the MTK, its salt \
-            and the MIKEY CSB ID are derived from a per-MSK seed in the store, so gateways sharing a \
-            store use identical keys at the same instant. `show` never prints key bytes unless --reveal.
+            Every key group (one per RTP session or FLUTE channel) always has a current MSK and a next one. MTKs change on a time grid (schedule.epoch + k × schedule.mtk.period); the MTK, its salt and the MIKEY CSB ID are derived from a per-MSK seed in the store, so gateways sharing a store use identical keys at the same instant. `show` never prints key bytes unless --reveal.
             """,
         subcommands: [Init.self, Show.self, Rotate.self, Deliver.self, ExportUE.self])
 

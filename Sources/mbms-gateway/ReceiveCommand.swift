@@ -16,27 +16,13 @@ struct ReceiveCommand: ParsableCommand {
               --ue-export FILE.json …  (output of `mbms-gateway keys export-ue`, one per key group).
             Both may be combined.
 
-            Sessions are found in the capture: the destination IP of MIKEY messages (UDP 2269)
-            names a session; UDP flows to that IP carrying RTP version 2 are SRTP, or SRTCP when
-            the second octet is 200…204. MTK messages go through the MGV-F checks (TS 33.246
-            6.4.6/6.5); repeats of an MTK already held are counted, not errors. SRTP is
-            unprotected with RFC 4771 late join (packets before the first ROC-carrying packet
-            are dropped as roc_unknown, which is not a failure).
+            Sessions are found in the capture: the destination IP of MIKEY messages (UDP 2269) names a session; UDP flows to that IP carrying RTP version 2 are SRTP, or SRTCP when the second octet is 200…204. MTK messages go through the MGV-F checks (TS 33.246 6.4.6/6.5); repeats of an MTK already held are counted, not errors. SRTP is unprotected with RFC 4771 late join (packets before the first ROC-carrying packet are dropped as roc_unknown, which is not a failure).
 
-            --output writes the plaintext capture: SRTP/SRTCP frames with their plaintext
-            payload (IP/UDP lengths and checksums fixed), MIKEY frames left out, packets that
-            did not decrypt left out, everything else copied.
+            --output writes the plaintext capture: SRTP/SRTCP frames with their plaintext payload (IP/UDP lengths and checksums fixed), MIKEY frames left out, packets that did not decrypt left out, everything else copied.
 
-            --report writes JSON with the derived MTKs and salts IN CLEAR (debugging only; the
-            file is created with mode 0600), per-flow counters and every rule violation with
-            frame number and time: mtk_used_before_announcement, unknown_mki, roc_tag_missing,
-            roc_tag_unexpected, mikey_wrong_port, mikey_wrong_address.
+            --report writes JSON with the derived MTKs and salts IN CLEAR (debugging only; the file is created with mode 0600), per-flow counters and every rule violation with frame number and time: mtk_used_before_announcement, unknown_mki, roc_tag_missing, roc_tag_unexpected, mikey_wrong_port, mikey_wrong_address.
 
-            Exit status: 0 when every SRTP/SRTCP packet decrypted and no rule was broken; 1 when
-            a packet failed to decrypt, a violation was found or a MIKEY message was rejected
-            for a reason that breaks key delivery (MAC, key validity, malformed); 2 for input
-            files or keys that cannot be used (one line naming the file and the fix); 64 for
-            bad options.
+            Exit status: 0 when every SRTP/SRTCP packet decrypted and no rule was broken; 1 when a packet failed to decrypt, a violation was found or a MIKEY message was rejected for a reason that breaks key delivery (MAC, key validity, malformed); 2 for input files or keys that cannot be used (one line naming the file and the fix); 64 for bad options.
             """)
 
     @Option(name: .long, help: ArgumentHelp("Protected capture (pcap or pcapng).", valueName: "file"))

@@ -10,23 +10,11 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Protect a capture: RTP/RTCP and FLUTE in (pcap/pcapng); SRTP/SRTCP, MIKEY and DCF-protected FLUTE out (pcap).",
         discussion: """
-            The capture's own timestamps are the clock: every packet is protected with the MTK the
-            key schedule has in force at its time (MKI = MSK ID || MTK ID), and MIKEY MTK messages
-            for each session go to its destination address on UDP 2269, every `repeat` and
-            `announceLead` before each MTK switch (and before the session's first packet).
-            Packets are matched to sessions by destination address and port (RTCP: port + 1 or
-            `rtcpDestination`); other traffic passes through untouched unless --drop-unmatched.
+            The capture's own timestamps are the clock: every packet is protected with the MTK the key schedule has in force at its time (MKI = MSK ID || MTK ID), and MIKEY MTK messages for each session go to its destination address on UDP 2269, every `repeat` and `announceLead` before each MTK switch (and before the session's first packet). Packets are matched to sessions by destination address and port (RTCP: port + 1 or `rtcpDestination`); other traffic passes through untouched unless --drop-unmatched.
 
-            FLUTE sessions (kind: flute): every complete object is wrapped in an OMA DRM v2 DCF
-            (AES-128-CBC with keys from the MTK, `obki` naming it, `odfs` HMAC-SHA1) and sent on
-            the channel again (FLUTE v1), after a new FDT Instance (itself a signed, NULL-encrypted
-            DCF unless --plain-fdt) and the MIKEY MTK message object (application/mikey).
+            FLUTE sessions (kind: flute): every complete object is wrapped in an OMA DRM v2 DCF (AES-128-CBC with keys from the MTK, `obki` naming it, `odfs` HMAC-SHA1) and sent on the channel again (FLUTE v1), after a new FDT Instance (itself a signed, NULL-encrypted DCF unless --plain-fdt) and the MIKEY MTK message object (application/mikey).
 
-            The output is byte-identical run after run for the same key store, input and
-            --start-time. The key store must exist (`mbms-gateway keys init --config F`); MSKs
-            covering the capture's time range are added to it if missing. The store never goes
-            back in time: to replay a capture older than its MSKs, re-time it with --start-time
-            or use a store made with `keys init --at <capture time>`.
+            The output is byte-identical run after run for the same key store, input and --start-time. The key store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's time range are added to it if missing. The store never goes back in time: to replay a capture older than its MSKs, re-time it with --start-time or use a store made with `keys init --at <capture time>`.
 
             Example:
               mbms-gateway keys init --config gateway.yaml

@@ -10,29 +10,15 @@ import PacketIO
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
-        abstract: "Protect live traffic: plain RTP/RTCP in over UDP, SRTP/SRTCP + MIKEY MTK messages out (unicast or multicast).",
+        abstract: "Protect live traffic over UDP (unicast or multicast): RTP/RTCP to SRTP/SRTCP + MIKEY, FLUTE to DCF-protected FLUTE.",
         discussion: """
-            Every RTP session of the configuration is received on its `destination` (RTP) and
-            `rtcpDestination` (RTCP; port + 1 by default): a multicast group is joined (on
-            --interface if given), a unicast address is bound. Packets are protected with the MTK
-            the key schedule has in force now (MKI = MSK ID || MTK ID) and sent to the session's
-            `output` (RTCP to the output port with the same offset, + 1 by default). MIKEY MTK
-            messages go to the output IP on UDP 2269: at start, every `repeat`, and `announceLead`
-            before each MTK switch.
+            Every RTP session of the configuration is received on its `destination` (RTP) and `rtcpDestination` (RTCP; port + 1 by default): a multicast group is joined (on --interface if given), a unicast address is bound. Packets are protected with the MTK the key schedule has in force now (MKI = MSK ID || MTK ID) and sent to the session's `output` (RTCP to the output port with the same offset, + 1 by default). MIKEY MTK messages go to the output IP on UDP 2269: at start, every `repeat`, and `announceLead` before each MTK switch.
 
-            `output` defaults to the destination itself for a multicast destination (sent with
-            multicast loop off, out of --interface); a unicast destination needs an `output`.
+            `output` defaults to the destination itself for a multicast destination (sent with multicast loop off, out of --interface); a unicast destination needs an `output`.
 
-            One thread carries all sessions (poll over every socket, recvmmsg/sendmmsg batches of
-            up to 64, protection in place). SIGINT or SIGTERM drains what the sockets already hold,
-            prints a summary and exits 0 (a second signal exits at once). Logs (key=value metadata,
-            never key bytes) go to stderr. With --metrics, Prometheus metrics are served at
-            http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*,
-            mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total,
-            mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
+            One thread carries all sessions (poll over every socket, recvmmsg/sendmmsg batches of up to 64, protection in place). SIGINT or SIGTERM drains what the sockets already hold, prints a summary and exits 0 (a second signal exits at once). Logs (key=value metadata, never key bytes) go to stderr. With --metrics, Prometheus metrics are served at http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*, mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total, mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
 
-            The key store must exist (`mbms-gateway keys init --config F`); MSKs are added to it as
-            time moves past the ones it holds.
+            The key store must exist (`mbms-gateway keys init --config F`); MSKs are added to it as time moves past the ones it holds.
 
             Example:
               mbms-gateway keys init --config gateway.yaml --create-kek
