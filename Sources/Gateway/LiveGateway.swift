@@ -94,8 +94,8 @@ public struct LiveReport: Sendable, Codable {
 /// threads (one `LiveGateway` per shard, or per-thread `SRTPSessionKeys.copy()`) is the
 /// next step when one core is not enough.
 ///
-/// Per packet this duplicates the few lines of `StreamingEngine.process` that protect a UDP
-/// payload (without the link/IP/UDP header handling that captured frames need).
+/// Per packet it calls the same `SessionFlows.protect` as `StreamingEngine` (replay), on UDP
+/// payloads instead of captured frames.
 public final class LiveGateway: @unchecked Sendable {
     public let sessions: [StreamingSession]
     public let options: LiveOptions
@@ -121,7 +121,7 @@ public final class LiveGateway: @unchecked Sendable {
 
     final class Path {
         let session: StreamingSession
-        let protector: SRTPProtector
+        var flows: SessionFlows
         let rtpIn: UDPBatchSocket
         let rtcpIn: UDPBatchSocket
         let egress: UDPBatchSocket
@@ -132,18 +132,16 @@ public final class LiveGateway: @unchecked Sendable {
         let maxRTCP: Int
         let metrics: GatewayMetrics.Session
         var epoch: KeyEpoch?
-        var rtpStreams: [UInt32: SRTPSenderStream] = [:]
-        var rtcpStreams: [UInt32: SRTCPSenderStream] = [:]
         var nextMIKEY: Int64 = .max
         var loggedDrops: Set<String> = []
         var lastKeyErrorLog: Int64 = .min
         /// After a failed key lookup, no new attempt (a store access) before this second.
         var keyRetryAfter: Int64 = .min
 
-        init(session: StreamingSession, protector: SRTPProtector, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, egress: UDPBatchSocket,
+        init(session: StreamingSession, flows: SessionFlows, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, egress: UDPBatchSocket,
              rtpOut: TransportAddress, rtcpOut: TransportAddress, metrics: GatewayMetrics.Session) {
             self.session = session
-            self.protector = protector
+            self.flows = flows
             self.rtpIn = rtpIn
             self.rtcpIn = rtcpIn
             self.egress = egress
@@ -230,8 +228,7 @@ public final class LiveGateway: @unchecked Sendable {
                 if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
                 throw LiveSetupError.cannotSend(session: s.name, address: "\(plan.out)", error: error)
             }
-            let protector = try SRTPProtector(policy: s.policy)
-            let p = Path(session: s, protector: protector, rtpIn: rtpIn, rtcpIn: rtcpIn, egress: egress,
+            let p = Path(session: s, flows: try SessionFlows(policy: s.policy), rtpIn: rtpIn, rtcpIn: rtcpIn, egress: egress,
                          rtpOut: plan.out, rtcpOut: plan.rtcpOut, metrics: GatewayMetrics.Session(metrics, session: s.name))
             p.epoch = epochs[i]
             statistics.sessions[i].mtksUsed.append(epochs[i].mtkID.rawValue)
@@ -364,8 +361,8 @@ public final class LiveGateway: @unchecked Sendable {
                                                   "seconds": "\(String(format: "%.1f", seconds))"])
         var flows: [LiveReport.Flow] = []
         for p in paths {
-            for (ssrc, s) in p.rtpStreams.sorted(by: { $0.key < $1.key }) {
-                flows.append(LiveReport.Flow(session: p.session.name, ssrc: String(format: "0x%08x", ssrc), roc: s.rollover.roc))
+            for f in p.flows.rollover {
+                flows.append(LiveReport.Flow(session: p.session.name, ssrc: String(format: "0x%08x", f.ssrc), roc: f.roc))
             }
         }
         // Drain the FLUTE channels too: what their sockets hold, then everything queued.
@@ -443,16 +440,7 @@ public final class LiveGateway: @unchecked Sendable {
                 slots[k].peer = nil
                 guard length <= limit else { countDrop(p, rtcp: rtcp, "too_large"); continue }
                 do {
-                    let protected: Int
-                    if rtcp {
-                        let ssrc = length >= 8 ? UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) : 0
-                        protected = try p.protector.protectRTCP(buffer, length: length, capacity: protectCapacity, keys: keys,
-                                                                stream: &p.rtcpStreams[ssrc, default: SRTCPSenderStream(firstIndex: p.session.policy.firstSRTCPIndex)])
-                    } else {
-                        let ssrc = length >= 12 ? UInt32(bigEndian: buffer.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) : 0
-                        protected = try p.protector.protectRTP(buffer, length: length, capacity: protectCapacity, keys: keys,
-                                                               stream: &p.rtpStreams[ssrc, default: SRTPSenderStream(initialROC: p.session.policy.initialROC)])
-                    }
+                    let protected = try p.flows.protect(buffer, length: length, capacity: protectCapacity, rtcp: rtcp, keys: keys)
                     slots[k].length = protected
                     slots[k].peer = rtcp ? p.rtcpOut : p.rtpOut
                     out += 1

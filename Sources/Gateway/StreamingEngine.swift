@@ -24,15 +24,12 @@ public final class StreamingEngine {
     public let checksum: UDPFrameEditor.ChecksumPolicy
     public private(set) var statistics: GatewayStatistics
 
-    private let protectors: [SRTPProtector]
+    private var flows: [SessionFlows]
     private let keySource: KeySource
     private var lookup: [TransportAddress: Route] = [:]
     private var epochs: [KeyEpoch?]
-    private var rtpStreams: [FlowKey: SRTPSenderStream] = [:]
-    private var rtcpStreams: [FlowKey: SRTCPSenderStream] = [:]
 
     struct Route { var session: Int; var rtcp: Bool }
-    struct FlowKey: Hashable { var session: Int; var ssrc: UInt32 }
 
     /// Bytes of tailroom every frame buffer needs (MKI + the longest tag, or the SRTCP trailer).
     public static let tailroom = 64
@@ -43,7 +40,7 @@ public final class StreamingEngine {
         self.keySource = keySource
         self.dropUnmatched = dropUnmatched
         self.checksum = checksum
-        protectors = try sessions.map { try SRTPProtector(policy: $0.policy) }
+        flows = try sessions.map { try SessionFlows(policy: $0.policy) }
         epochs = Array(repeating: nil, count: sessions.count)
         statistics = GatewayStatistics(sessions: sessions.map(\.name))
         for s in sessions {
@@ -98,21 +95,8 @@ public final class StreamingEngine {
             let room = capacity - frame.payloadOffset
             let newLength: Int
             do {
-                if route.rtcp {
-                    let ssrc = frame.payloadLength >= 8 ? UInt32(bigEndian: payload.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) : 0
-                    let key = FlowKey(session: i, ssrc: ssrc)
-                    var stream = rtcpStreams[key] ?? SRTCPSenderStream(firstIndex: sessions[i].policy.firstSRTCPIndex)
-                    newLength = try protectors[i].protectRTCP(payload, length: frame.payloadLength, capacity: room, keys: keys, stream: &stream)
-                    rtcpStreams[key] = stream
-                    statistics.sessions[i].rtcpPackets += 1
-                } else {
-                    let ssrc = frame.payloadLength >= 12 ? UInt32(bigEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) : 0
-                    let key = FlowKey(session: i, ssrc: ssrc)
-                    var stream = rtpStreams[key] ?? SRTPSenderStream(initialROC: sessions[i].policy.initialROC)
-                    newLength = try protectors[i].protectRTP(payload, length: frame.payloadLength, capacity: room, keys: keys, stream: &stream)
-                    rtpStreams[key] = stream
-                    statistics.sessions[i].rtpPackets += 1
-                }
+                newLength = try flows[i].protect(payload, length: frame.payloadLength, capacity: room, rtcp: route.rtcp, keys: keys)
+                if route.rtcp { statistics.sessions[i].rtcpPackets += 1 } else { statistics.sessions[i].rtpPackets += 1 }
             } catch let e {
                 statistics.sessions[i].drops[e.reason, default: 0] += 1
                 return .drop(reason: e.reason)
@@ -134,6 +118,6 @@ public final class StreamingEngine {
 
     /// Current SRTP ROC of every RTP flow (for reports).
     public var rollover: [(session: String, ssrc: UInt32, roc: UInt32)] {
-        rtpStreams.map { (sessions[$0.key.session].name, $0.key.ssrc, $0.value.rollover.roc) }.sorted { ($0.session, $0.ssrc) < ($1.session, $1.ssrc) }
+        sessions.indices.flatMap { i in flows[i].rollover.map { (sessions[i].name, $0.ssrc, $0.roc) } }
     }
 }
