@@ -9,6 +9,14 @@
 // cost dominates short packets) with one call per chunk; OpenSSL stays the AES
 // implementation (AES-NI, 8 blocks pipelined), so there is no AES code of ours to trust.
 //
+// Why OpenSSL and not our own AES-NI/VAES: measured on the development EPYC (OpenSSL 3.0),
+// per-packet EVP_EncryptInit_ex(iv) + EVP_EncryptUpdate costs ~128 ns at 160 B and ~270 ns
+// at 1200 B, while EVP AES-128-ECB runs at ~0.11 ns/B (~130 ns for 1200 B, ~27 ns per call
+// overhead included at 160 B); the whole batched path (counters + ECB + XOR) is ~32 ns/packet
+// at 160 B and ~200 ns at 1200 B. VAES intrinsics might take the 1200-byte AES part from ~130
+// to ~70 ns, but the batch protect row is dominated by HMAC-SHA1 (~800 ns at 1200 B), so
+// own AES code is not worth its review and side-channel burden yet.
+//
 // The scratch is a fixed 16 KiB (1024 blocks): large enough that the EVP call overhead is
 // amortised over ~13 packets of 1200 bytes (or ~100 of 160), small enough that the keystream
 // is still in L1 when it is XORed. A batch larger than that runs in several chunks; a packet
@@ -19,7 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef BCM_CHUNK_BLOCKS
 #define BCM_CHUNK_BLOCKS 1024
+#endif
 
 struct mbms_bcm {
     EVP_CIPHER_CTX *ecb;
@@ -90,6 +100,41 @@ static inline void store_be64(uint8_t *p, uint64_t v) {
     memcpy(p, &v, 8);
 }
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+/// The counter blocks hi ‖ l, hi ‖ l+1, ... when l + count does not wrap: the two words kept
+/// as one vector in host order, one 64-bit add and one byte shuffle (to big-endian) per block.
+/// SSSE3 is enabled for this function only (target attribute) and checked once with CPUID.
+__attribute__((target("ssse3")))
+static void write_counters_nocarry_ssse3(uint8_t *out, uint64_t hi, uint64_t l, size_t count) {
+    // Lane 0 = l, lane 1 = hi; reversing all 16 bytes gives hi (BE) ‖ l (BE).
+    const __m128i reverse = _mm_set_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m128i one = _mm_set_epi64x(0, 1);
+    __m128i v = _mm_set_epi64x((long long)hi, (long long)l);
+    for (size_t k = 0; k < count; k++) {
+        _mm_storeu_si128((__m128i *)(out + 16 * k), _mm_shuffle_epi8(v, reverse));
+        v = _mm_add_epi64(v, one);
+    }
+}
+
+static int bcm_has_ssse3 = -1;
+
+static inline void write_counters_nocarry(uint8_t *out, uint64_t hi, uint64_t l, size_t count) {
+    int has = __atomic_load_n(&bcm_has_ssse3, __ATOMIC_RELAXED);
+    if (has < 0) {
+        unsigned a, b, c, d;
+        has = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 9)) ? 1 : 0;   // CPUID.1:ECX.SSSE3
+        __atomic_store_n(&bcm_has_ssse3, has, __ATOMIC_RELAXED);
+    }
+    if (has) { write_counters_nocarry_ssse3(out, hi, l, count); return; }
+    for (size_t k = 0; k < count; k++) {
+        store_be64(out + 16 * k, hi);
+        store_be64(out + 16 * k + 8, l + k);
+    }
+}
+#endif
+
 /// Writes T_j = IV + j (mod 2^128) for j in first..<first+count to out (SP 800-38A B.1 over
 /// the full 128-bit block; for SRTP the low 16 bits of the IV are zero and j < 2^16, so no
 /// carry ever leaves the low word, but the general case is handled).
@@ -97,6 +142,12 @@ static inline void write_counters(uint8_t *out, const uint8_t *iv, uint64_t firs
     uint64_t hi = load_be64(iv), lo = load_be64(iv + 8);
     uint64_t l = lo + first;
     if (l < lo) hi++;
+#if defined(__x86_64__)
+    if (l + count >= l) {   // no carry out of the low word in this range (always, for SRTP)
+        write_counters_nocarry(out, hi, l, count);
+        return;
+    }
+#endif
     for (size_t k = 0; k < count; k++) {
         store_be64(out + 16 * k, hi);
         store_be64(out + 16 * k + 8, l);
