@@ -3,7 +3,7 @@
 // same bytes. AES-128-CM + HMAC-SHA1-80 + 6-octet MKI, 160- and 1200-octet payloads.
 // "mbms-gateway batch" protects 32 packets (own buffers) per protectRTP(batch:) call, its
 // MACs computed by the multi-message HMAC-SHA1 (CMultiHash), its payloads encrypted by one
-// batched AES-CM call per 32 packets (CBatchAES). "AES-CM batch only" is that encryption alone
+// batched AES-CM call per group of 16 packets (CBatchAES). "AES-CM batch only" is that encryption alone
 // (same 32 buffers, one AESCounterModeBatch.xorKeystreams call), to split the batch row into
 // AES and HMAC.
 //

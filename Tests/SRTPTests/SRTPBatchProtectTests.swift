@@ -14,7 +14,7 @@ final class SRTPBatchProtectTests: XCTestCase {
         super.tearDown()
     }
 
-    /// The batched AES-CM path (one keystream call per group of 32, `AESCounterModeBatch`) for
+    /// The batched AES-CM path (one keystream call per group of 16, `AESCounterModeBatch`) for
     /// every key size, the NULL cipher, both XOR implementations, batches of up to 100 packets
     /// (several groups, packets of 0...2047 payload bytes) and keys given to another thread by copy().
     func testBatchedCipherEqualsSinglePacketForAllKeySizesAndXORs() throws {
