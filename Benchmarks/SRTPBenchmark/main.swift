@@ -2,7 +2,10 @@
 // floor (AES-128-CTR + HMAC-SHA1 called directly), all measured in the same run over the
 // same bytes. AES-128-CM + HMAC-SHA1-80 + 6-octet MKI, 160- and 1200-octet payloads.
 // "mbms-gateway batch" protects 32 packets (own buffers) per protectRTP(batch:) call, its
-// MACs computed by the multi-message HMAC-SHA1 (CMultiHash).
+// MACs computed by the multi-message HMAC-SHA1 (CMultiHash), its payloads encrypted by one
+// batched AES-CM call per group of 16 packets (CBatchAES). "AES-CM batch only" is that encryption alone
+// (same 32 buffers, one AESCounterModeBatch.xorKeystreams call), to split the batch row into
+// AES and HMAC.
 //
 //   swift build -c release --product srtp-bench && .build/release/srtp-bench [--json] [--rounds N]
 //
@@ -135,6 +138,19 @@ for payload in [160, 1200] {
         } / Double(batchSize)
     }
 
+    // The batch path's encryption alone: one xorKeystreams call over the 32 payloads.
+    let batchAES = try AESCounterModeBatch(key: ke)
+    let aesIVs = UnsafeMutableRawPointer.allocate(byteCount: 16 * batchSize, alignment: 16)
+    for i in 0..<(16 * batchSize) { aesIVs.storeBytes(of: UInt8(truncatingIfNeeded: i % 16 < 14 ? 0xA0 + i % 16 : 0), toByteOffset: i, as: UInt8.self) }
+    let aesData = UnsafeMutablePointer<UnsafeMutableRawPointer?>.allocate(capacity: batchSize)
+    let aesLengths = UnsafeMutablePointer<Int>.allocate(capacity: batchSize)
+    for i in 0..<batchSize { aesData[i] = batchBuffers[i].base + 12; aesLengths[i] = payload }
+    let aesOnly: () -> Double = {
+        measure(packets / batchSize) { _ in
+            _ = batchAES.xorKeystreams(count: batchSize, ivs: aesIVs, data: aesData, lengths: aesLengths)
+        } / Double(batchSize)
+    }
+
     // Debian libsrtp2.
     var session: srtp_t? = nil
     let material = masterKey + masterSalt
@@ -172,6 +188,7 @@ for payload in [160, 1200] {
 
     let floors = ["OpenSSL floor (HMAC_CTX)", "OpenSSL floor (EVP_MAC)", "OpenSSL floor (C, SHA1 states)"]
     let runners: [(String, () -> Double)] = [("mbms-gateway", ours), ("mbms-gateway batch", oursBatch),
+                                             ("AES-CM batch only", aesOnly),
                                              ("libsrtp2 (Debian, NSS)", libsrtp),
                                              (floors[0], floorHMACCTX), (floors[1], floorEVPMAC), (floors[2], floorPrecomputed)]
     var results: [String: [Double]] = [:]

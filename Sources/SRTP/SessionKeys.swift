@@ -10,6 +10,9 @@ public final class SRTPSessionKeys: @unchecked Sendable {
     public let cipher: SRTPCipher
 
     let srtpCipher: AESCounterMode?
+    /// The same k_e for many packets per call (batch protect); nil with the NULL cipher, or if
+    /// a copy's context could not be allocated (the batch path then encrypts packet by packet).
+    let srtpCipherBatch: AESCounterModeBatch?
     let srtpAuth: HMACSHA1
     /// The same k_a keyed for multi-packet HMAC-SHA1 (batch protect).
     let srtpAuthBatch: HMACSHA1Batch
@@ -29,6 +32,7 @@ public final class SRTPSessionKeys: @unchecked Sendable {
         self.mki = mki
         self.cipher = cipher
         srtpCipher = cipher == .null ? nil : try AESCounterMode(key: m.srtpEncryptionKey)
+        srtpCipherBatch = cipher == .null ? nil : try AESCounterModeBatch(key: m.srtpEncryptionKey)
         srtpAuth = try HMACSHA1(key: m.srtpAuthenticationKey)
         srtpAuthBatch = HMACSHA1Batch(key: m.srtpAuthenticationKey)
         srtpSalt = SaltWords(m.srtpSalt)
@@ -45,6 +49,7 @@ public final class SRTPSessionKeys: @unchecked Sendable {
         mki = o.mki
         cipher = o.cipher
         srtpCipher = o.srtpCipher?.copy()
+        srtpCipherBatch = try? o.srtpCipherBatch?.copy()
         srtpAuth = o.srtpAuth
         srtpAuthBatch = o.srtpAuthBatch
         srtpSalt = o.srtpSalt

@@ -10,7 +10,42 @@ import XCTest
 final class SRTPBatchProtectTests: XCTestCase {
     override func tearDown() {
         MultiHash.select(nil)
+        AESCounterModeBatch.select(nil)
         super.tearDown()
+    }
+
+    /// The batched AES-CM path (one keystream call per group of 16, `AESCounterModeBatch`) for
+    /// every key size, the NULL cipher, both XOR implementations, batches of up to 100 packets
+    /// (several groups, packets of 0...2047 payload bytes) and keys given to another thread by copy().
+    func testBatchedCipherEqualsSinglePacketForAllKeySizesAndXORs() throws {
+        let policies: [SRTPPolicy] = [
+            SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80),
+            SRTPPolicy(cipher: .aesCM192, authentication: .hmacSHA1_80),
+            SRTPPolicy(cipher: .aesCM256, authentication: .hmacSHA1_80, mkiLength: 0),
+            SRTPPolicy(cipher: .aesCM256, authentication: .rccm1, rocTransmissionRate: 5),
+            SRTPPolicy(cipher: .null, authentication: .hmacSHA1_32),
+        ]
+        var rng = SplitMix64(seed: 0xBA7C_0002)
+        var packetsCompared = 0
+        for impl in AESCounterModeBatch.XORImplementation.allCases where AESCounterModeBatch.isAvailable(impl) {
+            XCTAssertTrue(AESCounterModeBatch.select(impl))
+            for policy in policies {
+                let protector = try SRTPProtector(policy: policy)
+                let mki = policy.mkiLength == 0 ? MasterKeyIdentifier.none : MasterKeyIdentifier(keyGroup: 1, keyNumber: 2, mtkID: 3)
+                let original = try SRTPSessionKeys(masterKey: rng.bytes(policy.cipher == .null ? 16 : policy.cipher.sessionKeyLength),
+                                                   masterSalt: rng.bytes(14), mki: mki, cipher: policy.cipher)
+                for (k, keys) in [original, original.copy()].enumerated() {
+                    for trial in 0..<6 {
+                        let count = 1 + Int(rng.next() % 100)
+                        let firstSeq = UInt16(truncatingIfNeeded: rng.next())
+                        packetsCompared += try compare(protector: protector, keys: keys, count: count, firstSeq: firstSeq,
+                                                       initialROC: UInt32(truncatingIfNeeded: rng.next() % 5), rng: &rng,
+                                                       label: "\(impl) \(policy.cipher) keys \(k) trial \(trial)", maxPayload: 2048)
+                    }
+                }
+            }
+        }
+        XCTAssertGreaterThan(packetsCompared, 2000)
     }
 
     func testBatchEqualsSinglePacketForRandomBatches() throws {
@@ -45,8 +80,8 @@ final class SRTPBatchProtectTests: XCTestCase {
 
     /// Protects `count` random packets both ways; returns how many were compared.
     private func compare(protector: SRTPProtector, keys: SRTPSessionKeys, count: Int, firstSeq: UInt16, initialROC: UInt32,
-                         rng: inout SplitMix64, label: String) throws -> Int {
-        let stride = 1600
+                         rng: inout SplitMix64, label: String, maxPayload: Int = 1400) throws -> Int {
+        let stride = maxPayload + 200
         let batchStorage = UnsafeMutableRawPointer.allocate(byteCount: stride * count, alignment: 64)
         let singleStorage = UnsafeMutableRawPointer.allocate(byteCount: stride * count, alignment: 64)
         defer { batchStorage.deallocate(); singleStorage.deallocate() }
@@ -55,7 +90,7 @@ final class SRTPBatchProtectTests: XCTestCase {
         for i in 0..<count {
             let seq = firstSeq &+ UInt16(i)
             let r = rng.next() % 20
-            var packet = rtpPacket(seq: seq, payload: rng.bytes(Int(rng.next() % 1400)))
+            var packet = rtpPacket(seq: seq, payload: rng.bytes(Int(rng.next() % UInt64(maxPayload))))
             var capacity = stride
             if r == 0 { packet = Array(packet.prefix(5)) }              // malformed: shorter than a header
             if r == 1 { capacity = packet.count + 1 }                    // too little tailroom for MKI and tag
