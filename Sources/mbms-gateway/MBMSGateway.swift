@@ -16,7 +16,7 @@ struct MBMSGateway: ParsableCommand {
             MTKs, receives it as a UE would, and prints what happened.
             """,
         version: "0.1.0",
-        subcommands: [DemoCommand.self, ReplayCommand.self, RunCommand.self, ReceiveCommand.self, InspectCommand.self, KeysCommand.self])
+        subcommands: [DemoCommand.self, ReplayCommand.self, RunCommand.self, ReceiveCommand.self, InspectCommand.self, KeysCommand.self, BenchCommand.self])
 }
 
 /// Every command calls this first: a too-old OpenSSL fails with a message naming the fix.
