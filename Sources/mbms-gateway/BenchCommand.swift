@@ -11,40 +11,45 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure the data plane on this machine: SRTP protect, replay, live relay, workers, allocations per packet.",
         discussion: """
-            Every figure comes from this one run (build with -c release for figures worth quoting).
-            Throughput is ns/packet, packets/s and Gbit/s of RTP payload (headers and SRTP tail
-            not counted). Cases (--cases, comma-separated):
+            Every figure comes from this one run (build with -c release for figures
+            worth quoting). Throughput: ns/packet, packets/s and Gbit/s of RTP
+            payload (headers and SRTP tail not counted). Cases (--cases):
 
-              crypto   SRTP protect on one core at 160 and 1200 B payloads, AES-128-CM +
-                       HMAC-SHA1-80 + 6-octet MKI: our single-packet protect, our batch protect
-                       (32 packets per call, multi-message HMAC-SHA1), Debian's libsrtp2 (loaded
-                       at run time with dlopen; skipped with a note when libsrtp2.so.1 is absent)
-                       and the OpenSSL floor (AES-128-CTR + HMAC-SHA1 called directly from C).
-                       Same buffer, rounds alternating between implementations, median round.
-                       Ratios: ours / floor (1.0 = no overhead over plain OpenSSL), batch speed-up
-                       over single, and libsrtp2 / ours (above 1.0: we are faster).
-              replay   `replay` end to end on a synthetic capture (2 RTP streams, payload
-                       160-1200 B; --packets, default 1000000, --quick 100000) with a fresh
-                       configuration and key store in a temporary folder, against a plain copy of
-                       the same capture (CaptureReader -> CaptureWriter, no crypto). Ratios:
-                       replay / plain copy (what protection adds to pcap I/O) and replay /
-                       crypto stage (single protect over the same payload mix; the target is >= 0.8).
-              live     LiveGateway in process on 127.0.0.1: a sender thread blasts RTP at its
-                       RTP port, a receiver thread counts what comes out; then the same
-                       recvmmsg/sendmmsg loop without protection. 3 s each (--quick 1 s). Ratio:
-                       protected / unprotected packets/s (1.0 = protection is free at socket rate).
-              workers  1 thread vs 2 threads protecting, each its own stream with its own
-                       SRTPSessionKeys.copy(). Ratio: 2 workers / 1 (2.0 = perfect scaling, bounded
-                       by the CPU count printed).
-            Always: heap allocations per packet in the protect loops (and replay, live), counted
-            by the executable's own malloc (forwarding to glibc); "n/a" if that counter is not
-            the malloc in use. The header names the CPU, its aes/sha_ni/avx2/vaes flags, the
-            cores, OpenSSL, libsrtp2 and the multi-hash implementation (MBMS_MULTIHASH=scalar|
-            openssl|shani forces one).
+            crypto: SRTP protect on one core, 160 and 1200 B payloads, AES-128-CM +
+              HMAC-SHA1-80 + 6-octet MKI. Our single-packet protect; our batch
+              protect (32 packets per call, multi-message HMAC-SHA1); Debian's
+              libsrtp2 (loaded with dlopen, measured only once it gives our bytes;
+              a note instead when libsrtp2.so.1 is absent); the OpenSSL floor
+              (AES-128-CTR + HMAC-SHA1 called directly from C, three ways, the
+              fastest counts). Same buffer, interleaved rounds, median round.
+              Ratios: ours / floor (1.0 = no overhead over plain OpenSSL), batch
+              speed-up over single, libsrtp2 / ours (above 1.0: we are faster).
+            replay: `replay` end to end on a synthetic capture (2 RTP streams,
+              160-1200 B; --packets, default 1000000, --quick 100000) with a fresh
+              configuration and key store in a temporary folder, against a plain
+              copy of the same capture (CaptureReader -> CaptureWriter, no crypto)
+              and a read-only pass. Ratios: replay / plain copy (what protection
+              adds to pcap I/O); replay / crypto stage (single protect over the
+              same payload mix; the throughput issue asks for >= 0.8).
+            live: LiveGateway in process on 127.0.0.1; a sender thread sends RTP
+              to its RTP port, a receiver thread counts what comes out; then the
+              same recvmmsg/sendmmsg loop without protection. 3 s each (--quick
+              1 s). Ratio: protected / unprotected packets/s (1.0 = protection is
+              free at the socket rate).
+            workers: 1 vs 2 threads protecting, each its own stream with its own
+              SRTPSessionKeys.copy(). Ratio: 2 workers / 1 worker (2.0 = perfect
+              scaling; bounded by the CPU count printed).
+            mallocs (always): heap allocations per packet in the measured loops,
+              counted by the executable's own malloc (forwarding to glibc); null
+              ("n/a") when that counter is not the malloc in use.
+
+            The header names the CPU and its aes/sha_ni/avx2/vaes flags, the cores,
+            OpenSSL, libsrtp2 and the multi-hash implementation
+            (MBMS_MULTIHASH=scalar|openssl|shani forces one).
 
             Examples:
-              mbms-gateway bench                   # everything, ~1 minute
-              mbms-gateway bench --quick --json    # small and fast, machine-readable
+              mbms-gateway bench                  # everything, under a minute
+              mbms-gateway bench --quick --json   # small and fast, machine-readable
               mbms-gateway bench --cases crypto,workers
             """)
 

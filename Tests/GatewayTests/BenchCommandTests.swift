@@ -91,7 +91,7 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertFalse(table.stdout.contains("== replay"), "replay ran though not selected")
 
         let help = try bench(["--help"])
-        for part in ["crypto", "replay", "live", "workers", "OpenSSL floor", "libsrtp2", "plain copy", ">= 0.8", "Ratio"] {
+        for part in ["crypto", "replay", "live", "workers", "OpenSSL floor", "libsrtp2", "plain copy", ">= 0.8", "Ratios:"] {
             XCTAssertTrue(help.stdout.contains(part), "--help lacks \(part)")
         }
 
