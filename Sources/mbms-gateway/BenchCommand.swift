@@ -166,9 +166,10 @@ struct BenchCommand: ParsableCommand {
             lines.append("")
             lines.append("== \(c.name)")
             if c.name == "mallocs" {
-                lines.append(pad("measured loop", 64) + lpad("packets", 11) + lpad("allocs/packet", 15))
+                lines.append(pad("measured loop", 72) + lpad("packets", 10) + lpad("allocations", 13) + lpad("allocs/packet", 15))
                 for row in c.rows {
-                    lines.append(pad(row.name + " \(row.payloadBytes) B", 64) + lpad("\(row.packets)", 11)
+                    let total = row.mallocsPerPacket.map { String(Int(($0 * Double(row.packets)).rounded())) } ?? "n/a"
+                    lines.append(pad(row.name + " \(row.payloadBytes) B", 72) + lpad("\(row.packets)", 10) + lpad(total, 13)
                                  + lpad(row.mallocsPerPacket.map { String(format: "%.4f", $0) } ?? "n/a", 15))
                 }
             } else {
