@@ -39,10 +39,13 @@ test: deps
 	echo "tests: $$((n - f - skipped)) passed, $$f failed, $$skipped skipped"; \
 	exit $$rc
 
-## SRTP protect throughput: ours vs Debian libsrtp2 vs the OpenSSL floor, same run (release build).
+## SRTP protect throughput: ours vs Debian libsrtp2 vs the OpenSSL floor, same run (release build);
+## then the product's own `bench` (crypto, replay, live relay, workers, allocations per packet).
 bench: deps
 	$(SWIFT) build -c release --product srtp-bench
 	.build/release/srtp-bench
+	$(SWIFT) build -c release --product mbms-gateway
+	.build/release/mbms-gateway bench
 
 clean:
 	rm -rf .build

@@ -78,9 +78,16 @@ let package = Package(
             name: "mbms-gateway",
             dependencies: [
                 "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO", "Receiver",
+                "CBenchFloor", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ]),
+        // `mbms-gateway bench` only: the OpenSSL floor (C) and Debian's libsrtp2 loaded with
+        // dlopen (the product never links libsrtp2), and the executable's counting malloc.
+        .target(name: "CBenchFloor", dependencies: ["COpenSSL"], cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CMallocCounter", cSettings: [.unsafeFlags(["-O2"])]),
 
         // Benchmark-only C: the OpenSSL floor (AES-128-CTR + HMAC-SHA1 written directly in C).
         .target(name: "CBenchSupport", dependencies: ["COpenSSL"], path: "Benchmarks/CBenchSupport",
