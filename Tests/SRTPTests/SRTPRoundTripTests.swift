@@ -124,6 +124,11 @@ final class SRTPRoundTripTests: XCTestCase {
         XCTAssertEqual(slots.last?.error, .packetTooShort(length: 3, minimum: 12))
     }
 
+    /// The batch path's stack scratch must hold what it lays out (else it would write past it).
+    func testBatchScratchIsLargeEnough() {
+        XCTAssertGreaterThanOrEqual(MemoryLayout<SRTPProtector.GroupScratch>.size, SRTPProtector.groupScratchBytes)
+    }
+
     func testAES192And256RoundTripWithLibSRTPShape() throws {
         for cipher in [SRTPCipher.aesCM192, .aesCM256] {
             var rng = SplitMix64(seed: UInt64(cipher.sessionKeyLength))
