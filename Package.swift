@@ -89,12 +89,10 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CMallocCounter", cSettings: [.unsafeFlags(["-O2"])]),
 
-        // Benchmark-only C: the OpenSSL floor (AES-128-CTR + HMAC-SHA1 written directly in C).
-        .target(name: "CBenchSupport", dependencies: ["COpenSSL"], path: "Benchmarks/CBenchSupport",
-                cSettings: [.unsafeFlags(["-O2"])]),
+        // SRTP protect benchmark: ours vs Debian libsrtp2 (linked) vs the OpenSSL floor (CBenchFloor).
         .executableTarget(
             name: "srtp-bench",
-            dependencies: ["CryptoCore", "SRTP", "CLibSRTP", "CBenchSupport"],
+            dependencies: ["CryptoCore", "SRTP", "CLibSRTP", "CBenchFloor"],
             path: "Benchmarks/SRTPBenchmark"),
 
         // Helpers shared by the test targets (external tools, seeded PRNG); not shipped.

@@ -11,7 +11,7 @@
 //
 // Method: every implementation protects the same packet buffer in place, SEQ advancing per
 // packet; rounds of N packets alternate between implementations; the median round counts.
-import CBenchSupport
+import CBenchFloor
 import CLibSRTP
 import CryptoCore
 import Foundation
