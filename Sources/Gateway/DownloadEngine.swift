@@ -86,8 +86,6 @@ public final class DownloadEngine {
     private let keySource: KeySource
     private var channels: [Channel]
 
-    struct Listed { var file: FDTFile }
-
     struct Channel {
         var receiver: FLUTEReceiver
         var sender: ObjectSender?
@@ -108,8 +106,6 @@ public final class DownloadEngine {
         }
     }
 
-    public func session(for destination: TransportAddress) -> DownloadSession? { sessions.first { $0.destination == destination } }
-
     /// Feeds one datagram of channel `i` received at `time`; returns what to send because of it.
     public func receive(_ payload: [UInt8], session i: Int, at time: Double) throws -> [OutgoingDatagram] {
         statistics[i].packetsIn += 1
@@ -127,15 +123,12 @@ public final class DownloadEngine {
                 statistics[i].rejected["fdt_" + reason, default: 0] += 1
             case .rejected(_, let reason):
                 statistics[i].rejected["\(reason)", default: 0] += 1
-            case .malformed(let e):
+            case .malformed:
                 statistics[i].rejected["malformed", default: 0] += 1
-                _ = e
             }
         }
-        for key in channels[i].receiver.expire(at: time) {
-            _ = key
-            statistics[i].rejected["timed_out", default: 0] += 1
-        }
+        let timedOut = channels[i].receiver.expire(at: time).count
+        if timedOut > 0 { statistics[i].rejected["timed_out", default: 0] += timedOut }
         return out
     }
 

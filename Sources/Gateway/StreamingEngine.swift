@@ -49,11 +49,6 @@ public final class StreamingEngine {
         }
     }
 
-    /// The session a destination belongs to, if any.
-    public func session(for destination: TransportAddress) -> StreamingSession? {
-        lookup[destination].map { sessions[$0.session] }
-    }
-
     /// Key epoch for session `i` at Unix time `t`, switching MTKs on the time grid.
     @inline(__always)
     func epoch(_ i: Int, at t: Int64) throws -> KeyEpoch {
