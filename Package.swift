@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "CryptoCore", dependencies: ["COpenSSL", "CMultiHash", "CBatchAES"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),
         .systemLibrary(name: "CSocketShims"),
-        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims"]),
+        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims", .product(name: "Atomics", package: "swift-atomics")]),
         .target(name: "MIKEY", dependencies: ["CryptoCore"]),
         // Key groups, MSK lifecycle, MTK time grid, key store (SQLite via GRDB; Debian: libsqlite3-dev).
         .target(

@@ -15,6 +15,10 @@ public final class ReplayJob {
         /// Re-time the capture so its first frame is at this Unix time (nanoseconds); every
         /// frame keeps its offset. Nil: the capture's own timestamps.
         public var startNanoseconds: UInt64?
+        /// 1: everything on the caller's thread. Otherwise reading (+ progress), protecting
+        /// (+ MIKEY and FLUTE) and writing run on three threads joined by SPSC rings; the
+        /// output is byte-identical either way.
+        public var threads = 3
         public init(input: String, output: String) {
             self.input = input
             self.output = output
@@ -88,102 +92,18 @@ public final class ReplayJob {
             last[i] = t
         }
 
-        // Pass 2: protect, interleave MIKEY, write.
+        // Pass 2: protect, interleave MIKEY, write: three stages (read -> work -> write, see
+        // `ReplayPipeline`), on three threads unless `threads` is 1.
         let reader = try CaptureReader(path: options.input)
         let writer = try CaptureWriter(path: options.output, dataLinkType: reader.dataLinkType)
         defer { writer.close() }
         let engine = try StreamingEngine(sessions: sessions, keySource: keySource, dropUnmatched: options.dropUnmatched,
                                          checksum: options.checksum)
         let download = DownloadEngine(sessions: downloads, keySource: keySource, options: options.download)
-        // Datagrams the gateway originates with future send times (paced FLUTE output), merged
-        // into the timeline in time order.
-        var pending: [(time: UInt64, order: Int, frame: [UInt8])] = []
-        var order = 0
-        func queue(_ out: [OutgoingDatagram]) {
-            for d in out {
-                guard let (template, port) = downloadTemplates[d.session] else { continue }
-                let s = downloads[d.session]
-                let frame = UDPFrameEditor.buildFrame(linkType: link, template: template.linkHeader,
-                                                      source: TransportAddress(template.source, port), destination: s.output ?? s.destination,
-                                                      hopLimit: template.hopLimit, payload: d.payload, checksum: options.checksum)
-                let t = UInt64(max(0, d.time * 1e9))
-                var lo = pending.count
-                while lo > 0 && pending[lo - 1].time > t { lo -= 1 }
-                pending.insert((t, order, frame), at: lo)
-                order += 1
-            }
-        }
-        func flush(upTo t: UInt64?) {
-            var n = 0
-            while n < pending.count, t.map({ pending[n].time <= $0 }) ?? true {
-                writer.write(timestampNanoseconds: pending[n].time, bytes: pending[n].frame)
-                n += 1
-            }
-            pending.removeFirst(n)
-        }
-        let announcer = MTKAnnouncer(keySource.configuration)
-        var nextEvent: [Int64?] = first.map { $0.map(announcer.preroll(firstPacket:)) }
-
-        func emitEvents(upTo limit: Int64?) throws {
-            while true {
-                var pick: (time: Int64, session: Int)? = nil
-                for i in 0..<sessions.count {
-                    guard let t = nextEvent[i] else { continue }
-                    if let limit, t > limit { continue }
-                    if pick == nil || t < pick!.time { pick = (t, i) }
-                }
-                guard let (t, i) = pick, let template = templates[i], let firstPacket = first[i] else { return }
-                // Before the session's first packet (the pre-roll), announce what will be on the air
-                // at that packet: the schedule is never asked about times before the stream.
-                let at = max(t, firstPacket)
-                for m in try keySource.transmissions(for: sessions[i], at: at) {
-                    let message = try keySource.mtkMessage(m)
-                    let frame = UDPFrameEditor.buildFrame(
-                        linkType: link, template: template.linkHeader,
-                        source: TransportAddress(template.source, StreamingSession.mikeyPort),
-                        destination: sessions[i].mikeyDestination, hopLimit: template.hopLimit,
-                        payload: message, checksum: options.checksum)
-                    writer.write(timestampNanoseconds: UInt64(max(0, t)) * 1_000_000_000, bytes: frame)
-                    engine.countMIKEY(session: i, bytes: message.count)
-                }
-                let next = announcer.nextEvent(after: t)
-                nextEvent[i] = next <= last[i] ? next : nil
-            }
-        }
-
-        let capacity = 262_144 + StreamingEngine.tailroom
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: capacity, alignment: 64)
-        defer { buffer.deallocate() }
-        var done = 0
-        while let f = try reader.next() {
-            let stamp = Self.shifted(f.timestampNanoseconds, shift)
-            let t = Int64(stamp / 1_000_000_000)
-            // Events due at or before this packet's second go first (whole-second event times).
-            try emitEvents(upTo: t)
-            flush(upTo: stamp)
-            if !downloads.isEmpty, let base = f.bytes.baseAddress,
-               case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link),
-               let d = downloadLookup[u.destination] {
-                // FLUTE input is consumed: what goes out is the protected channel.
-                queue(try download.receive(Array(f.bytes[u.payloadOffset..<u.datagramEnd]), session: d,
-                                           at: Double(stamp) / 1e9))
-                done += 1
-                continue
-            }
-            let n = min(f.bytes.count, capacity - StreamingEngine.tailroom)
-            if let src = f.bytes.baseAddress { buffer.copyMemory(from: src, byteCount: n) }
-            switch try engine.process(buffer, length: n, capacity: capacity, linkType: link, time: t) {
-            case .forward(let length):
-                writer.write(timestampNanoseconds: stamp, bytes: UnsafeRawBufferPointer(start: buffer, count: length))
-            case .passThrough:
-                writer.write(timestampNanoseconds: stamp, bytes: f.bytes)
-            case .drop:
-                break
-            }
-            done += 1
-            if done % 2048 == 0 { progress(done, total) }
-        }
-        flush(upTo: nil)
+        let work = ReplayWork(job: self, link: link, engine: engine, download: download, downloadLookup: downloadLookup,
+                              downloadTemplates: downloadTemplates, templates: templates, first: first, last: last)
+        let pipeline = ReplayPipeline(reader: reader, writer: writer, shift: shift, total: total, threads: options.threads)
+        try pipeline.run(work: work, progress: progress)
         progress(total, total)
         writer.close()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

@@ -28,6 +28,14 @@ struct SessionFlows {
                                         stream: &rtpStreams[ssrc, default: SRTPSenderStream(initialROC: policy.initialROC)])
     }
 
+    /// Protects RTP packets of one SSRC in place, in order (`SRTPProtector.protectRTP(batch:)`:
+    /// byte-identical to one by one); each slot reports its result.
+    @inline(__always)
+    mutating func protectRTP(batch: UnsafeMutableBufferPointer<SRTPPacketSlot>, ssrc: UInt32, keys: SRTPSessionKeys) {
+        protector.protectRTP(batch: batch, keys: keys,
+                             stream: &rtpStreams[ssrc, default: SRTPSenderStream(initialROC: protector.policy.initialROC)])
+    }
+
     /// Current ROC of every RTP flow, by SSRC.
     var rollover: [(ssrc: UInt32, roc: UInt32)] { rtpStreams.map { ($0.key, $0.value.rollover.roc) }.sorted { $0.ssrc < $1.ssrc } }
 }

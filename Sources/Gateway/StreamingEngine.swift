@@ -12,6 +12,24 @@ public enum FrameVerdict: Equatable, Sendable {
     case drop(reason: String)
 }
 
+/// A frame handed to `StreamingEngine.stage`: its buffer (protected in place; `capacity` leaves
+/// `tailroom` after `length`), its time (Unix seconds: the capture clock in `replay`) and, once
+/// processed, what to do with it.
+public struct EngineFrame {
+    public var bytes: UnsafeMutableRawPointer
+    public var length: Int
+    public var capacity: Int
+    public var time: Int64
+    public var verdict: FrameVerdict = .passThrough
+
+    public init(bytes: UnsafeMutableRawPointer, length: Int, capacity: Int, time: Int64) {
+        self.bytes = bytes
+        self.length = length
+        self.capacity = capacity
+        self.time = time
+    }
+}
+
 /// The streaming data path of `DESIGN.md` §4 for one owner thread: classify by destination
 /// address and port, keep per-SSRC SRTP/SRTCP sender state, protect in place with the key
 /// epoch in force at the packet's time, fix IP/UDP lengths and checksums.
@@ -47,6 +65,7 @@ public final class StreamingEngine {
             lookup[s.rtp] = Route(session: s.index, rtcp: false)
             lookup[s.rtcp] = Route(session: s.index, rtcp: true)
         }
+        staged.reserveCapacity(Self.maximumStaged)
     }
 
     /// Key epoch for session `i` at Unix time `t`, switching MTKs on the time grid.
@@ -62,46 +81,131 @@ public final class StreamingEngine {
 
     /// Processes one captured or received frame in place. `capacity` must leave `tailroom`
     /// bytes after `length`. `time` is Unix seconds (the capture clock in `replay`).
+    /// Equivalent to staging the one frame and completing at once.
     public func process(_ p: UnsafeMutableRawPointer, length: Int, capacity: Int, linkType: LinkType, time: Int64) throws -> FrameVerdict {
+        var frame = EngineFrame(bytes: p, length: length, capacity: capacity, time: time)
+        try withUnsafeMutablePointer(to: &frame) { f in
+            try stage(f, linkType: linkType)
+            completeStaged()
+        }
+        return frame.verdict
+    }
+
+    // MARK: - Batches
+
+    /// Frames staged for batch protection: SRTP packets wait here until `completeStaged()`
+    /// protects each flow's packets together (`SRTPProtector.protectRTP(batch:)`: one batched
+    /// AES-CM call and one multi-message HMAC-SHA1 call per group).
+    struct Staged {
+        var frame: UnsafeMutablePointer<EngineFrame>
+        var udp: UDPFrame
+        var session: Int
+        var ssrc: UInt32
+        var keys: SRTPSessionKeys
+        var done: Bool
+    }
+    private var staged: [Staged] = []
+    private let slots = UnsafeMutableBufferPointer<SRTPPacketSlot>.allocate(capacity: StreamingEngine.maximumStaged)
+    private let slotOwner = UnsafeMutableBufferPointer<Int>.allocate(capacity: StreamingEngine.maximumStaged)
+    /// SRTP packets held before `stage` completes them itself (a batch of the pipeline).
+    public static let maximumStaged = 64
+
+    deinit {
+        slots.deallocate()
+        slotOwner.deallocate()
+    }
+
+    /// First half of batch processing: classifies the frame, counts it and takes the key epoch
+    /// at its time (so the key source sees the frames in order, exactly as `process` would);
+    /// drops, pass-throughs and SRTCP get their verdict now, SRTP packets are held until
+    /// `completeStaged()`. `frame` must stay valid (and unmoved) until then. Per flow the
+    /// packets are protected in the order they were staged, so ROC and output are identical to
+    /// one-by-one processing.
+    public func stage(_ frame: UnsafeMutablePointer<EngineFrame>, linkType: LinkType) throws {
+        if staged.count >= Self.maximumStaged { completeStaged() }
         statistics.framesIn += 1
-        switch FrameParser.classify(p, length: length, linkType: linkType) {
+        let p = frame.pointee.bytes
+        switch FrameParser.classify(p, length: frame.pointee.length, linkType: linkType) {
         case .malformed(let e):
             statistics.dropped[e.reason, default: 0] += 1
-            return .drop(reason: e.reason)
+            frame.pointee.verdict = .drop(reason: e.reason)
         case .passThrough(let why):
             statistics.passedThrough[why.rawValue, default: 0] += 1
             statistics.framesOut += 1
-            return .passThrough
-        case .udp(var frame):
-            guard let route = lookup[frame.destination] else {
+            frame.pointee.verdict = .passThrough
+        case .udp(var udp):
+            guard let route = lookup[udp.destination] else {
                 if dropUnmatched {
                     statistics.dropped["unmatched", default: 0] += 1
-                    return .drop(reason: "unmatched")
+                    frame.pointee.verdict = .drop(reason: "unmatched")
+                } else {
+                    statistics.passedThrough["unmatched", default: 0] += 1
+                    statistics.framesOut += 1
+                    frame.pointee.verdict = .passThrough
                 }
-                statistics.passedThrough["unmatched", default: 0] += 1
-                statistics.framesOut += 1
-                return .passThrough
+                return
             }
             let i = route.session
             statistics.sessions[i].packetsIn += 1
-            statistics.sessions[i].bytesIn += frame.payloadLength
-            let keys = try epoch(i, at: time).keys
-            let payload = p + frame.payloadOffset
-            let room = capacity - frame.payloadOffset
-            let newLength: Int
-            do {
-                newLength = try flows[i].protect(payload, length: frame.payloadLength, capacity: room, rtcp: route.rtcp, keys: keys)
-                if route.rtcp { statistics.sessions[i].rtcpPackets += 1 } else { statistics.sessions[i].rtpPackets += 1 }
-            } catch let e {
-                statistics.sessions[i].drops[e.reason, default: 0] += 1
-                return .drop(reason: e.reason)
+            statistics.sessions[i].bytesIn += udp.payloadLength
+            let keys = try epoch(i, at: frame.pointee.time).keys
+            let payload = p + udp.payloadOffset
+            if route.rtcp {
+                let room = frame.pointee.capacity - udp.payloadOffset
+                do {
+                    let n = try flows[i].protect(payload, length: udp.payloadLength, capacity: room, rtcp: true, keys: keys)
+                    statistics.sessions[i].rtcpPackets += 1
+                    finish(frame, &udp, session: i, payloadLength: n)
+                } catch let e {
+                    statistics.sessions[i].drops[e.reason, default: 0] += 1
+                    frame.pointee.verdict = .drop(reason: e.reason)
+                }
+                return
             }
-            let total = UDPFrameEditor.resizePayload(p, frame: &frame, newPayloadLength: newLength, checksum: checksum)
-            statistics.sessions[i].packetsOut += 1
-            statistics.sessions[i].bytesOut += newLength
-            statistics.framesOut += 1
-            return .forward(length: total)
+            let ssrc = udp.payloadLength >= 12 ? UInt32(bigEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) : 0
+            staged.append(Staged(frame: frame, udp: udp, session: i, ssrc: ssrc, keys: keys, done: false))
         }
+    }
+
+    /// Second half: protects the held SRTP packets, flow by flow (same session, SSRC and key
+    /// epoch, in staging order), in place, and gives each its verdict.
+    public func completeStaged() {
+        guard !staged.isEmpty else { return }
+        for g in staged.indices where !staged[g].done {
+            let i = staged[g].session, ssrc = staged[g].ssrc, keys = staged[g].keys
+            var n = 0
+            for k in g..<staged.count where !staged[k].done && staged[k].session == i && staged[k].ssrc == ssrc && staged[k].keys === keys {
+                let f = staged[k].frame
+                let off = staged[k].udp.payloadOffset
+                slots[n] = SRTPPacketSlot(bytes: f.pointee.bytes + off, length: staged[k].udp.payloadLength,
+                                          capacity: f.pointee.capacity - off)
+                slotOwner[n] = k
+                staged[k].done = true
+                n += 1
+            }
+            flows[i].protectRTP(batch: UnsafeMutableBufferPointer(rebasing: slots[0..<n]), ssrc: ssrc, keys: keys)
+            for j in 0..<n {
+                let k = slotOwner[j]
+                let f = staged[k].frame
+                if let e = slots[j].error {
+                    statistics.sessions[i].drops[e.reason, default: 0] += 1
+                    f.pointee.verdict = .drop(reason: e.reason)
+                } else {
+                    statistics.sessions[i].rtpPackets += 1
+                    finish(f, &staged[k].udp, session: i, payloadLength: slots[j].length)
+                }
+            }
+        }
+        staged.removeAll(keepingCapacity: true)
+    }
+
+    @inline(__always)
+    private func finish(_ f: UnsafeMutablePointer<EngineFrame>, _ udp: inout UDPFrame, session i: Int, payloadLength: Int) {
+        let total = UDPFrameEditor.resizePayload(f.pointee.bytes, frame: &udp, newPayloadLength: payloadLength, checksum: checksum)
+        statistics.sessions[i].packetsOut += 1
+        statistics.sessions[i].bytesOut += payloadLength
+        statistics.framesOut += 1
+        f.pointee.verdict = .forward(length: total)
     }
 
     /// Counts a MIKEY message sent for session `i`.

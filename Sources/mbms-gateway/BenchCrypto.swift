@@ -19,12 +19,16 @@ enum MallocCounter {
     }()
 
     static var description: String {
-        isActive ? "interposed malloc/calloc/realloc/posix_memalign/aligned_alloc (executable's own, forwarding to glibc __libc_*); per-thread counts"
+        isActive ? "interposed malloc/calloc/realloc/posix_memalign/aligned_alloc (executable's own, forwarding to glibc __libc_*); per-thread counts, process-wide for replay (three threads)"
                  : "not active (the executable's malloc is not the one in use): allocation figures are omitted"
     }
 
     /// Allocations on this thread so far (nil when counting is not active).
     static var thread: UInt64? { isActive ? mbms_malloc_thread_count() : nil }
+
+    /// Allocations of every thread so far: for loops that run on several threads (the replay
+    /// pipeline), measured while nothing else runs.
+    static var process: UInt64? { isActive ? mbms_malloc_count() : nil }
 }
 
 /// Packet buffers with an RTP header (SSRC fixed, SEQ set per use) and room for the SRTP tail.

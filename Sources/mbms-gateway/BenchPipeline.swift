@@ -94,11 +94,11 @@ enum ReplayBench {
         // Replay: the product's ReplayJob (both passes: scan, then protect + MIKEY + write).
         let output = path("protected.pcap")
         let job = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: .init(input: input, output: output))
-        let r0 = MallocCounter.thread
+        let r0 = MallocCounter.process
         let t1 = benchClock()
         let report = try job.run()
         let replaySeconds = Double(benchClock() - t1) / 1e9
-        let replayMallocs = MallocCounter.thread.flatMap { m1 in r0.map { m1 - $0 } }
+        let replayMallocs = MallocCounter.process.flatMap { m1 in r0.map { m1 - $0 } }
         try? fm.removeItem(atPath: output)
 
         let rtp = report.statistics.sessions.map(\.rtpPackets).reduce(0, +)
