@@ -56,11 +56,15 @@ public struct LiveOptions: Sendable {
     public var maxBatch: Int
     /// Path of the configuration, for messages that name the fix.
     public var configPath: String
+    /// Packet-path threads. Sessions are sharded over them (session i on worker i mod N), so
+    /// each flow's state has one owner; more workers than sessions leave the extra ones out.
+    public var workers: Int
 
-    public init(socket: UDPSocketOptions = UDPSocketOptions(), maxBatch: Int = 64, configPath: String = "F") {
+    public init(socket: UDPSocketOptions = UDPSocketOptions(), maxBatch: Int = 64, configPath: String = "F", workers: Int = 1) {
         self.socket = socket
         self.maxBatch = min(64, max(1, maxBatch))
         self.configPath = configPath
+        self.workers = max(1, workers)
     }
 }
 
@@ -80,22 +84,24 @@ public struct LiveReport: Sendable, Codable {
 
 /// `run`: the inline deployment of `DESIGN.md` §4 on UDP sockets.
 ///
-/// Threading model: **one loop thread for all sessions** (the caller's thread in `run`). It
-/// poll()s every session's RTP and RTCP receive sockets with a timeout up to the next MIKEY
-/// event, and for each ready socket receives one batch (recvmmsg, up to 64 datagrams) into a
-/// preallocated slot pool (64 KiB + SRTP tailroom each), protects the batch in place with the
-/// key epoch read once for the batch, and sends it (sendmmsg) from the session's egress socket.
-/// MIKEY MTK messages are sent from the same loop on the `MTKAnnouncer` grid. All flow state
-/// (ROC, SRTCP index per SSRC), the key source and the statistics have this one owner: no
-/// locks and no allocation on the packet path; the only shared state is the atomic stop flag
-/// (set from a signal handler's queue) and the metrics, updated once per batch: swift-metrics
-/// counters and gauges (relaxed atomics inside swift-prometheus) and the batch-size histogram
-/// (`GatewayMetrics.BatchHistogram`, atomics too: swift-prometheus's histogram takes a mutex). One core carries all sessions; sharding sessions across loop
-/// threads (one `LiveGateway` per shard, or per-thread `SRTPSessionKeys.copy()`) is the
-/// next step when one core is not enough.
+/// Threading model: a **control thread** (the caller's, in `run`) and **N worker threads**.
+/// Sessions are sharded over the workers (session i on worker i mod N: every flow's ROC and
+/// SRTCP index has exactly one owner). A worker poll()s its sessions' RTP and RTCP sockets and,
+/// for each ready socket, receives one batch (recvmmsg, up to 64 datagrams) into its own
+/// preallocated slot pool (64 KiB + SRTP tailroom each), protects it in place — SRTP per SSRC
+/// through the batch protect (one batched AES-CM call and one multi-message HMAC-SHA1 call per
+/// group), SRTCP one by one — with the key epoch read once per batch, and sends it (sendmmsg)
+/// from the session's egress socket.
 ///
-/// Per packet it calls the same `SessionFlows.protect` as `StreamingEngine` (replay), on UDP
-/// payloads instead of captured frames.
+/// Keys reach the workers as immutable key epochs (current and, ahead of each switch, next)
+/// that the control thread publishes per session through an atomic reference; a worker loads
+/// it once per batch and never touches the key store, so store writes (extending the schedule)
+/// stay on the control thread. The control thread also sends the MIKEY MTK messages on the
+/// `MTKAnnouncer` grid (from a socket of its own per session, to output IP:2269), runs the
+/// FLUTE channels, and watches the stop flag and the deadline. No locks on the packet path;
+/// shared state is the stop flag, the published epochs and the metrics (swift-metrics counters
+/// and gauges, relaxed atomics inside swift-prometheus; the batch-size histogram on atomics).
+/// Statistics are kept per session by its owner and merged after the workers are joined.
 public final class LiveGateway: @unchecked Sendable {
     public let sessions: [StreamingSession]
     public let options: LiveOptions
@@ -104,17 +110,15 @@ public final class LiveGateway: @unchecked Sendable {
 
     private let keySource: KeySource
     private let announcer: MTKAnnouncer
-    private var logger: Logger
+    fileprivate var logger: Logger
     private let paths: [Path]
-    private let stopFlag = ManagedAtomic<Bool>(false)
+    fileprivate let stopFlag = ManagedAtomic<Bool>(false)
     /// FLUTE channels (nil without any): see `LiveDownload`.
     private var download: LiveDownload?
 
-    // The slot pool: maxBatch buffers of `receiveCapacity + tailroom` bytes.
-    private let slots: UnsafeMutableBufferPointer<DatagramSlot>
-    private let pool: UnsafeMutableRawPointer
-    private let receiveCapacity = 65_536
-    private let protectCapacity: Int
+    // Each worker's slot pool: maxBatch buffers of `receiveCapacity + tailroom` bytes.
+    fileprivate let receiveCapacity = 65_536
+    fileprivate let protectCapacity: Int
 
     /// Largest UDP payload an IPv4 datagram can carry.
     static let maximumUDPPayload = 65_507
@@ -131,26 +135,62 @@ public final class LiveGateway: @unchecked Sendable {
         let maxRTP: Int
         let maxRTCP: Int
         let metrics: GatewayMetrics.Session
-        var epoch: KeyEpoch?
-        var nextMIKEY: Int64 = .max
+        /// Published by the control thread, loaded by the owning worker once per batch.
+        let epochs = ManagedAtomic<PublishedEpochs?>(nil)
+        /// Worker-owned: the MTK last used (switch detection) and this session's counters.
+        var lastMTK: UInt16?
+        var statistics: SessionStatistics
+        var framesIn = 0, framesOut = 0
         var loggedDrops: Set<String> = []
+        /// Control-owned: MIKEY socket and schedule, key refresh.
+        let mikeySocket: UDPBatchSocket
+        var nextMIKEY: Int64 = .max
+        var mikeySent = 0, mikeyBytes = 0
         var lastKeyErrorLog: Int64 = .min
         /// After a failed key lookup, no new attempt (a store access) before this second.
         var keyRetryAfter: Int64 = .min
+        /// SRTP slots of one SSRC run (batch protect), owned by the worker.
+        let srtpSlots: UnsafeMutableBufferPointer<SRTPPacketSlot>
+        let srtpSlotOwner: UnsafeMutableBufferPointer<Int>
 
         init(session: StreamingSession, flows: SessionFlows, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, egress: UDPBatchSocket,
-             rtpOut: TransportAddress, rtcpOut: TransportAddress, metrics: GatewayMetrics.Session) {
+             mikeySocket: UDPBatchSocket, rtpOut: TransportAddress, rtcpOut: TransportAddress, metrics: GatewayMetrics.Session, maxBatch: Int) {
             self.session = session
             self.flows = flows
             self.rtpIn = rtpIn
             self.rtcpIn = rtcpIn
             self.egress = egress
+            self.mikeySocket = mikeySocket
+            statistics = SessionStatistics(name: session.name)
+            srtpSlots = .allocate(capacity: maxBatch)
+            srtpSlotOwner = .allocate(capacity: maxBatch)
             self.rtpOut = rtpOut
             self.rtcpOut = rtcpOut
             mikeyOut = TransportAddress(rtpOut.address, StreamingSession.mikeyPort)
             maxRTP = LiveGateway.maximumUDPPayload - session.policy.maximumSRTPOverhead
             maxRTCP = LiveGateway.maximumUDPPayload - session.policy.srtcpOverhead
             self.metrics = metrics
+        }
+
+        deinit {
+            srtpSlots.deallocate()
+            srtpSlotOwner.deallocate()
+        }
+    }
+
+    /// The key epochs a worker may use: the current MTK's and, from shortly before the switch,
+    /// the next one's (so the switch happens on the packet's own clock, not the control loop's).
+    final class PublishedEpochs: AtomicReference, @unchecked Sendable {
+        let current: KeyEpoch
+        let next: KeyEpoch?
+        init(current: KeyEpoch, next: KeyEpoch?) {
+            self.current = current
+            self.next = next
+        }
+        @inline(__always) func epoch(at t: Int64) -> KeyEpoch? {
+            if current.covers(t) { return current }
+            if let n = next, n.covers(t) { return n }
+            return nil
         }
     }
 
@@ -228,10 +268,14 @@ public final class LiveGateway: @unchecked Sendable {
                 if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
                 throw LiveSetupError.cannotSend(session: s.name, address: "\(plan.out)", error: error)
             }
+            let mikeySocket: UDPBatchSocket
+            do { mikeySocket = try UDPBatchSocket(bind: any, options: egressOptions, maxBatch: 1) } catch {
+                throw LiveSetupError.cannotSend(session: s.name, address: "\(TransportAddress(plan.out.address, StreamingSession.mikeyPort))", error: error)
+            }
             let p = Path(session: s, flows: try SessionFlows(policy: s.policy), rtpIn: rtpIn, rtcpIn: rtcpIn, egress: egress,
-                         rtpOut: plan.out, rtcpOut: plan.rtcpOut, metrics: GatewayMetrics.Session(metrics, session: s.name))
-            p.epoch = epochs[i]
-            statistics.sessions[i].mtksUsed.append(epochs[i].mtkID.rawValue)
+                         mikeySocket: mikeySocket, rtpOut: plan.out, rtcpOut: plan.rtcpOut,
+                         metrics: GatewayMetrics.Session(metrics, session: s.name), maxBatch: options.maxBatch)
+            p.epochs.store(PublishedEpochs(current: epochs[i], next: nil), ordering: .releasing)
             p.metrics.currentMTK.record(Int(epochs[i].mtkID.rawValue))
             paths.append(p)
         }
@@ -243,23 +287,11 @@ public final class LiveGateway: @unchecked Sendable {
                                         streamingAddresses: own, metrics: metrics)
         }
 
-        // The slot pool.
         let tailroom = max(StreamingEngine.tailroom, sessions.map { max($0.policy.maximumSRTPOverhead, $0.policy.srtcpOverhead) }.max() ?? 0)
         protectCapacity = receiveCapacity + tailroom
-        pool = UnsafeMutableRawPointer.allocate(byteCount: protectCapacity * options.maxBatch, alignment: 64)
-        slots = .allocate(capacity: options.maxBatch)
-        for k in 0..<options.maxBatch {
-            slots.initializeElement(at: k, to: DatagramSlot(bytes: pool + k * protectCapacity, capacity: receiveCapacity))
-        }
     }
 
-    deinit {
-        slots.deinitialize()
-        slots.deallocate()
-        pool.deallocate()
-    }
-
-    /// Asks the loop to stop; it drains what the sockets already hold and returns. Safe from any thread.
+    /// Asks the loops to stop; they drain what the sockets already hold and return. Safe from any thread.
     public func stop() { stopFlag.store(true, ordering: .releasing) }
 
     public var isStopping: Bool { stopFlag.load(ordering: .acquiring) }
@@ -295,26 +327,37 @@ public final class LiveGateway: @unchecked Sendable {
         // Once at start: the MTK messages on the air now (current, and the next within announceLead).
         let now = Self.unixSeconds()
         for p in paths {
+            refreshEpochs(p, at: now)
             announce(p, at: now)
             p.nextMIKEY = announcer.nextEvent(after: now)
         }
-        var fds: [pollfd] = []
-        for p in paths {
-            fds.append(pollfd(fd: p.rtpIn.fd, events: Int16(POLLIN), revents: 0))
-            fds.append(pollfd(fd: p.rtcpIn.fd, events: Int16(POLLIN), revents: 0))
+        // Workers: session i on worker i mod N.
+        let n = min(options.workers, paths.count)
+        let workers = (0..<n).map { w in
+            Worker(paths: paths.enumerated().filter { $0.offset % n == w }.map(\.element), gateway: self, index: w)
         }
-        let streamingFDs = fds.count
+        let joined = DispatchGroup()
+        for w in workers {
+            joined.enter()
+            let t = Thread { w.run(); joined.leave() }
+            t.name = "mbms-worker-\(w.index)"
+            t.stackSize = 1 << 20
+            t.start()
+        }
+
+        var fds: [pollfd] = []
         for c in download?.channels ?? [] { fds.append(pollfd(fd: c.input.fd, events: Int16(POLLIN), revents: 0)) }
         var stopReason = "signal"
-        logger.info("gateway running", metadata: ["sessions": "\(paths.count)", "batch": "\(options.maxBatch)",
+        logger.info("gateway running", metadata: ["sessions": "\(paths.count)", "workers": "\(n)", "batch": "\(options.maxBatch)",
                                                   "duration": "\(duration.map { "\($0)s" } ?? "until SIGINT/SIGTERM")"])
         while !stopFlag.load(ordering: .relaxed) {
             if let d = deadline, DispatchTime.now().uptimeNanoseconds >= d { stopReason = "duration"; break }
-            // MIKEY events due.
+            // Key epochs and MIKEY events due.
             let nowMs = Self.unixMilliseconds()
             let nowS = nowMs / 1000
             var nextDue = Int64.max
             for p in paths {
+                refreshEpochs(p, at: nowS)
                 if p.nextMIKEY <= nowS {
                     announce(p, at: nowS)
                     p.nextMIKEY = announcer.nextEvent(after: nowS)
@@ -322,40 +365,31 @@ public final class LiveGateway: @unchecked Sendable {
                 nextDue = min(nextDue, p.nextMIKEY)
             }
             download?.sendDue(now: Double(nowMs) / 1000)
-            // Wake for the next MIKEY event (none without RTP sessions), the next paced FLUTE
-            // datagram, and at least every 100 ms to see the stop flag.
+            // Wake for the next MIKEY event, the next paced FLUTE datagram, and at least every
+            // 100 ms (key epochs, the stop flag).
             var timeout: Int64 = nextDue == .max ? 100 : min(100, max(0, nextDue &* 1000 &- nowMs))
             if let due = download?.nextDue { timeout = min(timeout, max(0, Int64(due * 1000) - nowMs)) }
             if let d = deadline {
                 let left = Int64(d / 1_000_000) - Int64(DispatchTime.now().uptimeNanoseconds / 1_000_000)
                 timeout = min(timeout, max(0, left))
             }
+            if fds.isEmpty {
+                if timeout > 0 { usleep(UInt32(timeout) * 1000) }
+                continue
+            }
             let ready = poll(&fds, nfds_t(fds.count), Int32(timeout))
             if ready <= 0 { continue }
             for k in 0..<fds.count where fds[k].revents != 0 {
                 fds[k].revents = 0
-                if k < streamingFDs {
-                    _ = pump(paths[k / 2], rtcp: k % 2 == 1)
-                } else {
-                    do { try download?.pump(k - streamingFDs, now: Double(Self.unixMilliseconds()) / 1000) } catch {
-                        logger.error("FLUTE channel failed to protect an object", metadata: ["error": "\(error)"])
-                    }
+                do { try download?.pump(k, now: Double(Self.unixMilliseconds()) / 1000) } catch {
+                    logger.error("FLUTE channel failed to protect an object", metadata: ["error": "\(error)"])
                 }
             }
         }
-        // Drain: what the kernel already holds for us (bounded), then stop.
-        var drained = 0
-        for p in paths {
-            for rtcp in [false, true] {
-                var rounds = 0
-                while rounds < 256 {
-                    let n = pump(p, rtcp: rtcp)
-                    if n == 0 { break }
-                    drained += n
-                    rounds += 1
-                }
-            }
-        }
+        // Stop the workers; each drains what its sockets already hold (bounded).
+        stopFlag.store(true, ordering: .releasing)
+        joined.wait()
+        let drained = workers.map(\.drained).reduce(0, +)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         logger.info("gateway stopped", metadata: ["reason": "\(stopReason)", "drained": "\(drained)",
                                                   "seconds": "\(String(format: "%.1f", seconds))"])
@@ -373,113 +407,58 @@ public final class LiveGateway: @unchecked Sendable {
             }
             d.sendDue(now: nil)
         }
+        // Merge: each session's counters (its worker's) plus what the control thread sent.
+        for p in paths {
+            let i = p.session.index
+            var s = p.statistics
+            s.mikeySent += p.mikeySent
+            s.mikeyBytes += p.mikeyBytes
+            statistics.sessions[i] = s
+            statistics.framesIn += p.framesIn
+            statistics.framesOut += p.framesOut + p.mikeySent
+        }
         var report = LiveReport(routes: routes, statistics: statistics, rollover: flows, seconds: seconds, stopReason: stopReason)
         report.download = download?.statistics ?? []
         return report
     }
 
-    /// The keys for session path `p` at `t`, switching MTKs on the time grid; nil if the key
-    /// source has nothing (retried once a second, logged at most every 10 s). A lookup past the
-    /// MSKs in the store extends the store (`KeySource`): a store write on this thread, once
-    /// per MSK period.
-    @inline(__always)
-    private func keys(_ p: Path, at t: Int64) -> SRTPSessionKeys? {
-        if let e = p.epoch, e.covers(t) { return e.keys }
-        guard t >= p.keyRetryAfter else { return nil }
+    /// Control thread: makes sure session `p` has the epoch in force at `t` published and,
+    /// within `announceLead` of the switch, the next one too. A lookup past the MSKs in the
+    /// store extends the store (`KeySource`): a store write on this thread, once per MSK period.
+    /// On failure the previous epochs stay (the worker drops packets they do not cover as
+    /// "no_key"); retried once a second, logged at most every 10 s.
+    private func refreshEpochs(_ p: Path, at t: Int64) {
+        let published = p.epochs.load(ordering: .acquiring)
+        if let pub = published, pub.current.covers(t),
+           t + Self.nextEpochLead < pub.current.validUntil || pub.next?.validFrom == pub.current.validUntil {
+            return   // in force now, and the next one is there when it is due
+        }
+        var current = published?.epoch(at: t)
+        var next = published?.next
+        guard t >= p.keyRetryAfter else { return }
         do {
-            let e = try keySource.epoch(for: p.session, at: t)
-            let i = p.session.index
-            if let old = p.epoch {
-                statistics.sessions[i].mtkSwitches += 1
-                p.metrics.mtkSwitches.increment()
-                logger.info("MTK switch", metadata: ["session": "\(p.session.name)", "msk": "\(e.mskID)", "mtk": "\(e.mtkID.rawValue)",
-                                                     "previous_mtk": "\(old.mtkID.rawValue)"])
+            if current == nil { current = try keySource.epoch(for: p.session, at: t) }
+            guard let c = current else { return }
+            if t + Self.nextEpochLead >= c.validUntil {
+                if next?.validFrom != c.validUntil { next = try keySource.epoch(for: p.session, at: c.validUntil) }
+            } else {
+                next = nil
             }
-            p.epoch = e
-            if !statistics.sessions[i].mtksUsed.contains(e.mtkID.rawValue) { statistics.sessions[i].mtksUsed.append(e.mtkID.rawValue) }
-            p.metrics.currentMTK.record(Int(e.mtkID.rawValue))
-            return e.keys
+            p.epochs.store(PublishedEpochs(current: c, next: next), ordering: .releasing)
         } catch {
             p.keyRetryAfter = t + 1
             if t - p.lastKeyErrorLog >= 10 {
                 p.lastKeyErrorLog = t
-                logger.error("no key epoch: dropping packets", metadata: ["session": "\(p.session.name)", "error": "\(error)",
-                                                                          "fix": "mbms-gateway keys init --config \(options.configPath)"])
+                logger.error("no key epoch: packets outside the published MTKs are dropped", metadata: [
+                    "session": "\(p.session.name)", "error": "\(error)", "fix": "mbms-gateway keys init --config \(options.configPath)"])
             }
-            return nil
         }
     }
 
-    private func countDrop(_ p: Path, rtcp: Bool, _ reason: String, _ n: Int = 1) {
-        statistics.sessions[p.session.index].drops[reason, default: 0] += n
-        (rtcp ? p.metrics.rtcp : p.metrics.rtp).drop(reason, n)
-        if !p.loggedDrops.contains(reason) {
-            p.loggedDrops.insert(reason)
-            logger.warning("dropping packets (first of this reason; counted in mbms_drops_total)",
-                           metadata: ["session": "\(p.session.name)", "kind": "\(rtcp ? "rtcp" : "rtp")", "reason": "\(reason)"])
-        }
-    }
+    /// Seconds before an MTK switch from which the next epoch is published to the workers.
+    static let nextEpochLead: Int64 = 3
 
-    /// One batch from one socket: receive, protect in place, send. Returns datagrams received.
-    private func pump(_ p: Path, rtcp: Bool) -> Int {
-        let n: Int
-        do { n = try (rtcp ? p.rtcpIn : p.rtpIn).receive(into: slots, timeoutMilliseconds: 0) } catch {
-            logger.error("receive failed", metadata: ["session": "\(p.session.name)", "error": "\(error)"])
-            return 0
-        }
-        guard n > 0 else { return 0 }
-        let i = p.session.index
-        let flow = rtcp ? p.metrics.rtcp : p.metrics.rtp
-        var bytesIn = 0, out = 0, bytesOut = 0
-        for k in 0..<n { bytesIn += slots[k].length }
-        if let keys = keys(p, at: Self.unixSeconds()) {
-            let limit = rtcp ? p.maxRTCP : p.maxRTP
-            for k in 0..<n {
-                let buffer = slots[k].bytes
-                let length = slots[k].length
-                slots[k].peer = nil
-                guard length <= limit else { countDrop(p, rtcp: rtcp, "too_large"); continue }
-                do {
-                    let protected = try p.flows.protect(buffer, length: length, capacity: protectCapacity, rtcp: rtcp, keys: keys)
-                    slots[k].length = protected
-                    slots[k].peer = rtcp ? p.rtcpOut : p.rtpOut
-                    out += 1
-                    bytesOut += protected
-                } catch {
-                    countDrop(p, rtcp: rtcp, error.reason)
-                }
-            }
-            if out > 0 {
-                do { try p.egress.send(UnsafeMutableBufferPointer(rebasing: slots[0..<n])) } catch {
-                    countDrop(p, rtcp: rtcp, "send_error", out)
-                    logger.warning("send failed", metadata: ["session": "\(p.session.name)", "to": "\(rtcp ? p.rtcpOut : p.rtpOut)", "error": "\(error)"])
-                    out = 0
-                    bytesOut = 0
-                }
-            }
-        } else {
-            countDrop(p, rtcp: rtcp, "no_key", n)
-        }
-        // Statistics and metrics: once per batch.
-        statistics.framesIn += n
-        statistics.framesOut += out
-        statistics.sessions[i].packetsIn += n
-        statistics.sessions[i].bytesIn += bytesIn
-        statistics.sessions[i].packetsOut += out
-        statistics.sessions[i].bytesOut += bytesOut
-        if rtcp { statistics.sessions[i].rtcpPackets += n } else { statistics.sessions[i].rtpPackets += n }
-        flow.packetsIn.increment(by: n)
-        flow.bytesIn.increment(by: bytesIn)
-        if out > 0 {
-            flow.packetsOut.increment(by: out)
-            flow.bytesOut.increment(by: bytesOut)
-        }
-        flow.batch.record(n)
-        flow.lastBatch.record(n)
-        return n
-    }
-
-    /// Sends the MIKEY MTK messages on the air at `t` for one session to output IP:2269.
+    /// Control thread: sends the MIKEY MTK messages on the air at `t` for one session to output IP:2269.
     private func announce(_ p: Path, at t: Int64) {
         do {
             for m in try keySource.transmissions(for: p.session, at: t) {
@@ -489,12 +468,11 @@ public final class LiveGateway: @unchecked Sendable {
                     var slot = DatagramSlot(bytes: base, capacity: b.count)
                     slot.length = b.count
                     slot.peer = p.mikeyOut
-                    return try withUnsafeMutablePointer(to: &slot) { try p.egress.send(UnsafeMutableBufferPointer(start: $0, count: 1)) }
+                    return try withUnsafeMutablePointer(to: &slot) { try p.mikeySocket.send(UnsafeMutableBufferPointer(start: $0, count: 1)) }
                 }
                 guard sent == 1 else { continue }
-                statistics.sessions[p.session.index].mikeySent += 1
-                statistics.sessions[p.session.index].mikeyBytes += message.count
-                statistics.framesOut += 1
+                p.mikeySent += 1
+                p.mikeyBytes += message.count
                 p.metrics.mikeySent.increment()
                 p.metrics.mikeyBytes.increment(by: message.count)
                 logger.debug("MIKEY MTK message sent", metadata: ["session": "\(p.session.name)", "msk": "\(m.mskID)", "mtk": "\(m.mtkID)",
@@ -502,6 +480,204 @@ public final class LiveGateway: @unchecked Sendable {
             }
         } catch {
             logger.error("MIKEY MTK message not sent", metadata: ["session": "\(p.session.name)", "to": "\(p.mikeyOut)", "error": "\(error)"])
+        }
+    }
+
+    /// One packet-path thread: its sessions' sockets, its own slot pool, their flow state.
+    final class Worker: @unchecked Sendable {
+        let paths: [Path]
+        let index: Int
+        unowned let gateway: LiveGateway
+        let logger: Logger
+        let slots: UnsafeMutableBufferPointer<DatagramSlot>
+        let pool: UnsafeMutableRawPointer
+        let protectCapacity: Int
+        var drained = 0
+
+        init(paths: [Path], gateway: LiveGateway, index: Int) {
+            self.paths = paths
+            self.gateway = gateway
+            self.index = index
+            logger = gateway.logger
+            protectCapacity = gateway.protectCapacity
+            let batch = gateway.options.maxBatch
+            pool = UnsafeMutableRawPointer.allocate(byteCount: protectCapacity * batch, alignment: 64)
+            slots = .allocate(capacity: batch)
+            for k in 0..<batch {
+                slots.initializeElement(at: k, to: DatagramSlot(bytes: pool + k * protectCapacity, capacity: gateway.receiveCapacity))
+            }
+        }
+
+        deinit {
+            slots.deinitialize()
+            slots.deallocate()
+            pool.deallocate()
+        }
+
+        func run() {
+            var fds: [pollfd] = []
+            for p in paths {
+                fds.append(pollfd(fd: p.rtpIn.fd, events: Int16(POLLIN), revents: 0))
+                fds.append(pollfd(fd: p.rtcpIn.fd, events: Int16(POLLIN), revents: 0))
+            }
+            while !gateway.stopFlag.load(ordering: .relaxed) {
+                // 100 ms at most between looks at the stop flag.
+                let ready = poll(&fds, nfds_t(fds.count), 100)
+                if ready <= 0 { continue }
+                for k in 0..<fds.count where fds[k].revents != 0 {
+                    fds[k].revents = 0
+                    _ = pump(paths[k / 2], rtcp: k % 2 == 1)
+                }
+            }
+            // Drain: what the kernel already holds for us (bounded), then stop.
+            for p in paths {
+                for rtcp in [false, true] {
+                    var rounds = 0
+                    while rounds < 256 {
+                        let n = pump(p, rtcp: rtcp)
+                        if n == 0 { break }
+                        drained += n
+                        rounds += 1
+                    }
+                }
+            }
+        }
+
+        /// The keys for `p` at `t` from the published epochs (one atomic load per batch); nil
+        /// when none covers t (the control thread has not caught up, or the store failed).
+        @inline(__always)
+        private func keys(_ p: Path, at t: Int64) -> SRTPSessionKeys? {
+            guard let e = p.epochs.load(ordering: .acquiring)?.epoch(at: t) else { return nil }
+            let id = e.mtkID.rawValue
+            if p.lastMTK != id {
+                if let old = p.lastMTK {
+                    p.statistics.mtkSwitches += 1
+                    p.metrics.mtkSwitches.increment()
+                    logger.info("MTK switch", metadata: ["session": "\(p.session.name)", "msk": "\(e.mskID)", "mtk": "\(id)",
+                                                         "previous_mtk": "\(old)"])
+                }
+                p.lastMTK = id
+                if !p.statistics.mtksUsed.contains(id) { p.statistics.mtksUsed.append(id) }
+                p.metrics.currentMTK.record(Int(id))
+            }
+            return e.keys
+        }
+
+        private func countDrop(_ p: Path, rtcp: Bool, _ reason: String, _ n: Int = 1) {
+            p.statistics.drops[reason, default: 0] += n
+            (rtcp ? p.metrics.rtcp : p.metrics.rtp).drop(reason, n)
+            if !p.loggedDrops.contains(reason) {
+                p.loggedDrops.insert(reason)
+                logger.warning("dropping packets (first of this reason; counted in mbms_drops_total)",
+                               metadata: ["session": "\(p.session.name)", "kind": "\(rtcp ? "rtcp" : "rtp")", "reason": "\(reason)"])
+            }
+        }
+
+        /// One batch from one socket: receive, protect in place, send. Returns datagrams received.
+        private func pump(_ p: Path, rtcp: Bool) -> Int {
+            let n: Int
+            do { n = try (rtcp ? p.rtcpIn : p.rtpIn).receive(into: slots, timeoutMilliseconds: 0) } catch {
+                logger.error("receive failed", metadata: ["session": "\(p.session.name)", "error": "\(error)"])
+                return 0
+            }
+            guard n > 0 else { return 0 }
+            let flow = rtcp ? p.metrics.rtcp : p.metrics.rtp
+            var bytesIn = 0, out = 0, bytesOut = 0
+            for k in 0..<n { bytesIn += slots[k].length }
+            if let keys = keys(p, at: LiveGateway.unixSeconds()) {
+                let limit = rtcp ? p.maxRTCP : p.maxRTP
+                if rtcp {
+                    for k in 0..<n {
+                        let length = slots[k].length
+                        slots[k].peer = nil
+                        guard length <= limit else { countDrop(p, rtcp: true, "too_large"); continue }
+                        do {
+                            let protected = try p.flows.protect(slots[k].bytes, length: length, capacity: protectCapacity, rtcp: true, keys: keys)
+                            slots[k].length = protected
+                            slots[k].peer = p.rtcpOut
+                            out += 1
+                            bytesOut += protected
+                        } catch {
+                            countDrop(p, rtcp: true, error.reason)
+                        }
+                    }
+                } else {
+                    protectRTP(p, count: n, limit: limit, keys: keys, out: &out, bytesOut: &bytesOut)
+                }
+                if out > 0 {
+                    do { try p.egress.send(UnsafeMutableBufferPointer(rebasing: slots[0..<n])) } catch {
+                        countDrop(p, rtcp: rtcp, "send_error", out)
+                        logger.warning("send failed", metadata: ["session": "\(p.session.name)", "to": "\(rtcp ? p.rtcpOut : p.rtpOut)", "error": "\(error)"])
+                        out = 0
+                        bytesOut = 0
+                    }
+                }
+            } else {
+                countDrop(p, rtcp: rtcp, "no_key", n)
+            }
+            // Statistics and metrics: once per batch.
+            p.framesIn += n
+            p.framesOut += out
+            p.statistics.packetsIn += n
+            p.statistics.bytesIn += bytesIn
+            p.statistics.packetsOut += out
+            p.statistics.bytesOut += bytesOut
+            if rtcp { p.statistics.rtcpPackets += n } else { p.statistics.rtpPackets += n }
+            flow.packetsIn.increment(by: n)
+            flow.bytesIn.increment(by: bytesIn)
+            if out > 0 {
+                flow.packetsOut.increment(by: out)
+                flow.bytesOut.increment(by: bytesOut)
+            }
+            flow.batch.record(n)
+            flow.lastBatch.record(n)
+            return n
+        }
+
+        /// SRTP of a received batch: the packets of each SSRC together, in arrival order, through
+        /// the batch protect (byte-identical to one by one; RFC 3711 per-SSRC ROC state).
+        private func protectRTP(_ p: Path, count n: Int, limit: Int, keys: SRTPSessionKeys, out: inout Int, bytesOut: inout Int) {
+            var pending = 0   // slots with peer == nil still to protect
+            for k in 0..<n {
+                slots[k].peer = nil
+                if slots[k].length > limit { countDrop(p, rtcp: false, "too_large"); slots[k].length = -1 } else { pending += 1 }
+            }
+            var start = 0
+            while pending > 0 {
+                while start < n && (slots[start].length < 0 || slots[start].peer != nil) { start += 1 }
+                guard start < n else { break }
+                let ssrc = Self.ssrc(slots[start])
+                var m = 0
+                for k in start..<n where slots[k].length >= 0 && slots[k].peer == nil && Self.ssrc(slots[k]) == ssrc {
+                    p.srtpSlots[m] = SRTPPacketSlot(bytes: slots[k].bytes, length: slots[k].length, capacity: protectCapacity)
+                    p.srtpSlotOwner[m] = k
+                    slots[k].peer = p.rtpOut   // taken (cleared again below on failure)
+                    m += 1
+                }
+                pending -= m
+                p.flows.protectRTP(batch: UnsafeMutableBufferPointer(rebasing: p.srtpSlots[0..<m]), ssrc: ssrc, keys: keys)
+                for j in 0..<m {
+                    let k = p.srtpSlotOwner[j]
+                    if let e = p.srtpSlots[j].error {
+                        countDrop(p, rtcp: false, e.reason)
+                        slots[k].length = -1
+                    } else {
+                        slots[k].length = p.srtpSlots[j].length
+                        out += 1
+                        bytesOut += slots[k].length
+                    }
+                }
+            }
+            // Dropped slots: not sent (no peer), length back to a valid value.
+            for k in 0..<n where slots[k].length < 0 {
+                slots[k].peer = nil
+                slots[k].length = 0
+            }
+        }
+
+        @inline(__always)
+        static func ssrc(_ s: DatagramSlot) -> UInt32 {
+            s.length >= 12 ? UInt32(bigEndian: s.bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) : 0
         }
     }
 }

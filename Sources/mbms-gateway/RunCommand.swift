@@ -40,6 +40,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9100; [::1]:9100). Off by default.", valueName: "host:port"))
     var metrics: String?
 
+    @Option(name: .long, help: ArgumentHelp("Packet-path threads (default 1). Sessions are spread over them (session i on worker i mod N); one session never spans two workers, so more workers than sessions do not help. Key lookups, MIKEY and FLUTE stay on the main thread.", valueName: "N"))
+    var workers: Int = 1
+
     @Option(name: .long, help: "Stop after this many seconds (drain, summary, exit 0), e.g. for soak runs and tests.")
     var duration: Double?
 
@@ -52,6 +55,7 @@ struct RunCommand: ParsableCommand {
     var summaryJSON: String?
 
     func validate() throws {
+        guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64 (got \(workers))") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got \(logLevel))")
         }
@@ -103,7 +107,7 @@ struct RunCommand: ParsableCommand {
         let gateway: LiveGateway
         do {
             gateway = try LiveGateway(sessions: sessions, downloads: downloads, downloadOptions: flute.options, keySource: keySource,
-                                      options: LiveOptions(socket: socket, configPath: config),
+                                      options: LiveOptions(socket: socket, configPath: config, workers: workers),
                                       metrics: gatewayMetrics, logger: logger)
         } catch let e as LiveSetupError {
             throw RunFailure(e.description)
