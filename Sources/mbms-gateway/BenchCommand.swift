@@ -38,7 +38,8 @@ struct BenchCommand: ParsableCommand {
               same recvmmsg/sendmmsg loop without protection. 3 s each (--quick
               1 s). Ratio: protected / unprotected packets/s (1.0 = protection is
               free at the socket rate).
-            workers: 1 vs 2 threads protecting, each its own stream with its own
+            workers: 1 vs 2 threads batch-protecting (64 per call, as run's workers
+              do), each its own stream with its own
               SRTPSessionKeys.copy(). Ratio: 2 workers / 1 worker (2.0 = perfect
               scaling; bounded by the CPU count printed).
             mallocs (always): heap allocations per packet in the measured loops,
