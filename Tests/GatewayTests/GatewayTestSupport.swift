@@ -25,7 +25,8 @@ struct TestGateway {
         return p
     }
 
-    static let yaml = """
+    /// Everything but the sessions: key domain, store, a 10 s MTK grid.
+    static let header = """
         keyDomain: { mcc: "001", mnc: "01" }
         bmscFQDN: bmsc.example.org
         keyStore: { path: keys.sqlite }
@@ -34,6 +35,10 @@ struct TestGateway {
           mtk: { period: 10s, announceLead: 2s, repeat: 1s }
           msk: { period: 1d }
         sessions:
+        """
+
+    static let yaml = header + """
+
           - { name: video, kind: rtp, destination: 127.0.0.20:5004, keyGroup: 1, protection: { cipher: aes-128-cm, auth: rccm2, rocRate: 64 } }
           - { name: audio, kind: rtp, destination: 127.0.0.20:5006, keyGroup: 2, protection: { cipher: aes-128-cm, auth: rccm1, rocRate: 1 } }
           - { name: wrap, kind: rtp, destination: 127.0.0.20:5010, keyGroup: 3, protection: { cipher: aes-256-cm, auth: rccm2, rocRate: 16 } }

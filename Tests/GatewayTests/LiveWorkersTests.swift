@@ -25,15 +25,7 @@ final class LiveWorkersTests: XCTestCase {
         XCTAssertNotEqual(base, 0, "no free ports")
         let ports = (0..<3).map { base + 2 * UInt16($0) }
         let out = TransportAddress(.v4(0x7F00_0001), base + 4)   // output of session i: out.port + 2i + 2
-        let yaml = """
-            keyDomain: { mcc: "001", mnc: "01" }
-            bmscFQDN: bmsc.example.org
-            keyStore: { path: keys.sqlite }
-            schedule:
-              epoch: 2026-01-01T00:00:00Z
-              mtk: { period: 10s, announceLead: 2s, repeat: 1s }
-              msk: { period: 1d }
-            sessions:
+        let yaml = TestGateway.header + "\n" + """
             \(ports.enumerated().map { "  - { name: s\($0.offset), kind: rtp, destination: 127.0.0.1:\($0.element), output: \(out.address):\(out.port + 2 * UInt16($0.offset) + 2), keyGroup: \($0.offset + 1), protection: { auth: hmac-sha1-80 } }" }.joined(separator: "\n"))
             """
         let gw = try TestGateway(yaml: yaml)
