@@ -42,8 +42,9 @@ let package = Package(
         // Multi-message HMAC-SHA1 (interleaved SHA-NI lanes, scalar/OpenSSL fallback); SHA-NI code
         // is enabled per function (target attributes), so no global -m flags.
         .target(name: "CMultiHash", dependencies: ["COpenSSL"], cSettings: [.unsafeFlags(["-O3"])]),
-        // Batched AES-CM: counter blocks of many packets through one OpenSSL AES-ECB call, AVX2
-        // XOR (target attribute, CPUID dispatch).
+        // Batched AES-CM: own VAES kernel where CPUID reports VAES + AVX2, else counter blocks of
+        // many packets through one OpenSSL AES-ECB call and an AVX2 XOR (target attributes,
+        // CPUID dispatch, no global -m flags).
         .target(name: "CBatchAES", dependencies: ["COpenSSL"], cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "CryptoCore", dependencies: ["COpenSSL", "CMultiHash", "CBatchAES"]),
         .target(name: "SRTP", dependencies: ["CryptoCore"]),

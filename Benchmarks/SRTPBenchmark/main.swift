@@ -226,6 +226,7 @@ if options.json {
     print("SRTP protect, one core: AES-128-CM + HMAC-SHA1-80 + 6-octet MKI (release build, median of \(options.rounds) rounds)")
     print("CPU: \(model) [\(interesting.joined(separator: " "))]   \(OpenSSLRuntime.versionText)   \(libsrtpVersion)")
     print("multi-message HMAC-SHA1 (batch path): \(MultiHash.implementation) (MBMS_MULTIHASH=scalar|openssl|shani to force)")
+    print("batched AES-CM (batch path): \(AESCounterModeBatch.implementationName) (MBMS_BATCHAES=openssl|vaes to force)")
     print("")
     func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
     func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }

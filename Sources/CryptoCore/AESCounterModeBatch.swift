@@ -1,9 +1,11 @@
 import CBatchAES
 
 /// AES counter mode (RFC 3711 4.1.1 "AES-CM"; NIST SP 800-38A 6.5 CTR; RFC 6188 for 192/256-bit
-/// keys) for many packets per call: the counter blocks IV_i + j of all packets are encrypted
-/// together by one OpenSSL AES-ECB call per 16 KiB chunk, then XORed in (AVX2 where available).
-/// See Sources/CBatchAES/aes_cm_batch.c.
+/// keys) for many packets per call. On CPUs with VAES + AVX2 an own VAES kernel encrypts the
+/// counter blocks IV_i + j two per instruction and XORs them straight into the packets;
+/// elsewhere the counter blocks of all packets are encrypted together by one OpenSSL AES-ECB
+/// call per 16 KiB chunk, then XORed in (AVX2 where available). See
+/// Sources/CBatchAES/aes_cm_batch.c.
 ///
 /// Byte-identical to `AESCounterMode` with the same key, IV by IV. The key is scheduled once;
 /// an instance owns a fixed keystream scratch (zeroed on release) that every call mutates, so
@@ -15,7 +17,41 @@ public final class AESCounterModeBatch: @unchecked Sendable {
     private let ctx: OpaquePointer
     public let keyLength: Int
 
-    /// Which XOR loop runs (process-wide).
+    /// Which AES code produces the keystream (process-wide).
+    public enum Implementation: String, Sendable, CaseIterable {
+        /// Counter blocks through one OpenSSL AES-ECB call per chunk, then the XOR loop; any CPU.
+        case openssl
+        /// Own VAES kernel (two blocks per VAESENC, XOR straight into the packets); CPUs with
+        /// VAES, AVX2 and AES-NI. The XOR implementation does not apply to it.
+        case vaes
+
+        var code: Int32 {
+            switch self {
+            case .openssl: Int32(MBMS_BCM_AES_OPENSSL)
+            case .vaes: Int32(MBMS_BCM_AES_VAES)
+            }
+        }
+    }
+
+    /// The active AES implementation: `.vaes` when CPUID reports it, unless
+    /// `MBMS_BATCHAES=openssl` is set.
+    public static var implementation: Implementation {
+        Implementation(rawValue: implementationName) ?? .openssl
+    }
+
+    /// The active AES implementation's name ("openssl" or "vaes"), as the C side reports it.
+    public static var implementationName: String {
+        String(cString: mbms_bcm_aes_implementation_name(mbms_bcm_aes_implementation()))
+    }
+
+    public static func isAvailable(_ impl: Implementation) -> Bool { mbms_bcm_aes_available(impl.code) != 0 }
+
+    /// Test and benchmark hook: forces the AES implementation (nil: back to the
+    /// environment/CPUID choice). False, and nothing changes, when `impl` is unavailable.
+    @discardableResult
+    public static func select(implementation impl: Implementation?) -> Bool { mbms_bcm_aes_select(impl?.code ?? -1) != 0 }
+
+    /// Which XOR loop runs (process-wide; OpenSSL AES path only).
     public enum XORImplementation: String, Sendable, CaseIterable {
         /// 8 bytes per step, any CPU.
         case portable

@@ -107,7 +107,8 @@ struct BenchCommand: ParsableCommand {
         let libsrtp = libsrtpOK ? String(cString: bench_libsrtp_version())
             : "not measured: " + String(decoding: why.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) + " (or see `make bench`: srtp-bench)"
         let machine = BenchReport.Machine(cpu: model, cpuFlags: flags, cores: MachineInfo.cores, openssl: OpenSSLRuntime.versionText,
-                                          libsrtp: libsrtp, multiHash: MultiHash.implementation, mallocCounter: MallocCounter.description)
+                                          libsrtp: libsrtp, multiHash: MultiHash.implementation,
+                                          batchAES: AESCounterModeBatch.implementationName, mallocCounter: MallocCounter.description)
         let fm = FileManager.default
         // Three captures of ~0.8 KB per packet at most live at once (input, copy or output).
         let parent = BenchFilesystem.defaultParent(bytesNeeded: UInt64(3 * 800 * (packets ?? 1_000_000)))
@@ -165,7 +166,7 @@ struct BenchCommand: ParsableCommand {
         let m = r.machine
         lines.append("mbms-gateway bench\(r.quick ? " --quick (small samples: not for quoting)" : "")")
         lines.append("CPU: \(m.cpu) [\(m.cpuFlags.joined(separator: " "))], \(m.cores) core(s)")
-        lines.append("\(m.openssl); libsrtp2: \(m.libsrtp); multi-hash: \(m.multiHash)")
+        lines.append("\(m.openssl); libsrtp2: \(m.libsrtp); multi-hash: \(m.multiHash); batch AES-CM: \(m.batchAES)")
         lines.append("mallocs: \(m.mallocCounter)")
         for c in r.cases {
             lines.append("")

@@ -11,6 +11,8 @@ struct BenchReport: Codable {
         /// Debian libsrtp2 loaded at run time, or why not.
         var libsrtp: String
         var multiHash: String
+        /// The batched AES-CM keystream code ("vaes" or "openssl"; MBMS_BATCHAES forces it).
+        var batchAES: String
         /// How allocations are counted ("interposed malloc (glibc)" or why not).
         var mallocCounter: String
     }

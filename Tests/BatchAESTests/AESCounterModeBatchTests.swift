@@ -2,16 +2,35 @@ import CryptoCore
 import TestSupport
 import XCTest
 
-/// `AESCounterModeBatch` (counter blocks of many packets through one AES-ECB call, RFC 3711
-/// 4.1.1 / NIST SP 800-38A 6.5) against OpenSSL's own CTR mode (`AESCounterMode`), packet by
-/// packet: every length 0...2048, random batches of 1...64 packets at unaligned addresses, key
-/// sizes 16/24/32, IVs whose counter carries across the 16-, 32- and 64-bit boundaries and wraps
-/// mod 2^128, batches larger than one ECB chunk (packets straddling chunks), every XOR
-/// implementation this CPU can run; and RFC 3711 B.2 through the batch API.
+/// `AESCounterModeBatch` (counter blocks of many packets through one AES-ECB call, or the VAES
+/// kernel; RFC 3711 4.1.1 / NIST SP 800-38A 6.5) against OpenSSL's own CTR mode
+/// (`AESCounterMode`), packet by packet: every length 0...2048, random batches of 1...64 packets
+/// at unaligned addresses, key sizes 16/24/32, IVs whose counter carries across the 16-, 32- and
+/// 64-bit boundaries and wraps mod 2^128, batches larger than one ECB chunk (packets straddling
+/// chunks), every AES x XOR implementation pair this CPU can run; and RFC 3711 B.2 through the
+/// batch API. Expected values always come from OpenSSL's CTR, never from the code under test.
 final class AESCounterModeBatchTests: XCTestCase {
     override func tearDown() {
         AESCounterModeBatch.select(nil)
+        AESCounterModeBatch.select(implementation: nil)
         super.tearDown()
+    }
+
+    /// Runs `body` once per (AES, XOR) implementation pair this CPU can run, with that pair
+    /// selected. The XOR loop only matters on the OpenSSL path; the pairs are kept anyway so
+    /// that the VAES path is also shown not to depend on it.
+    private func forEachImplementation(_ body: (String) throws -> Void) rethrows {
+        var ran = 0
+        for aes in AESCounterModeBatch.Implementation.allCases where AESCounterModeBatch.isAvailable(aes) {
+            for xor in AESCounterModeBatch.XORImplementation.allCases where AESCounterModeBatch.isAvailable(xor) {
+                XCTAssertTrue(AESCounterModeBatch.select(implementation: aes))
+                XCTAssertTrue(AESCounterModeBatch.select(xor))
+                XCTAssertEqual(AESCounterModeBatch.implementation, aes)
+                try body("\(aes)/\(xor)")
+                ran += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(ran, 1)   // OpenSSL with the portable XOR runs everywhere
     }
 
     private func hex(_ s: String) -> [UInt8] {
@@ -32,8 +51,7 @@ final class AESCounterModeBatchTests: XCTestCase {
         let ivFEFF = hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF")
         let first = hex("E03EAD0935C95E80E166B16DD92B4EB4" + "D23513162B02D0F72A43A2FE4A5F97AB" + "41E95B3BB0A2E8DD477901E4FCA894C0")
         let last = hex("EC8CDF7398607CB0F2D21675EA9EA1E4" + "362B7C3C6773516318A077D7FC5073AE" + "6A2CC3787889374FBEB4C81B17BA6C44")
-        for impl in AESCounterModeBatch.XORImplementation.allCases where AESCounterModeBatch.isAvailable(impl) {
-            XCTAssertTrue(AESCounterModeBatch.select(impl))
+        try forEachImplementation { impl in
             let out = try batch.apply(ivs: [iv0, ivFEFF], to: [[UInt8](repeating: 0, count: 48), [UInt8](repeating: 0, count: 48)])
             XCTAssertEqual(out, [first, last], "\(impl)")
             // One packet of 65282 blocks (over 60 ECB chunks): blocks 0...2 and 65279...65281.
@@ -66,8 +84,7 @@ final class AESCounterModeBatchTests: XCTestCase {
             let key = rng.bytes(keyLength)
             let reference = try AESCounterMode(key: key)
             let batch = try AESCounterModeBatch(key: key)
-            for impl in AESCounterModeBatch.XORImplementation.allCases where AESCounterModeBatch.isAvailable(impl) {
-                XCTAssertTrue(AESCounterModeBatch.select(impl))
+            try forEachImplementation { impl in
                 // Every length 0...2048 once per key size and implementation, shuffled into random batches.
                 var lengths = Array(0...2048)
                 lengths.shuffle(using: &rng)
@@ -127,12 +144,85 @@ final class AESCounterModeBatchTests: XCTestCase {
         let reference = try AESCounterMode(key: key)
         let batch = try AESCounterModeBatch(key: key)
         let chunkBytes = 16 * AESCounterModeBatch.chunkBlocks
-        for trial in 0..<6 {
-            var lengths = (0..<64).map { _ in Int(rng.next() % 2049) }
-            if trial == 0 { lengths = [chunkBytes - 1, 17, chunkBytes + 1, 3 * chunkBytes + 5] }
-            if trial == 1 { lengths = [chunkBytes, chunkBytes, 0, 16] }
-            _ = try compareBatch(lengths, reference: reference, batch: batch, rng: &rng, label: "trial \(trial)")
+        try forEachImplementation { impl in
+            for trial in 0..<6 {
+                var lengths = (0..<64).map { _ in Int(rng.next() % 2049) }
+                if trial == 0 { lengths = [chunkBytes - 1, 17, chunkBytes + 1, 3 * chunkBytes + 5] }
+                if trial == 1 { lengths = [chunkBytes, chunkBytes, 0, 16] }
+                _ = try compareBatch(lengths, reference: reference, batch: batch, rng: &rng, label: "\(impl) trial \(trial)")
+            }
         }
+    }
+
+    /// Counters that carry across the 16-, 32-, 64-bit and 128-bit (wrap) boundaries at every
+    /// block position of a packet: the VAES kernel builds counters 16 blocks at a time with
+    /// 64-bit adds and switches to the block-by-block carry path near a low-word wrap, so the
+    /// boundary is put at each of blocks 0...47 of 760-byte packets (3 groups of 16 and a
+    /// partial tail), for every key size (FIPS 197 key expansion for 128/192/256).
+    func testCounterCarriesAtEveryBlockPosition() throws {
+        var rng = SplitMix64(seed: 0xAE5C_0004)
+        for keyLength in [16, 24, 32] {
+            let key = rng.bytes(keyLength)
+            let reference = try AESCounterMode(key: key)
+            let batch = try AESCounterModeBatch(key: key)
+            try forEachImplementation { impl in
+                for boundaryBytes in [2, 4, 8, 16] {   // carry out of the low 16, 32, 64 bits; 16: wraps mod 2^128
+                    var ivs: [[UInt8]] = []
+                    for back in 0..<48 {
+                        var iv = rng.bytes(16)
+                        for k in (16 - boundaryBytes)..<16 { iv[k] = 0xFF }
+                        iv[15] = 0xFF &- UInt8(back)   // block `back + 1` is the first after the carry
+                        ivs.append(iv)
+                    }
+                    let messages = ivs.map { _ in rng.bytes(760) }
+                    let mine = try batch.apply(ivs: ivs, to: messages)
+                    for (i, iv) in ivs.enumerated() {
+                        var theirs = messages[i]
+                        let ok = iv.withUnsafeBytes { v in
+                            theirs.withUnsafeMutableBytes { m in
+                                guard let vb = v.baseAddress, let mb = m.baseAddress else { return false }
+                                return reference.xorKeystream(iv: vb, data: mb, count: m.count)
+                            }
+                        }
+                        XCTAssertTrue(ok)
+                        XCTAssertEqual(mine[i], theirs, "key \(keyLength) \(impl) boundary \(8 * boundaryBytes) bits, carry after block \(i)")
+                    }
+                }
+            }
+        }
+    }
+
+    /// The select hook (what MBMS_BATCHAES does at start-up) really switches the AES code: the
+    /// reported name follows it, an unavailable implementation is refused without changing
+    /// anything, and nil returns to the environment/CPUID choice.
+    func testSelectSwitchesAESImplementation() throws {
+        XCTAssertTrue(AESCounterModeBatch.isAvailable(.openssl))
+        XCTAssertTrue(AESCounterModeBatch.select(implementation: .openssl))
+        XCTAssertEqual(AESCounterModeBatch.implementation, .openssl)
+        XCTAssertEqual(AESCounterModeBatch.implementationName, "openssl")
+        if AESCounterModeBatch.isAvailable(.vaes) {
+            XCTAssertTrue(AESCounterModeBatch.select(implementation: .vaes))
+            XCTAssertEqual(AESCounterModeBatch.implementation, .vaes)
+            XCTAssertEqual(AESCounterModeBatch.implementationName, "vaes")
+        } else {
+            XCTAssertFalse(AESCounterModeBatch.select(implementation: .vaes))
+            XCTAssertEqual(AESCounterModeBatch.implementationName, "openssl")
+        }
+        XCTAssertTrue(AESCounterModeBatch.select(implementation: nil))
+        let expected: AESCounterModeBatch.Implementation
+        switch ProcessInfo.processInfo.environment["MBMS_BATCHAES"] {
+        case "openssl": expected = .openssl
+        default: expected = AESCounterModeBatch.isAvailable(.vaes) ? .vaes : .openssl
+        }
+        XCTAssertEqual(AESCounterModeBatch.implementation, expected)
+        // Both paths give the same bytes for a context keyed before the switch.
+        var rng = SplitMix64(seed: 0xAE5C_0005)
+        let batch = try AESCounterModeBatch(key: rng.bytes(24))
+        let ivs = (0..<7).map { _ in rng.bytes(16) }
+        let messages = (0..<7).map { _ in rng.bytes(Int(rng.next() % 1500)) }
+        var outputs: [[[UInt8]]] = []
+        try forEachImplementation { _ in outputs.append(try batch.apply(ivs: ivs, to: messages)) }
+        for o in outputs { XCTAssertEqual(o, outputs[0]) }
     }
 
     func testCopyIsIndependentAndEqual() throws {
@@ -142,9 +232,13 @@ final class AESCounterModeBatchTests: XCTestCase {
         let b = try a.copy()
         let ivs = (0..<5).map { _ in rng.bytes(16) }
         let messages = (0..<5).map { _ in rng.bytes(Int(rng.next() % 500)) }
-        let x = try a.apply(ivs: ivs, to: messages)
-        XCTAssertEqual(try b.apply(ivs: ivs, to: messages), x)
-        XCTAssertEqual(try a.apply(ivs: ivs, to: x), messages)   // CTR is an involution
+        let reference = try AESCounterMode(key: key)
+        try forEachImplementation { impl in
+            let x = try a.apply(ivs: ivs, to: messages)
+            XCTAssertEqual(try b.apply(ivs: ivs, to: messages), x, impl)   // the copy has the round keys too
+            XCTAssertEqual(try a.apply(ivs: ivs, to: x), messages, impl)   // CTR is an involution
+            for i in 0..<5 { XCTAssertEqual(x[i], try reference.apply(iv: ivs[i], to: messages[i]), impl) }
+        }
         XCTAssertEqual(b.keyLength, 32)
     }
 

@@ -39,7 +39,7 @@ final class BenchCommandTests: XCTestCase {
         XCTAssertEqual(root["quick"] as? Bool, true)
 
         let machine = try XCTUnwrap(root["machine"] as? [String: Any])
-        for key in ["cpu", "openssl", "libsrtp", "multiHash", "mallocCounter"] {
+        for key in ["cpu", "openssl", "libsrtp", "multiHash", "batchAES", "mallocCounter"] {
             XCTAssertFalse((machine[key] as? String ?? "").isEmpty, "machine.\(key) missing")
         }
         XCTAssertGreaterThan(machine["cores"] as? Int ?? 0, 0)

@@ -11,11 +11,13 @@ final class SRTPBatchProtectTests: XCTestCase {
     override func tearDown() {
         MultiHash.select(nil)
         AESCounterModeBatch.select(nil)
+        AESCounterModeBatch.select(implementation: nil)
         super.tearDown()
     }
 
     /// The batched AES-CM path (one keystream call per group of 16, `AESCounterModeBatch`) for
-    /// every key size, the NULL cipher, both XOR implementations, batches of up to 100 packets
+    /// every key size, the NULL cipher, both AES implementations (OpenSSL ECB with both XOR
+    /// loops, VAES) where this CPU has them, batches of up to 100 packets
     /// (several groups, packets of 0...2047 payload bytes) and keys given to another thread by copy().
     func testBatchedCipherEqualsSinglePacketForAllKeySizesAndXORs() throws {
         let policies: [SRTPPolicy] = [
@@ -27,7 +29,14 @@ final class SRTPBatchProtectTests: XCTestCase {
         ]
         var rng = SplitMix64(seed: 0xBA7C_0002)
         var packetsCompared = 0
-        for impl in AESCounterModeBatch.XORImplementation.allCases where AESCounterModeBatch.isAvailable(impl) {
+        var pairs: [(AESCounterModeBatch.Implementation, AESCounterModeBatch.XORImplementation)] = []
+        for aes in AESCounterModeBatch.Implementation.allCases where AESCounterModeBatch.isAvailable(aes) {
+            for xor in AESCounterModeBatch.XORImplementation.allCases where AESCounterModeBatch.isAvailable(xor) {
+                pairs.append((aes, xor))
+            }
+        }
+        for (aes, impl) in pairs {
+            XCTAssertTrue(AESCounterModeBatch.select(implementation: aes))
             XCTAssertTrue(AESCounterModeBatch.select(impl))
             for policy in policies {
                 let protector = try SRTPProtector(policy: policy)
@@ -40,7 +49,7 @@ final class SRTPBatchProtectTests: XCTestCase {
                         let firstSeq = UInt16(truncatingIfNeeded: rng.next())
                         packetsCompared += try compare(protector: protector, keys: keys, count: count, firstSeq: firstSeq,
                                                        initialROC: UInt32(truncatingIfNeeded: rng.next() % 5), rng: &rng,
-                                                       label: "\(impl) \(policy.cipher) keys \(k) trial \(trial)", maxPayload: 2048)
+                                                       label: "\(aes)/\(impl) \(policy.cipher) keys \(k) trial \(trial)", maxPayload: 2048)
                     }
                 }
             }
