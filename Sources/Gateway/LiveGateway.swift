@@ -59,6 +59,9 @@ public struct LiveOptions: Sendable {
     /// Packet-path threads. Sessions are sharded over them (session i on worker i mod N), so
     /// each flow's state has one owner; more workers than sessions leave the extra ones out.
     public var workers: Int
+    /// Called on each worker thread as it starts (`starting` true) and as it ends, e.g. to read
+    /// per-thread counters around the packet path (the benchmark's allocation count).
+    public var workerThreadHook: (@Sendable (_ worker: Int, _ starting: Bool) -> Void)?
 
     public init(socket: UDPSocketOptions = UDPSocketOptions(), maxBatch: Int = 64, configPath: String = "F", workers: Int = 1) {
         self.socket = socket
@@ -515,6 +518,8 @@ public final class LiveGateway: @unchecked Sendable {
         }
 
         func run() {
+            gateway.options.workerThreadHook?(index, true)
+            defer { gateway.options.workerThreadHook?(index, false) }
             var fds: [pollfd] = []
             for p in paths {
                 fds.append(pollfd(fd: p.rtpIn.fd, events: Int16(POLLIN), revents: 0))

@@ -142,7 +142,7 @@ struct BenchCommand: ParsableCommand {
             progress("live: LiveGateway and the copy loop on 127.0.0.1, \(seconds) s each")
             let c = try LiveBench.run(seconds: seconds, directory: try sub("live"))
             out.append(c)
-            for r in c.rows where r.mallocsPerPacket != nil { mallocs.rows.append(Self.mallocRow("live (relay thread)", r)) }
+            for r in c.rows where r.mallocsPerPacket != nil { mallocs.rows.append(Self.mallocRow("live (packet thread)", r)) }
         }
         if cases.contains("workers") {
             progress("workers: 1 and 2 threads")

@@ -301,12 +301,25 @@ enum LiveBench {
             """, at: Date())
         var logger = Logger(label: "mbms-gateway.bench")
         logger.logLevel = .error
-        let gateway = try LiveGateway(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager),
-                                      options: LiveOptions(configPath: (directory as NSString).appendingPathComponent("gateway.yaml")),
-                                      logger: logger)
+        // Allocations on the worker thread (the packet path), from its first to its last loop.
+        final class WorkerMallocs: @unchecked Sendable {
+            let lock = NSLock()
+            var start: UInt64?, total: UInt64 = 0, seen = false
+        }
+        let counted = WorkerMallocs()
+        var options = LiveOptions(configPath: (directory as NSString).appendingPathComponent("gateway.yaml"))
+        options.workerThreadHook = { _, starting in
+            guard let now = MallocCounter.thread else { return }
+            counted.lock.lock()
+            if starting { counted.start = now } else if let s = counted.start { counted.total += now - s; counted.seen = true }
+            counted.lock.unlock()
+        }
+        let gateway = try LiveGateway(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options, logger: logger)
         var report: LiveReport? = nil
-        let on = try measure(name: "LiveGateway (protect, 1 session)", seconds: seconds, target: TransportAddress(.v4(0x7F00_0001), port),
+        var on = try measure(name: "LiveGateway (protect, 1 session)", seconds: seconds, target: TransportAddress(.v4(0x7F00_0001), port),
                              receiver: receiver) { report = gateway.run(duration: seconds) }
+        let controlMallocs = on.mallocs
+        on.row.mallocsPerPacket = counted.seen ? Double(counted.total) / Double(max(1, on.row.packets)) : nil
 
         // 2. The same loop without protection: recvmmsg, set the peer, sendmmsg.
         let receiver2 = try Receiver()
@@ -332,6 +345,7 @@ enum LiveBench {
         c.ratios.append(.init(name: "protected / unprotected", value: on.row.packetsPerSecond / max(1e-9, off.row.packetsPerSecond),
                               meaning: "LiveGateway's relayed packets/s over the bare copy loop's (1.0 = protection is free at the socket rate)"))
         let protectedOut = report?.statistics.framesOut ?? 0
+        c.notes.append("Allocations: LiveGateway's row counts its worker thread (the packet path: receive, protect, send); its control thread (key epochs, MIKEY every second, the deadline) made \(controlMallocs.map(String.init) ?? "n/a") meanwhile. The copy loop runs on the measuring thread.")
         c.notes.append("Each relayed packet crosses loopback twice (sender -> relay -> receiver), so both loops are bound by the kernel's UDP path when its cost per packet dwarfs protect's (compare ns/packet here with the crypto case).")
         c.notes.append("127.0.0.1, one session, payload 160-1200 B, \(seconds) s each; a sender thread (sendmmsg, 64 per call, at most 2048 in flight) and a receiver thread (recvmmsg) share the \(MachineInfo.cores) CPU(s) with the relay. Sent: \(on.sent) / \(off.sent); LiveGateway sent \(protectedOut) (incl. MIKEY).")
         return c
