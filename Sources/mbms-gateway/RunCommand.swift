@@ -16,13 +16,14 @@ struct RunCommand: ParsableCommand {
 
             `output` defaults to the destination itself for a multicast destination (sent with multicast loop off, out of --interface); a unicast destination needs an `output`.
 
-            One thread carries all sessions (poll over every socket, recvmmsg/sendmmsg batches of up to 64, protection in place). SIGINT or SIGTERM drains what the sockets already hold, prints a summary and exits 0 (a second signal exits at once). Logs (key=value metadata, never key bytes) go to stderr. With --metrics, Prometheus metrics are served at http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*, mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total, mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
+            --workers N packet threads (default 1) carry the sessions, session i on worker i mod N: each polls its sessions' sockets and moves recvmmsg/sendmmsg batches of up to 64, protected in place (SRTP per SSRC through the batch protect). The main thread publishes key epochs to the workers, sends MIKEY and runs the FLUTE channels; only it touches the key store. A session never spans two workers, so use at most as many workers as sessions (and cores). SIGINT or SIGTERM drains what the sockets already hold, prints a summary and exits 0 (a second signal exits at once). Logs (key=value metadata, never key bytes) go to stderr. With --metrics, Prometheus metrics are served at http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*, mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total, mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
 
             The key store must exist (`mbms-gateway keys init --config F`); MSKs are added to it as time moves past the ones it holds.
 
             Example:
               mbms-gateway keys init --config gateway.yaml --create-kek
               mbms-gateway run --config gateway.yaml --interface eth1 --multicast-ttl 16 --metrics 127.0.0.1:9100
+              mbms-gateway run --config gateway.yaml --workers 4
             """)
 
     @Option(name: .long, help: "Gateway configuration (YAML).")
