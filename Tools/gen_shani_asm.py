@@ -27,6 +27,14 @@ Per round group g (FIPS 180-4 6.1.2 steps 1-3, four rounds t = 4g...4g+3):
     roles (X, Y, Z) -> (Y, Z, X)
 After group 19: H4 += E (SHA1NEXTE of the saved ABCD into the saved E), ABCD += saved ABCD
 (FIPS 180-4 6.1.2 step 4).
+
+mh_shani_hmac_x1..x4 (hmac_kernel below) run a whole HMAC-SHA1 (RFC 2104) per lane for
+lanes of equal inner block count: the inner blocks through a table of block pointers (the
+caller assembles the blocks that cannot be read in place), then the outer block from
+registers: W0..W3 = the inner ABCD register as it stands (A in the top dword, where a
+byte-reversed quad holds W0), W4 = inner H4, W5 = 0x80000000, W15 = 84 * 8 (FIPS 180-4
+5.1.1). Measured on the Zen 3 box: 13.7 ns per block for 4 lanes x 21 blocks, the same as
+the plain multi-block kernel.
 """
 
 def emit_block(e, W, A, roles, ring, load, e_start, abcd_save, e_out):
