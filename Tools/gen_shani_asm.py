@@ -129,24 +129,30 @@ def hmac_kernel(W):
     R = [[f"%%xmm{4 + 3 * l + i}" for i in range(3)] for l in range(W)]
     # st layout (bytes): ABCD[4] @0, E [4] @64, ABCD at block start [4] @128, message ring
     # [lane][4 quads] @192, outer ABCD @192+64W, outer E @208+64W (the same for all lanes).
-    OA = f"{192 + 64 * W}(%[st])"
-    OE = f"{208 + 64 * W}(%[st])"
-    def ring(l, g): return f"{192 + 64 * l + 16 * (g % 4)}(%[st])"
+    # Two base registers, sa = st + 128 and sb = st + 384, so that every displacement fits
+    # in one signed byte: the code is ~20 % shorter, and its speed stopped depending on
+    # where the linker and the compiler's frame layout put it (measured: with 4-byte
+    # displacements the same bytes ran 176-byte HMACs in 76 or 104 ns depending on code
+    # placement and -fno-omit-frame-pointer, which SwiftPM release builds use).
+    def m(off): return f"{off - 128}(%[sa])" if off < 256 else f"{off - 384}(%[sb])"
+    OA = m(192 + 64 * W)
+    OE = m(208 + 64 * W)
+    def ring(l, g): return m(192 + 64 * l + 16 * (g % 4))
     out = []
     e = out.append
     for l in range(W):
-        e(f"movdqa {16 * l}(%[st]), {A[l]}")
+        e(f"movdqa {m(16 * l)}, {A[l]}")
     e("1:")
     for l in range(W):
         e(f"mov {8 * l}(%[tab]), %[p{l}]")
     for l in range(W):
-        e(f"movdqa {A[l]}, {128 + 16 * l}(%[st])")
+        e(f"movdqa {A[l]}, {m(128 + 16 * l)}")
     roles = [[R[l][0], R[l][1], R[l][2]] for l in range(W)]
     def load(l, g, Z):
         e(f"movdqu {16 * g}(%[p{l}]), {Z}")
         e(f"pshufb (%[mask]), {Z}")
-    emit_block(e, W, A, roles, ring, load, lambda l: f"{64 + 16 * l}(%[st])",
-               lambda l: f"{128 + 16 * l}(%[st])", lambda l: f"{64 + 16 * l}(%[st])")
+    emit_block(e, W, A, roles, ring, load, lambda l: m(64 + 16 * l),
+               lambda l: m(128 + 16 * l), lambda l: m(64 + 16 * l))
     e(f"add ${8 * W}, %[tab]")
     e("dec %[n]")
     e("jnz 1b")
@@ -159,16 +165,16 @@ def hmac_kernel(W):
             e(f"movdqa {A[l]}, {Z}")
             e(f"movdqa {OA}, {A[l]}")
         elif g == 1:
-            e(f"movdqa {64 + 16 * l}(%[st]), {Z}")
+            e(f"movdqa {m(64 + 16 * l)}, {Z}")
             e(f"por 16(%[mask]), {Z}")
         elif g == 2:
             e(f"pxor {Z}, {Z}")
         else:
             e(f"movdqa 32(%[mask]), {Z}")
     emit_block(e, W, A, roles, ring, outer_load, lambda l: OE, lambda l: OA,
-               lambda l: f"{64 + 16 * l}(%[st])")
+               lambda l: m(64 + 16 * l))
     for l in range(W):
-        e(f"movdqa {A[l]}, {16 * l}(%[st])")
+        e(f"movdqa {A[l]}, {m(16 * l)}")
     body = "\n".join('        "' + s + '\\n\\t"' for s in out)
     ptrs = ", ".join(f'[p{l}] "=&r" (p{l})' for l in range(W))
     regs = ", ".join(f'"xmm{i}"' for i in range(4 + 3 * W) if i < W or i >= 4)
@@ -178,7 +184,7 @@ def hmac_kernel(W):
 /// then the outer block; out[l] receives lane l's 20-byte digest.
 static __attribute__((noinline)) MH_TARGET
 void mh_shani_hmac_x{W}(const mbms_mh_key *k, const uint8_t *const *tab, size_t nblk, uint8_t *const out[]) {{
-    __attribute__((aligned(16))) uint8_t st[224 + 64 * {W}];
+    __attribute__((aligned(16))) uint8_t st[512];
     __m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)k->inner), 0x1B);
     __m128i e0 = _mm_set_epi32((int)k->inner[4], 0, 0, 0);
     for (int l = 0; l < {W}; l++) {{
@@ -192,7 +198,7 @@ void mh_shani_hmac_x{W}(const mbms_mh_key *k, const uint8_t *const *tab, size_t 
     __asm__ volatile(
 {body}
         : {ptrs}, [tab] "+r" (tab), [n] "+r" (n)
-        : [st] "r" (st), [mask] "r" (mh_asm_bswap_mask)
+        : [sa] "r" (st + 128), [sb] "r" (st + 384), [mask] "r" (mh_asm_bswap_mask)
         : "memory", "cc", {regs});
     for (int l = 0; l < {W}; l++) {{
         // Digest = H0..H4 big-endian (FIPS 180-4 6.1.2): the ABCD register byte-reversed is H0..H3.

@@ -36,11 +36,18 @@
 //   355 ns (-12 %), 704 B -7 %, 4096 B 960 ns (-20 %), 176 B unchanged (never used:
 //   stretches of fewer than MH_ASM_MIN_BLOCKS blocks lost time to the kernel's entry/exit).
 //   Whole-HMAC kernel for equal block counts (same box and method, 32 messages in two calls
-//   of 16, min of 15 interleaved runs, ns per HMAC before -> after): 1216 B 362 -> 330 (-9 %),
-//   704 B 252 -> 220 (-12 %), 176 B 99 -> 74 (-25 %); lengths mixed 176...1276 B (scheduler
-//   path) 305 -> 298 (noise). The kernel alone runs 13.7 ns per block (21 blocks, 4 lanes);
-//   building the block table costs ~16 ns per lane (a first version that went through
-//   mbms_mh_lane_block_into for every block cost ~60 ns and gained nothing at 1216 B).
+//   of 16 at a 2048-byte stride as in the product's packet buffers, min of 9-15 interleaved
+//   runs, ns per HMAC before -> after, built with -O3 and with -O3 -fno-omit-frame-pointer
+//   as SwiftPM's release build does): 1216 B 367/364 -> 321/322 (-12 %), 704 B 254/248 ->
+//   203/209 (-17 %), 176 B 99/97 -> 75/78 (-22 %); lengths mixed 176...1276 B (scheduler
+//   path, unchanged) 301/293 -> 296/293. The kernel alone runs 13.7 ns per block (21 blocks,
+//   4 lanes); building the block table costs ~16 ns per lane (a first version that went
+//   through mbms_mh_lane_block_into for every block cost ~60 ns and gained nothing at
+//   1216 B). A first kernel with 4-byte displacements off one base register ran 176 B in
+//   76 or 104 ns depending only on code placement (-fno-omit-frame-pointer, or padding in
+//   front of the loop, moved it), so the release build lost 3 % at 160-byte payloads; two
+//   base registers (all displacements one byte, the code ~20 % shorter) made it 75-78
+//   either way.
 //   Not pursued (measured, slower): SHA-1 in VEX-128 vector lanes (4 messages per XMM,
 //   FIPS 180-4 6.1.2 with shift/shift/or rotates) interleaved with 2-8 SHA-NI lanes, or a
 //   scalar GPR lane interleaved the same way. Vector kernel alone ~41 ns per block; hybrids
