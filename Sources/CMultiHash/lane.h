@@ -48,12 +48,11 @@ static inline void mbms_mh_lane_init(mbms_mh_lane *l, const mbms_mh_key *k,
 
 /// Block `j` of the padded message (prefix_bytes already hashed, e.g. the 64-byte ipad
 /// block) a || b: a pointer into a or b when the block lies entirely inside one part,
-/// else assembled in l->scratch.
-static inline const uint8_t *mbms_mh_lane_block(mbms_mh_lane *l, size_t j, uint64_t prefix_bytes) {
+/// else assembled in the 64 bytes at s (and s returned).
+static inline const uint8_t *mbms_mh_lane_block_into(const mbms_mh_lane *l, size_t j, uint64_t prefix_bytes, uint8_t *s) {
     size_t off = 64 * j;
     if (off + 64 <= l->a_len) return l->a + off;
     if (off >= l->a_len && off + 64 <= l->total) return l->b + (off - l->a_len);
-    uint8_t *s = l->scratch;
     size_t k = 0;
     if (off < l->a_len) {
         k = l->a_len - off;               // < 64 here
@@ -77,6 +76,11 @@ static inline const uint8_t *mbms_mh_lane_block(mbms_mh_lane *l, size_t j, uint6
         mbms_mh_store_be32(s + 60, (uint32_t)bits);
     }
     return s;
+}
+
+/// mbms_mh_lane_block_into with l->scratch.
+static inline const uint8_t *mbms_mh_lane_block(mbms_mh_lane *l, size_t j, uint64_t prefix_bytes) {
+    return mbms_mh_lane_block_into(l, j, prefix_bytes, l->scratch);
 }
 
 /// After the last inner block: the outer message is K^opad || inner digest (RFC 2104), so

@@ -7,8 +7,12 @@ import XCTest
 /// over FIPS 180-4 SHA-1) against OpenSSL's HMAC-SHA1 (`HMACSHA1`, the one-lane path the
 /// product used before), for every implementation this CPU can run: SHA-NI interleaved lanes,
 /// the portable scalar fallback and the OpenSSL fallback. The SHA-NI path has two kernels (one
-/// block per step, and the multi-block kernel for stretches of >= 9 in-place blocks, 1-4 lanes);
-/// the mixed-length tests reach both (checked by breaking each multi-block width on purpose).
+/// block per step, and the multi-block kernel for stretches of >= 9 in-place blocks, 1-4 lanes)
+/// plus the whole-HMAC kernel (1-4 lanes) taken when every lane of a call has the same block
+/// count; the mixed-length tests reach the first two and the RFC 2202 lane-count test and the
+/// random tests reach every width of the third (checked by corrupting each width's output on
+/// purpose: every width made testRFC2202KnownAnswersThroughEveryLaneCount and
+/// testRandomMixedLanesSHANI fail).
 ///
 /// Case counts (per run; a "case" is one message compared byte for byte):
 ///  - testEveryTotalLength…: 0…4096 total bytes × 4 splits (b = 0, 4, random, a = 0) per
