@@ -152,12 +152,9 @@ public final class LiveGateway: @unchecked Sendable {
         var lastKeyErrorLog: Int64 = .min
         /// After a failed key lookup, no new attempt (a store access) before this second.
         var keyRetryAfter: Int64 = .min
-        /// SRTP slots of one SSRC run (batch protect), owned by the worker.
-        let srtpSlots: UnsafeMutableBufferPointer<SRTPPacketSlot>
-        let srtpSlotOwner: UnsafeMutableBufferPointer<Int>
 
         init(session: StreamingSession, flows: SessionFlows, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, egress: UDPBatchSocket,
-             mikeySocket: UDPBatchSocket, rtpOut: TransportAddress, rtcpOut: TransportAddress, metrics: GatewayMetrics.Session, maxBatch: Int) {
+             mikeySocket: UDPBatchSocket, rtpOut: TransportAddress, rtcpOut: TransportAddress, metrics: GatewayMetrics.Session) {
             self.session = session
             self.flows = flows
             self.rtpIn = rtpIn
@@ -165,19 +162,12 @@ public final class LiveGateway: @unchecked Sendable {
             self.egress = egress
             self.mikeySocket = mikeySocket
             statistics = SessionStatistics(name: session.name)
-            srtpSlots = .allocate(capacity: maxBatch)
-            srtpSlotOwner = .allocate(capacity: maxBatch)
             self.rtpOut = rtpOut
             self.rtcpOut = rtcpOut
             mikeyOut = TransportAddress(rtpOut.address, StreamingSession.mikeyPort)
             maxRTP = LiveGateway.maximumUDPPayload - session.policy.maximumSRTPOverhead
             maxRTCP = LiveGateway.maximumUDPPayload - session.policy.srtcpOverhead
             self.metrics = metrics
-        }
-
-        deinit {
-            srtpSlots.deallocate()
-            srtpSlotOwner.deallocate()
         }
     }
 
@@ -277,7 +267,7 @@ public final class LiveGateway: @unchecked Sendable {
             }
             let p = Path(session: s, flows: try SessionFlows(policy: s.policy), rtpIn: rtpIn, rtcpIn: rtcpIn, egress: egress,
                          mikeySocket: mikeySocket, rtpOut: plan.out, rtcpOut: plan.rtcpOut,
-                         metrics: GatewayMetrics.Session(metrics, session: s.name), maxBatch: options.maxBatch)
+                         metrics: GatewayMetrics.Session(metrics, session: s.name))
             p.epochs.store(PublishedEpochs(current: epochs[i], next: nil), ordering: .releasing)
             p.metrics.currentMTK.record(Int(epochs[i].mtkID.rawValue))
             paths.append(p)
@@ -496,6 +486,11 @@ public final class LiveGateway: @unchecked Sendable {
         let pool: UnsafeMutableRawPointer
         let protectCapacity: Int
         var drained = 0
+        /// SRTP view of a received batch (and which datagram slot each is), and the grouping scratch.
+        let rtp: UnsafeMutableBufferPointer<SRTPPacketSlot>
+        let rtpSlot: UnsafeMutableBufferPointer<Int>
+        let scratch: UnsafeMutableBufferPointer<SRTPPacketSlot>
+        let scratchOwner: UnsafeMutableBufferPointer<Int>
 
         init(paths: [Path], gateway: LiveGateway, index: Int) {
             self.paths = paths
@@ -506,6 +501,10 @@ public final class LiveGateway: @unchecked Sendable {
             let batch = gateway.options.maxBatch
             pool = UnsafeMutableRawPointer.allocate(byteCount: protectCapacity * batch, alignment: 64)
             slots = .allocate(capacity: batch)
+            rtp = .allocate(capacity: 64)
+            rtpSlot = .allocate(capacity: 64)
+            scratch = .allocate(capacity: 64)
+            scratchOwner = .allocate(capacity: 64)
             for k in 0..<batch {
                 slots.initializeElement(at: k, to: DatagramSlot(bytes: pool + k * protectCapacity, capacity: gateway.receiveCapacity))
             }
@@ -515,6 +514,10 @@ public final class LiveGateway: @unchecked Sendable {
             slots.deinitialize()
             slots.deallocate()
             pool.deallocate()
+            rtp.deallocate()
+            rtpSlot.deallocate()
+            scratch.deallocate()
+            scratchOwner.deallocate()
         }
 
         func run() {
@@ -639,50 +642,28 @@ public final class LiveGateway: @unchecked Sendable {
             return n
         }
 
-        /// SRTP of a received batch: the packets of each SSRC together, in arrival order, through
-        /// the batch protect (byte-identical to one by one; RFC 3711 per-SSRC ROC state).
+        /// SRTP of a received batch through the batch protect (`SessionFlows.protectRTP(mixed:)`).
         private func protectRTP(_ p: Path, count n: Int, limit: Int, keys: SRTPSessionKeys, out: inout Int, bytesOut: inout Int) {
-            var pending = 0   // slots with peer == nil still to protect
+            var m = 0
             for k in 0..<n {
                 slots[k].peer = nil
-                if slots[k].length > limit { countDrop(p, rtcp: false, "too_large"); slots[k].length = -1 } else { pending += 1 }
+                guard slots[k].length <= limit else { countDrop(p, rtcp: false, "too_large"); continue }
+                rtp[m] = SRTPPacketSlot(bytes: slots[k].bytes, length: slots[k].length, capacity: protectCapacity)
+                rtpSlot[m] = k
+                m += 1
             }
-            var start = 0
-            while pending > 0 {
-                while start < n && (slots[start].length < 0 || slots[start].peer != nil) { start += 1 }
-                guard start < n else { break }
-                let ssrc = Self.ssrc(slots[start])
-                var m = 0
-                for k in start..<n where slots[k].length >= 0 && slots[k].peer == nil && Self.ssrc(slots[k]) == ssrc {
-                    p.srtpSlots[m] = SRTPPacketSlot(bytes: slots[k].bytes, length: slots[k].length, capacity: protectCapacity)
-                    p.srtpSlotOwner[m] = k
-                    slots[k].peer = p.rtpOut   // taken (cleared again below on failure)
-                    m += 1
+            p.flows.protectRTP(mixed: UnsafeMutableBufferPointer(rebasing: rtp[0..<m]), keys: keys, scratch: scratch, owner: scratchOwner)
+            for j in 0..<m {
+                if let e = rtp[j].error {
+                    countDrop(p, rtcp: false, e.reason)
+                    continue
                 }
-                pending -= m
-                p.flows.protectRTP(batch: UnsafeMutableBufferPointer(rebasing: p.srtpSlots[0..<m]), ssrc: ssrc, keys: keys)
-                for j in 0..<m {
-                    let k = p.srtpSlotOwner[j]
-                    if let e = p.srtpSlots[j].error {
-                        countDrop(p, rtcp: false, e.reason)
-                        slots[k].length = -1
-                    } else {
-                        slots[k].length = p.srtpSlots[j].length
-                        out += 1
-                        bytesOut += slots[k].length
-                    }
-                }
+                let k = rtpSlot[j]
+                slots[k].length = rtp[j].length
+                slots[k].peer = p.rtpOut
+                out += 1
+                bytesOut += rtp[j].length
             }
-            // Dropped slots: not sent (no peer), length back to a valid value.
-            for k in 0..<n where slots[k].length < 0 {
-                slots[k].peer = nil
-                slots[k].length = 0
-            }
-        }
-
-        @inline(__always)
-        static func ssrc(_ s: DatagramSlot) -> UInt32 {
-            s.length >= 12 ? UInt32(bigEndian: s.bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) : 0
         }
     }
 }

@@ -28,12 +28,37 @@ struct SessionFlows {
                                         stream: &rtpStreams[ssrc, default: SRTPSenderStream(initialROC: policy.initialROC)])
     }
 
-    /// Protects RTP packets of one SSRC in place, in order (`SRTPProtector.protectRTP(batch:)`:
-    /// byte-identical to one by one); each slot reports its result.
+    /// Protects RTP packets of any SSRCs in place: each SSRC's packets together, in their order,
+    /// through the batch protect (`SRTPProtector.protectRTP(batch:)`: one batched AES-CM call and
+    /// one multi-message HMAC-SHA1 call per group; byte-identical to one by one, RFC 3711 per-SSRC
+    /// ROC state). Each slot reports its result. `scratch` and `owner` hold at least 64 entries.
+    mutating func protectRTP(mixed slots: UnsafeMutableBufferPointer<SRTPPacketSlot>, keys: SRTPSessionKeys,
+                             scratch: UnsafeMutableBufferPointer<SRTPPacketSlot>, owner: UnsafeMutableBufferPointer<Int>) {
+        var base = 0
+        while base < slots.count {
+            let n = Swift.min(64, slots.count - base)
+            var taken: UInt64 = 0   // one bit per slot of this chunk
+            for g in 0..<n where taken & (1 << UInt64(g)) == 0 {
+                let ssrc = Self.ssrc(slots[base + g])
+                var m = 0
+                for k in g..<n where taken & (1 << UInt64(k)) == 0 && Self.ssrc(slots[base + k]) == ssrc {
+                    scratch[m] = slots[base + k]
+                    owner[m] = base + k
+                    taken |= 1 << UInt64(k)
+                    m += 1
+                }
+                protector.protectRTP(batch: UnsafeMutableBufferPointer(rebasing: scratch[0..<m]), keys: keys,
+                                     stream: &rtpStreams[ssrc, default: SRTPSenderStream(initialROC: protector.policy.initialROC)])
+                for j in 0..<m { slots[owner[j]] = scratch[j] }
+            }
+            base += n
+        }
+    }
+
+    /// RTP SSRC (octets 8…11); 0 for a packet too short to have one (it fails the header check).
     @inline(__always)
-    mutating func protectRTP(batch: UnsafeMutableBufferPointer<SRTPPacketSlot>, ssrc: UInt32, keys: SRTPSessionKeys) {
-        protector.protectRTP(batch: batch, keys: keys,
-                             stream: &rtpStreams[ssrc, default: SRTPSenderStream(initialROC: protector.policy.initialROC)])
+    static func ssrc(_ s: SRTPPacketSlot) -> UInt32 {
+        s.length >= 12 ? UInt32(bigEndian: s.bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) : 0
     }
 
     /// Current ROC of every RTP flow, by SSRC.

@@ -100,19 +100,22 @@ public final class StreamingEngine {
         var frame: UnsafeMutablePointer<EngineFrame>
         var udp: UDPFrame
         var session: Int
-        var ssrc: UInt32
         var keys: SRTPSessionKeys
         var done: Bool
     }
     private var staged: [Staged] = []
     private let slots = UnsafeMutableBufferPointer<SRTPPacketSlot>.allocate(capacity: StreamingEngine.maximumStaged)
     private let slotOwner = UnsafeMutableBufferPointer<Int>.allocate(capacity: StreamingEngine.maximumStaged)
+    private let scratch = UnsafeMutableBufferPointer<SRTPPacketSlot>.allocate(capacity: StreamingEngine.maximumStaged)
+    private let scratchOwner = UnsafeMutableBufferPointer<Int>.allocate(capacity: StreamingEngine.maximumStaged)
     /// SRTP packets held before `stage` completes them itself (a batch of the pipeline).
     public static let maximumStaged = 64
 
     deinit {
         slots.deallocate()
         slotOwner.deallocate()
+        scratch.deallocate()
+        scratchOwner.deallocate()
     }
 
     /// First half of batch processing: classifies the frame, counts it and takes the key epoch
@@ -162,19 +165,18 @@ public final class StreamingEngine {
                 }
                 return
             }
-            let ssrc = udp.payloadLength >= 12 ? UInt32(bigEndian: payload.loadUnaligned(fromByteOffset: 8, as: UInt32.self)) : 0
-            staged.append(Staged(frame: frame, udp: udp, session: i, ssrc: ssrc, keys: keys, done: false))
+            staged.append(Staged(frame: frame, udp: udp, session: i, keys: keys, done: false))
         }
     }
 
-    /// Second half: protects the held SRTP packets, flow by flow (same session, SSRC and key
-    /// epoch, in staging order), in place, and gives each its verdict.
+    /// Second half: protects the held SRTP packets in place, per session and key epoch (each
+    /// SSRC's packets in staging order, `SessionFlows.protectRTP(mixed:)`), and gives each its verdict.
     public func completeStaged() {
         guard !staged.isEmpty else { return }
         for g in staged.indices where !staged[g].done {
-            let i = staged[g].session, ssrc = staged[g].ssrc, keys = staged[g].keys
+            let i = staged[g].session, keys = staged[g].keys
             var n = 0
-            for k in g..<staged.count where !staged[k].done && staged[k].session == i && staged[k].ssrc == ssrc && staged[k].keys === keys {
+            for k in g..<staged.count where !staged[k].done && staged[k].session == i && staged[k].keys === keys {
                 let f = staged[k].frame
                 let off = staged[k].udp.payloadOffset
                 slots[n] = SRTPPacketSlot(bytes: f.pointee.bytes + off, length: staged[k].udp.payloadLength,
@@ -183,7 +185,7 @@ public final class StreamingEngine {
                 staged[k].done = true
                 n += 1
             }
-            flows[i].protectRTP(batch: UnsafeMutableBufferPointer(rebasing: slots[0..<n]), ssrc: ssrc, keys: keys)
+            flows[i].protectRTP(mixed: UnsafeMutableBufferPointer(rebasing: slots[0..<n]), keys: keys, scratch: scratch, owner: scratchOwner)
             for j in 0..<n {
                 let k = slotOwner[j]
                 let f = staged[k].frame
