@@ -47,8 +47,11 @@ struct SessionFlows {
                     taken |= 1 << UInt64(k)
                     m += 1
                 }
-                protector.protectRTP(batch: UnsafeMutableBufferPointer(rebasing: scratch[0..<m]), keys: keys,
-                                     stream: &rtpStreams[ssrc, default: SRTPSenderStream(initialROC: protector.policy.initialROC)])
+                // Through the index, not `subscript(_:default:)`: that accessor allocated twice per call here.
+                if rtpStreams.index(forKey: ssrc) == nil { rtpStreams[ssrc] = SRTPSenderStream(initialROC: protector.policy.initialROC) }
+                if let at = rtpStreams.index(forKey: ssrc) {
+                    protector.protectRTP(batch: UnsafeMutableBufferPointer(rebasing: scratch[0..<m]), keys: keys, stream: &rtpStreams.values[at])
+                }
                 for j in 0..<m { slots[owner[j]] = scratch[j] }
             }
             base += n
