@@ -102,7 +102,7 @@ let package = Package(
         .testTarget(name: "MultiHashTests", dependencies: ["TestSupport", "CryptoCore"]),
         .testTarget(name: "BatchAESTests", dependencies: ["TestSupport", "CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["TestSupport", "SRTP", "CryptoCore", "CLibSRTP"]),
-        .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO"]),
+        .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO", "CPcap"]),
         .testTarget(name: "GatewayTests", dependencies: ["TestSupport", "Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),
         .testTarget(name: "MIKEYTests", dependencies: ["TestSupport", "MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.

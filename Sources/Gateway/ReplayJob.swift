@@ -94,7 +94,8 @@ public final class ReplayJob {
 
         // Pass 2: protect, interleave MIKEY, write: three stages (read -> work -> write, see
         // `ReplayPipeline`), on three threads unless `threads` is 1.
-        let reader = try CaptureReader(path: options.input)
+        try scan.rewind()
+        let reader = scan
         let writer = try CaptureWriter(path: options.output, dataLinkType: reader.dataLinkType)
         defer { writer.close() }
         let engine = try StreamingEngine(sessions: sessions, keySource: keySource, dropUnmatched: options.dropUnmatched,
@@ -105,7 +106,7 @@ public final class ReplayJob {
         let pipeline = ReplayPipeline(reader: reader, writer: writer, shift: shift, total: total, threads: options.threads)
         try pipeline.run(work: work, progress: progress)
         progress(total, total)
-        writer.close()
+        try writer.finish()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return Report(input: options.input, output: options.output, linkType: link.name,
                       firstPacketTime: captureFirst, lastPacketTime: captureLast, statistics: engine.statistics,

@@ -240,13 +240,15 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
             let f = batch.frames[k]
             switch f.verdict {
             case .forward(let length):
-                writer.write(timestampNanoseconds: batch.stamps[k], bytes: UnsafeRawBufferPointer(start: f.bytes, count: length))
+                writer.write(timestampNanoseconds: batch.stamps[k], borrowing: UnsafeRawBufferPointer(start: f.bytes, count: length))
             case .passThrough:
-                writer.write(timestampNanoseconds: batch.stamps[k], bytes: UnsafeRawBufferPointer(start: f.bytes, count: f.length))
+                writer.write(timestampNanoseconds: batch.stamps[k], borrowing: UnsafeRawBufferPointer(start: f.bytes, count: f.length))
             case .drop:
                 break
             }
         }
+        // The frames are written from the batch's arena: out before the batch is reused.
+        writer.flush()
     }
 
     func run(work: ReplayWork, progress: (Int, Int) -> Void) throws {

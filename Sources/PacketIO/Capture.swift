@@ -8,12 +8,14 @@ public enum CaptureError: Error, Equatable, Sendable, CustomStringConvertible {
     case cannotOpen(path: String, reason: String)
     case readFailed(path: String, reason: String)
     case cannotCreate(path: String, reason: String)
+    case writeFailed(path: String, reason: String)
 
     public var description: String {
         switch self {
         case let .cannotOpen(path, reason): return "cannot read capture \(path): \(reason) (expected a pcap or pcapng file)"
         case let .readFailed(path, reason): return "error reading capture \(path): \(reason) (the file may be truncated or corrupt)"
         case let .cannotCreate(path, reason): return "cannot write capture \(path): \(reason)"
+        case let .writeFailed(path, reason): return "error writing capture \(path): \(reason) (the output is incomplete; check free space and permissions)"
         }
     }
 }
@@ -27,30 +29,66 @@ public struct CapturedFrame {
     public var originalLength: Int
 }
 
-/// Reads pcap and pcapng files through libpcap (nanosecond timestamps).
+/// Reads pcap and pcapng files (nanosecond timestamps).
+///
+/// libpcap opens every capture: it checks the file header and names the link type. A classic
+/// pcap file (the format `replay` writes and most tools save) is then read straight from a
+/// read-only mapping of the file — each frame is a pointer into the page cache, with no
+/// `read(2)` and no copy per record — while pcapng and the other variants libpcap knows go
+/// through `pcap_next_ex`. Both paths give the same frames, timestamps and errors
+/// (`CaptureTests` compares them on every fixture and on damaged files). A mapped capture is
+/// read as it was when opened: records appended later are not seen.
 public final class CaptureReader {
     public let path: String
     /// The DLT value libpcap reports.
     public let dataLinkType: Int32
     /// Nil when the link type is not one we parse (frames are then passed through).
     public let linkType: LinkType?
-    private let handle: OpaquePointer
+    private var handle: OpaquePointer
+    private let records: MappedRecords?
     public private(set) var framesRead = 0
 
-    public init(path: String) throws(CaptureError) {
+    /// Whether records come from the mapped file (classic pcap) rather than through libpcap.
+    public var isMapped: Bool { records != nil }
+
+    /// - Parameter mapping: false reads every record through libpcap (tests compare the two).
+    public init(path: String, mapping: Bool = true) throws(CaptureError) {
         self.path = path
-        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
-        guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
-            throw .cannotOpen(path: path, reason: String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
-        }
-        handle = h
-        dataLinkType = pcap_datalink(h)
+        handle = try Self.open(path)
+        dataLinkType = pcap_datalink(handle)
         linkType = LinkType(rawValue: dataLinkType)
+        records = mapping ? MappedRecords(path: path, snapshot: Int(pcap_snapshot(handle))) : nil
     }
 
     deinit { pcap_close(handle) }
 
+    private static func open(_ path: String) throws(CaptureError) -> OpaquePointer {
+        var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
+        guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
+            throw .cannotOpen(path: path, reason: String(decoding: errbuf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+        }
+        return h
+    }
+
+    /// Starts again at the first frame (`replay` reads a capture twice).
+    public func rewind() throws(CaptureError) {
+        framesRead = 0
+        if let records {
+            records.offset = MappedRecords.fileHeaderBytes
+        } else {
+            let h = try Self.open(path)
+            pcap_close(handle)
+            handle = h
+        }
+    }
+
+    @inline(__always)
     public func next() throws(CaptureError) -> CapturedFrame? {
+        if let records {
+            guard let f = try records.next(path: path) else { return nil }
+            framesRead += 1
+            return f
+        }
         var header: UnsafeMutablePointer<pcap_pkthdr>? = nil
         var data: UnsafePointer<UInt8>? = nil
         let rc = pcap_next_ex(handle, &header, &data)
@@ -58,7 +96,10 @@ public final class CaptureReader {
         case 1:
             guard let h = header?.pointee, let d = data else { return nil }
             framesRead += 1
-            let ts = UInt64(max(0, h.ts.tv_sec)) &* 1_000_000_000 &+ UInt64(max(0, h.ts.tv_usec))
+            // pcap's seconds field is unsigned 32-bit (pcap-savefile(5)); libpcap hands it over
+            // as a signed int32 widened, so times after 2038 arrive negative.
+            let seconds = h.ts.tv_sec < 0 ? UInt64(UInt32(truncatingIfNeeded: h.ts.tv_sec)) : UInt64(h.ts.tv_sec)
+            let ts = seconds &* 1_000_000_000 &+ UInt64(max(0, h.ts.tv_usec))
             return CapturedFrame(timestampNanoseconds: ts, bytes: UnsafeRawBufferPointer(start: d, count: Int(h.caplen)),
                                  originalLength: Int(h.len))
         case -2:
@@ -69,15 +110,107 @@ public final class CaptureReader {
     }
 }
 
-/// Writes classic pcap (microsecond timestamps) through libpcap: what tshark, tcpdump and
-/// every receiver tool read.
+/// The record walk over a mapped classic pcap file (pcap-savefile(5)): a 24-octet file header,
+/// then per frame a 16-octet record header — seconds, micro- or nanoseconds, captured length,
+/// original length, in the byte order of the file's magic number — and the captured octets.
+/// Checks what libpcap checks, with its limits: a record longer than 262144 octets is an error;
+/// one longer than the file's snapshot length is cut to it; a file that ends inside a record
+/// is an error (offset given).
+final class MappedRecords {
+    static let fileHeaderBytes = 24
+    /// libpcap's MAXIMUM_SNAPLEN: larger records are rejected as corrupt.
+    static let maximumRecordBytes = 262_144
+
+    let base: UnsafeRawPointer
+    let size: Int
+    let swapped: Bool
+    let nanoseconds: Bool
+    let snapshot: Int
+    var offset = fileHeaderBytes
+
+    /// Nil when the file is not classic pcap or cannot be mapped (a pipe, say): libpcap reads it.
+    init?(path: String, snapshot: Int) {
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= Self.fileHeaderBytes else { return nil }
+        let size = Int(st.st_size)
+        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else { return nil }
+        let magic = m.loadUnaligned(as: UInt32.self)
+        switch magic {
+        case 0xa1b2_c3d4: (swapped, nanoseconds) = (false, false)
+        case 0xa1b2_3c4d: (swapped, nanoseconds) = (false, true)
+        case 0xd4c3_b2a1: (swapped, nanoseconds) = (true, false)
+        case 0x4d3c_b2a1: (swapped, nanoseconds) = (true, true)
+        default:
+            munmap(m, size)
+            return nil
+        }
+        // Read once, front to back: let the kernel map ahead.
+        _ = madvise(m, size, MADV_SEQUENTIAL)
+        base = UnsafeRawPointer(m)
+        self.size = size
+        self.snapshot = snapshot > 0 ? min(snapshot, Self.maximumRecordBytes) : Self.maximumRecordBytes
+    }
+
+    deinit { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+
+    @inline(__always)
+    private func field(_ at: Int) -> UInt32 {
+        let v = base.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+        return swapped ? v.byteSwapped : v
+    }
+
+    @inline(__always)
+    func next(path: String) throws(CaptureError) -> CapturedFrame? {
+        let at = offset
+        let left = size - at
+        if left == 0 { return nil }
+        guard left >= 16 else {
+            throw .readFailed(path: path, reason: "truncated dump file; the record header at offset \(at) has \(left) of 16 bytes")
+        }
+        let seconds = field(at), fraction = field(at + 4), captured = Int(field(at + 8)), original = field(at + 12)
+        guard captured <= Self.maximumRecordBytes else {
+            throw .readFailed(path: path, reason: "invalid packet capture length \(captured) at offset \(at), bigger than the maximum of \(Self.maximumRecordBytes)")
+        }
+        guard left - 16 >= captured else {
+            throw .readFailed(path: path, reason: "truncated dump file; the record at offset \(at) has \(left - 16) of \(captured) captured bytes")
+        }
+        offset = at + 16 + captured
+        let nanos = UInt64(seconds) &* 1_000_000_000 &+ (nanoseconds ? UInt64(fraction) : UInt64(fraction) &* 1_000)
+        return CapturedFrame(timestampNanoseconds: nanos,
+                             bytes: UnsafeRawBufferPointer(start: base + at + 16, count: min(captured, snapshot)),
+                             originalLength: Int(original))
+    }
+}
+
+/// Writes classic pcap (microsecond timestamps): what tshark, tcpdump and every receiver tool
+/// read.
+///
+/// libpcap writes the file header (it maps the link type to the file's LINKTYPE_ value); the
+/// records are then gathered and written with `writev(2)`, 64 KiB of record headers and copied
+/// frames at a time, or — with `write(timestampNanoseconds:borrowing:)` — straight from the
+/// caller's buffers, so a batch of protected frames reaches the file with one system call and
+/// no copy of ours. The bytes are the same as libpcap's `pcap_dump` would write (`CaptureTests`).
+/// A failed write is kept and thrown by `finish()`.
 public final class CaptureWriter {
     public let path: String
     private let dead: OpaquePointer
     private let dumper: OpaquePointer
+    private let fd: Int32
     public private(set) var framesWritten = 0
     public private(set) var bytesWritten = 0
+    /// The first write error; later writes are dropped.
+    public private(set) var failure: CaptureError?
     private var closed = false
+
+    static let stagingBytes = 1 << 16
+    static let maximumVectors = 256
+    private let staging: UnsafeMutableRawPointer
+    private var staged = 0
+    private let vectors: UnsafeMutablePointer<iovec>
+    private var vectorCount = 0
 
     public init(path: String, dataLinkType: Int32, snapLength: Int32 = 262_144) throws(CaptureError) {
         self.path = path
@@ -89,36 +222,129 @@ public final class CaptureWriter {
             pcap_close(d)
             throw .cannotCreate(path: path, reason: reason)
         }
+        // The file header goes out through libpcap's stdio stream now; every record after it
+        // goes to the same descriptor directly (the stream stays empty until it is closed).
+        guard pcap_dump_flush(dump) == 0, let file = pcap_dump_file(dump) else {
+            pcap_dump_close(dump)
+            pcap_close(d)
+            throw .cannotCreate(path: path, reason: "cannot write the file header")
+        }
         dead = d
         dumper = dump
-        // libpcap writes through stdio with its default (small) buffer: one write(2) every few
-        // packets. A 1 MiB buffer makes capture output cheap next to everything else.
-        if let file = pcap_dump_file(dump) { setvbuf(file, nil, _IOFBF, 1 << 20) }
+        fd = fileno(file)
+        staging = .allocate(byteCount: Self.stagingBytes, alignment: 64)
+        vectors = .allocate(capacity: Self.maximumVectors)
     }
 
+    deinit {
+        close()
+        staging.deallocate()
+        vectors.deallocate()
+    }
+
+    /// The 16-octet record header (host byte order, as libpcap writes it) into the staging area.
+    @inline(__always)
+    private func stageHeader(_ nanoseconds: UInt64, length: Int) {
+        let h = staging + staged
+        h.storeBytes(of: UInt32(truncatingIfNeeded: nanoseconds / 1_000_000_000), as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: nanoseconds % 1_000_000_000 / 1_000), toByteOffset: 4, as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
+        h.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 12, as: UInt32.self)
+        appendStaged(16)
+    }
+
+    /// Extends the last vector when it ends where the new staged bytes begin.
+    @inline(__always)
+    private func appendStaged(_ n: Int) {
+        let start = staging + staged
+        if vectorCount > 0, let b = vectors[vectorCount - 1].iov_base, b + vectors[vectorCount - 1].iov_len == start {
+            vectors[vectorCount - 1].iov_len += n
+        } else {
+            vectors[vectorCount] = iovec(iov_base: start, iov_len: n)
+            vectorCount += 1
+        }
+        staged += n
+    }
+
+    @inline(__always)
+    private func makeRoom(staging n: Int, vectors v: Int) {
+        if staged + n > Self.stagingBytes || vectorCount + v > Self.maximumVectors { flush() }
+    }
+
+    /// Writes one frame (copied: `bytes` may change after the call).
     public func write(timestampNanoseconds: UInt64, bytes: UnsafeRawBufferPointer) {
-        guard !closed, let base = bytes.baseAddress else { return }
-        var h = pcap_pkthdr()
-        h.ts.tv_sec = Int(timestampNanoseconds / 1_000_000_000)
-        h.ts.tv_usec = Int(timestampNanoseconds % 1_000_000_000 / 1_000)
-        h.caplen = UInt32(bytes.count)
-        h.len = UInt32(bytes.count)
-        pcap_dump(UnsafeMutableRawPointer(dumper).assumingMemoryBound(to: UInt8.self), &h, base.assumingMemoryBound(to: UInt8.self))
+        guard !closed else { return }
+        let n = bytes.count
+        if 16 + n <= Self.stagingBytes / 2 {
+            makeRoom(staging: 16 + n, vectors: 1)
+            stageHeader(timestampNanoseconds, length: n)
+            if n > 0, let src = bytes.baseAddress { (staging + staged).copyMemory(from: src, byteCount: n) }
+            appendStaged(n)
+        } else {
+            // Large: straight from the caller's buffer, written before returning.
+            write(timestampNanoseconds: timestampNanoseconds, borrowing: bytes)
+            flush()
+            return
+        }
         framesWritten += 1
-        bytesWritten += bytes.count
+        bytesWritten += n
     }
 
     public func write(timestampNanoseconds: UInt64, bytes: [UInt8]) {
         bytes.withUnsafeBytes { write(timestampNanoseconds: timestampNanoseconds, bytes: $0) }
     }
 
+    /// Writes one frame from the caller's buffer without copying it: `bytes` must stay valid
+    /// and unchanged until the next `flush()` (or `finish()`/`close()`).
+    public func write(timestampNanoseconds: UInt64, borrowing bytes: UnsafeRawBufferPointer) {
+        guard !closed else { return }
+        makeRoom(staging: 16, vectors: 2)
+        stageHeader(timestampNanoseconds, length: bytes.count)
+        if let b = bytes.baseAddress, bytes.count > 0 {
+            vectors[vectorCount] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b), iov_len: bytes.count)
+            vectorCount += 1
+        }
+        framesWritten += 1
+        bytesWritten += bytes.count
+    }
+
+    /// Writes everything gathered so far (one `writev(2)` unless the kernel takes less).
+    public func flush() {
+        defer { vectorCount = 0; staged = 0 }
+        guard vectorCount > 0, failure == nil else { return }
+        var first = 0
+        while first < vectorCount {
+            let n = writev(fd, vectors + first, Int32(vectorCount - first))
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = .writeFailed(path: path, reason: String(cString: strerror(errno)))
+                return
+            }
+            // Skip what was written; a partly written vector is advanced.
+            var left = n
+            while first < vectorCount, left >= vectors[first].iov_len {
+                left -= vectors[first].iov_len
+                first += 1
+            }
+            if left > 0 {
+                vectors[first].iov_base = vectors[first].iov_base.map { $0 + left }
+                vectors[first].iov_len -= left
+            }
+        }
+    }
+
     /// Flushes and closes; further writes are ignored.
     public func close() {
         guard !closed else { return }
+        flush()
         closed = true
         pcap_dump_close(dumper)
         pcap_close(dead)
     }
 
-    deinit { close() }
+    /// Flushes and closes, throwing the first write error, if any.
+    public func finish() throws(CaptureError) {
+        close()
+        if let failure { throw failure }
+    }
 }

@@ -1,21 +1,48 @@
 /// RFC 1071 one's-complement sum, 8 octets at a time.
 public enum InternetChecksum {
-    /// Adds `count` octets at `p` to a running 64-bit accumulator (fold later).
+    /// Adds `count` octets at `p` to a running accumulator of big-endian 16-bit words (fold
+    /// later). The region must start at an even offset of the checksummed data.
+    ///
+    /// The one's-complement sum does not depend on byte order (RFC 1071 2(B)): the region is
+    /// summed as native 64-bit words with end-around carry, four accumulators deep, folded to
+    /// 16 bits and byte-swapped once — instead of a byte swap per 32-bit word.
     @inline(__always)
     public static func add(_ p: UnsafeRawPointer, _ count: Int, to sum: inout UInt64) {
+        var a: UInt64 = 0, b: UInt64 = 0, c: UInt64 = 0, d: UInt64 = 0
         var i = 0
-        var s = sum
-        // 32-bit big-endian words summed into 64 bits cannot overflow for any IP datagram.
-        while i + 4 <= count {
-            s &+= UInt64(UInt32(bigEndian: p.loadUnaligned(fromByteOffset: i, as: UInt32.self)))
-            i += 4
+        @inline(__always) func acc(_ s: inout UInt64, _ w: UInt64) {
+            let (r, o) = s.addingReportingOverflow(w)
+            s = r &+ (o ? 1 : 0)
         }
-        if i + 2 <= count {
-            s &+= UInt64(UInt16(bigEndian: p.loadUnaligned(fromByteOffset: i, as: UInt16.self)))
-            i += 2
+        while i + 32 <= count {
+            acc(&a, UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
+            acc(&b, UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i + 8, as: UInt64.self)))
+            acc(&c, UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i + 16, as: UInt64.self)))
+            acc(&d, UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i + 24, as: UInt64.self)))
+            i += 32
         }
-        if i < count { s &+= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << 8 }
-        sum = s
+        while i + 8 <= count {
+            acc(&a, UInt64(littleEndian: p.loadUnaligned(fromByteOffset: i, as: UInt64.self)))
+            i += 8
+        }
+        // The tail: 0-7 octets, little-endian into one word (zero-padded, as RFC 1071 pads).
+        var tail: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < count {
+            tail |= UInt64(p.load(fromByteOffset: i, as: UInt8.self)) << shift
+            shift += 8
+            i += 1
+        }
+        acc(&b, tail)
+        acc(&a, b)
+        acc(&c, d)
+        acc(&a, c)
+        // Fold 64 -> 16 bits (end-around carry), then to big-endian word order.
+        var s = (a & 0xFFFF_FFFF) &+ (a >> 32)
+        s = (s & 0xFFFF) &+ (s >> 16)
+        s = (s & 0xFFFF) &+ (s >> 16)
+        s = (s & 0xFFFF) &+ (s >> 16)
+        sum &+= UInt64(UInt16(truncatingIfNeeded: s).byteSwapped)
     }
 
     @inline(__always)
