@@ -3,6 +3,12 @@ import PackageDescription
 
 // Module map: ../shared/DESIGN.md §3. CryptoCore is the only module that talks to OpenSSL;
 // SRTP, MIKEY, FLUTE and DCF are pure codecs; PacketIO owns pcap and sockets.
+// The packet path's modules: Swift's run-time exclusivity checks (swift_beginAccess on every
+// class-property access, a thread-local lookup each) cost ~7 % of `replay` (perf). They stay
+// on in debug builds, where the whole test suite runs with them; release builds of these
+// modules rely on the static checks only.
+let dataPlane: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
 let package = Package(
     name: "mbms-gateway",
     platforms: [.macOS(.v13)],
@@ -46,10 +52,11 @@ let package = Package(
         // many packets through one OpenSSL AES-ECB call and an AVX2 XOR (target attributes,
         // CPUID dispatch, no global -m flags).
         .target(name: "CBatchAES", dependencies: ["COpenSSL"], cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "CryptoCore", dependencies: ["COpenSSL", "CMultiHash", "CBatchAES"]),
-        .target(name: "SRTP", dependencies: ["CryptoCore"]),
+        .target(name: "CryptoCore", dependencies: ["COpenSSL", "CMultiHash", "CBatchAES"], swiftSettings: dataPlane),
+        .target(name: "SRTP", dependencies: ["CryptoCore"], swiftSettings: dataPlane),
         .systemLibrary(name: "CSocketShims"),
-        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims", .product(name: "Atomics", package: "swift-atomics")]),
+        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims", .product(name: "Atomics", package: "swift-atomics")],
+                swiftSettings: dataPlane),
         .target(name: "MIKEY", dependencies: ["CryptoCore"]),
         // Key groups, MSK lifecycle, MTK time grid, key store (SQLite via GRDB; Debian: libsqlite3-dev).
         .target(
@@ -69,7 +76,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]),
+            ],
+            swiftSettings: dataPlane),
         .target(name: "FLUTE", dependencies: []),
         .target(name: "DCF", dependencies: ["CryptoCore"]),
         // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.

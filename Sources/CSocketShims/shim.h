@@ -18,4 +18,24 @@ static inline int mbms_recvmmsg(int fd, struct mbms_mmsghdr *vec, unsigned int n
 static inline int mbms_sendmmsg(int fd, struct mbms_mmsghdr *vec, unsigned int n, int flags) {
     return (int)syscall(SYS_sendmmsg, fd, vec, n, flags);
 }
+
+// Futex wait/wake on a 32-bit word (linux/futex.h values; private to the process): how a
+// pipeline stage with nothing to do sleeps until the other side publishes (SPSCRing).
+#include <stdint.h>
+#include <time.h>
+#define MBMS_FUTEX_WAIT_PRIVATE 128
+#define MBMS_FUTEX_WAKE_PRIVATE 129
+
+/// Sleeps while *word == expected, at most timeout_ns; returns at once otherwise.
+static inline void mbms_futex_wait(uint32_t *word, uint32_t expected, long timeout_ns) {
+    struct timespec t = { timeout_ns / 1000000000L, timeout_ns % 1000000000L };
+    (void)syscall(SYS_futex, word, MBMS_FUTEX_WAIT_PRIVATE, expected, &t, (void *)0, 0);
+}
+
+/// Asks for the cache line at p ahead of use (a hint: never faults).
+static inline void mbms_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
+
+static inline void mbms_futex_wake(uint32_t *word, int waiters) {
+    (void)syscall(SYS_futex, word, MBMS_FUTEX_WAKE_PRIVATE, waiters, (void *)0, (void *)0, 0);
+}
 #endif

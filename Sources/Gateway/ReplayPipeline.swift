@@ -196,7 +196,7 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
 /// writer the output); the only shared state is the rings. Order is kept end to end (one
 /// worker, FIFO rings), so the output is the same bytes as with `threads: 1`, where the same
 /// three steps run one after another on the caller's thread. On a machine with fewer cores
-/// than stages the waiting stage yields (see `Backoff`).
+/// than stages the waiting stage sleeps on a futex until it has work (see `SPSCRing`).
 final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's thread; writer: the write stage
     static let poolBatches = 16
 
@@ -293,6 +293,9 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
             }
             done.leave()
         }
+        // Named for top -H, perf and gdb.
+        worker.name = "replay-work"
+        writerThread.name = "replay-write"
         for t in [worker, writerThread] {
             t.stackSize = 1 << 20
             done.enter()

@@ -1,4 +1,5 @@
 import Atomics
+import CSocketShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,19 +15,27 @@ import Glibc
 /// side's index and re-reads it only when the ring looks full (or empty).
 ///
 /// Elements are moved in and out (a batch object travels, not its bytes). `push`/`pop` wait
-/// when the ring is full/empty: a short spin, then `sched_yield`, then sleeps of 50 µs, so a
-/// waiting stage gives its core to the others (this matters when there are more stages than
-/// cores). `close()` ends the stream: `pop` returns nil once the ring is empty and closed;
-/// `push` after `close` returns false.
+/// when the ring is full/empty: a short spin (the other side is usually mid-batch on another
+/// core), then the waiting side parks on a futex until the other side publishes, so a stage
+/// with nothing to do costs no CPU (this matters when there are more stages than cores: an
+/// earlier yield-and-sleep loop spent more system time than the stages' work). The park is
+/// the classic sleeper handshake — the waiter announces itself, then re-checks the ring; the
+/// other side publishes, then looks for a sleeper (both sequentially consistent) — so a wake
+/// is never lost; the fence this costs is paid once per element, i.e. per batch, not per
+/// packet. `close()` ends the stream and wakes both sides: `pop` returns nil once the ring is
+/// empty and closed; `push` after `close` returns false.
 public final class SPSCRing<Element>: @unchecked Sendable {
     public let capacity: Int
     private let mask: Int
     private let slots: UnsafeMutablePointer<Element>
-    // Line 0: head (consumer), line 1: tail (producer), line 2: closed flag.
+    // Line 0: head (consumer), line 1: tail (producer), line 2: closed flag, line 3: the
+    // consumer's parking spot (waits for "not empty"), line 4: the producer's ("not full").
     private let lines: UnsafeMutableRawPointer
     private let head: UnsafeAtomic<Int>
     private let tail: UnsafeAtomic<Int>
     private let closedFlag: UnsafeAtomic<Bool>
+    private let notEmpty: Parking
+    private let notFull: Parking
     // Owned by one side each (never read by the other).
     private var producerTail = 0, producerHeadCache = 0
     private var consumerHead = 0, consumerTailCache = 0
@@ -38,7 +47,7 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         self.capacity = c
         mask = c - 1
         slots = .allocate(capacity: c)
-        lines = UnsafeMutableRawPointer.allocate(byteCount: 3 * 128, alignment: 128)
+        lines = UnsafeMutableRawPointer.allocate(byteCount: 5 * 128, alignment: 128)
         let h = lines.bindMemory(to: UnsafeAtomic<Int>.Storage.self, capacity: 1)
         h.initialize(to: .init(0))
         head = UnsafeAtomic(at: h)
@@ -48,6 +57,8 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         let flag = (lines + 256).bindMemory(to: UnsafeAtomic<Bool>.Storage.self, capacity: 1)
         flag.initialize(to: .init(false))
         closedFlag = UnsafeAtomic(at: flag)
+        notEmpty = Parking(at: lines + 384)
+        notFull = Parking(at: lines + 512)
     }
 
     deinit {
@@ -71,7 +82,8 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         }
         (slots + (t & mask)).initialize(to: element)
         producerTail = t &+ 1
-        tail.store(t &+ 1, ordering: .releasing)
+        tail.store(t &+ 1, ordering: .sequentiallyConsistent)
+        notEmpty.wakeIfParked()
         return true
     }
 
@@ -79,13 +91,18 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     /// dropped) if the ring was closed meanwhile (the consumer gave up).
     @discardableResult
     public func push(_ element: Element) -> Bool {
-        var wait = Backoff()
+        var spins = 0
         while !tryPush(element) {
             if isClosed { return false }
-            wait.pause()
+            if spins < Self.spinRounds { spins += 1; continue }
+            notFull.park(recheck: { self.isClosed || self.producerTail &- self.head.load(ordering: .sequentiallyConsistent) < self.capacity })
         }
         return true
     }
+
+    /// Busy retries before parking: about a microsecond.
+    static var spinRounds: Int { 200 }
+
 
     /// Consumer side: the oldest element, or nil when the ring is empty.
     public func tryPop() -> Element? {
@@ -96,26 +113,32 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         }
         let e = (slots + (h & mask)).move()
         consumerHead = h &+ 1
-        head.store(h &+ 1, ordering: .releasing)
+        head.store(h &+ 1, ordering: .sequentiallyConsistent)
+        notFull.wakeIfParked()
         return e
     }
 
     /// Consumer side: the oldest element, waiting while the ring is empty; nil once the ring
     /// is empty and closed.
     public func pop() -> Element? {
-        var wait = Backoff()
+        var spins = 0
         while true {
             if let e = tryPop() { return e }
             if isClosed {
                 // Elements pushed before close() are still delivered.
                 return tryPop()
             }
-            wait.pause()
+            if spins < Self.spinRounds { spins += 1; continue }
+            notEmpty.park(recheck: { self.isClosed || self.tail.load(ordering: .sequentiallyConsistent) != self.consumerHead })
         }
     }
 
-    /// Ends the stream (either side may call it; idempotent).
-    public func close() { closedFlag.store(true, ordering: .releasing) }
+    /// Ends the stream (either side may call it; idempotent) and wakes a parked side.
+    public func close() {
+        closedFlag.store(true, ordering: .sequentiallyConsistent)
+        notEmpty.wake()
+        notFull.wake()
+    }
 
     public var isClosed: Bool { closedFlag.load(ordering: .acquiring) }
 
@@ -123,20 +146,44 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     public var count: Int { tail.load(ordering: .relaxed) &- head.load(ordering: .relaxed) }
 }
 
-/// Waiting policy of a pipeline stage: spin briefly (the other side is usually about to
-/// publish), then yield the core, then sleep in 50 µs steps so an idle stage costs no CPU.
-public struct Backoff {
-    private var rounds = 0
-    public init() {}
+/// Where one side of a ring sleeps: a futex word (bumped by every wake) and a sleeper flag.
+struct Parking {
+    /// Longest single sleep of a parked side (it then re-checks and parks again): a safety net
+    /// that turns a lost wake into a pause. Tests raise it so a lost wake shows as a hang.
+    nonisolated(unsafe) static var timeoutNanoseconds = 100_000_000
 
-    public mutating func pause() {
-        rounds += 1
-        if rounds <= 64 {
-            return   // busy retry: cheapest when the other stage is mid-batch on another core
-        } else if rounds <= 96 {
-            sched_yield()
-        } else {
-            usleep(50)
-        }
+    private let word: UnsafeMutablePointer<UInt32>
+    private let sequence: UnsafeAtomic<UInt32>
+    private let sleeping: UnsafeAtomic<Bool>
+
+    init(at p: UnsafeMutableRawPointer) {
+        let w = p.bindMemory(to: UnsafeAtomic<UInt32>.Storage.self, capacity: 1)
+        w.initialize(to: .init(0))
+        sequence = UnsafeAtomic(at: w)
+        word = UnsafeMutableRawPointer(w).assumingMemoryBound(to: UInt32.self)
+        let f = (p + 64).bindMemory(to: UnsafeAtomic<Bool>.Storage.self, capacity: 1)
+        f.initialize(to: .init(false))
+        sleeping = UnsafeAtomic(at: f)
+    }
+
+    /// Sleeps until woken, unless `recheck` (run after announcing the sleeper) finds the
+    /// awaited state already there. Returns after `timeoutNanoseconds` at most either way
+    /// (the caller loops), so even an unforeseen lost wake costs a pause, not a hang.
+    func park(recheck: () -> Bool) {
+        let seen = sequence.load(ordering: .sequentiallyConsistent)
+        sleeping.store(true, ordering: .sequentiallyConsistent)
+        if !recheck() { mbms_futex_wait(word, seen, Self.timeoutNanoseconds) }
+        sleeping.store(false, ordering: .relaxed)
+    }
+
+    /// After publishing: wakes the other side if it announced itself asleep.
+    @inline(__always)
+    func wakeIfParked() {
+        if sleeping.load(ordering: .sequentiallyConsistent) { wake() }
+    }
+
+    func wake() {
+        sequence.wrappingIncrement(ordering: .sequentiallyConsistent)
+        mbms_futex_wake(word, 1)
     }
 }

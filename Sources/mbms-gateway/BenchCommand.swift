@@ -29,10 +29,14 @@ struct BenchCommand: ParsableCommand {
               configuration and key store in /dev/shm (in memory, so the disk is
               not what is measured; else the temporary folder; --workdir to
               choose), against a plain copy of the same capture (CaptureReader ->
-              CaptureWriter, no crypto) and a read-only pass. Ratios: replay /
-              plain copy (what protection adds to pcap I/O); replay / crypto
-              stage (batch protect over the same payload mix on one core: the
-              stage replay runs; the throughput issue asks for >= 0.8).
+              CaptureWriter, no crypto), a read-only pass and the write floor
+              (the output's bytes written to a new file in the same folder
+              with plain 64 KiB write(2) calls: what the file system allows).
+              Ratios: replay / plain copy (what protection adds to pcap I/O);
+              replay / crypto stage (batch protect over the same payload mix
+              on one core: the stage replay runs; the throughput issue asks
+              for >= 0.8); replay / write floor; write floor / crypto stage
+              (below 0.8: the folder, not the gateway, bounds replay).
             live: LiveGateway in process on 127.0.0.1; a sender thread sends RTP
               to its RTP port, a receiver thread counts what comes out; then the
               same recvmmsg/sendmmsg loop without protection. 3 s each (--quick
@@ -71,7 +75,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Rounds of the crypto case (median taken; default 15, --quick 3).")
     var rounds: Int?
 
-    @Option(help: "Folder for the replay capture and key stores (default: a new folder in /dev/shm when it has room, else in the temporary folder; removed afterwards).")
+    @Option(help: "Folder for the replay capture and key stores (default: a new folder in /dev/shm when it has room, else in the temporary folder; removed afterwards). A folder given here is kept, with replay/input.pcap, replay/protected.pcap and replay/gateway.yaml for tshark or a `replay` run of your own.")
     var workdir: String?
 
     var selected: [String] { cases.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty } }
@@ -133,7 +137,7 @@ struct BenchCommand: ParsableCommand {
         if cases.contains("replay") {
             let n = packets ?? (quick ? 100_000 : 1_000_000)
             progress("replay: writing a \(n)-packet capture, plain copy, replay")
-            let c = try ReplayBench.run(packets: n, directory: try sub("replay"))
+            let c = try ReplayBench.run(packets: n, directory: try sub("replay"), keep: workdir != nil)
             out.append(c)
             for r in c.rows where r.mallocsPerPacket != nil { mallocs.rows.append(Self.mallocRow("replay", r)) }
         }

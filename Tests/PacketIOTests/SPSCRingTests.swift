@@ -1,5 +1,5 @@
 import Foundation
-import PacketIO
+@testable import PacketIO
 import XCTest
 
 /// The SPSC ring between pipeline stages: every element arrives once, in order, across two
@@ -25,6 +25,46 @@ final class SPSCRingTests: XCTestCase {
         done.wait()
         XCTAssertEqual(outOfOrder, 0)
         XCTAssertEqual(expected, n)
+    }
+
+    /// Both sides park (futex) and are woken by the other: a consumer waiting on an empty ring
+    /// gets what is pushed later, a producer waiting on a full ring goes on when the consumer
+    /// pops, close() wakes a parked consumer. The parking safety timeout is raised to 30 s, so a
+    /// lost wake would show as a hang (the expectations give up after 20 s), not as a pause.
+    func testParkedSidesAreWoken() {
+        let saved = Parking.timeoutNanoseconds
+        Parking.timeoutNanoseconds = 30_000_000_000
+        defer { Parking.timeoutNanoseconds = saved }
+        for round in 0..<20 {
+            let ring = SPSCRing<Int>(capacity: 2)
+            let got = expectation(description: "consumer woke for the push (round \(round))")
+            let ended = expectation(description: "consumer woke for close (round \(round))")
+            let consumer = Thread {
+                var seen: [Int] = []
+                while let v = ring.pop() {
+                    seen.append(v)
+                    if seen.count == 1 { got.fulfill() }
+                    if seen.count == 1 { usleep(20_000) }   // let the producer fill the ring and park
+                }
+                XCTAssertEqual(seen, Array(0..<6))
+                ended.fulfill()
+            }
+            consumer.start()
+            usleep(UInt32(2_000 + round * 500))   // the consumer spins out and parks
+            ring.push(0)
+            guard XCTWaiter.wait(for: [got], timeout: 20) == .completed else {
+                XCTFail("a consumer parked on an empty ring was not woken by push (round \(round))")
+                ring.close()
+                return
+            }
+            for i in 1..<6 { XCTAssertTrue(ring.push(i)) }   // parks while the ring is full
+            usleep(5_000)
+            ring.close()
+            guard XCTWaiter.wait(for: [ended], timeout: 20) == .completed else {
+                XCTFail("a parked side was not woken by pop or close (round \(round))")
+                return
+            }
+        }
     }
 
     func testFullRingRefusesAndCloseDrainsFirst() {
