@@ -65,9 +65,9 @@ public final class ReplayJob {
         var first = [Int64?](repeating: nil, count: sessions.count)
         var last = [Int64](repeating: 0, count: sessions.count)
         var templates = [InjectionTemplate?](repeating: nil, count: sessions.count)
-        var lookup: [TransportAddress: Int] = [:]
+        var lookup = TransportAddressTable<Int>()
         for s in sessions { lookup[s.rtp] = s.index; lookup[s.rtcp] = s.index }
-        var downloadLookup: [TransportAddress: Int] = [:]
+        var downloadLookup = TransportAddressTable<Int>()
         for d in downloads { downloadLookup[d.destination] = d.index }
         var downloadTemplates = [(template: InjectionTemplate, sourcePort: UInt16)?](repeating: nil, count: downloads.count)
         var total = 0

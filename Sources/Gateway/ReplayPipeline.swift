@@ -80,7 +80,7 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
     let link: LinkType
     let engine: StreamingEngine
     let download: DownloadEngine
-    let downloadLookup: [TransportAddress: Int]
+    let downloadLookup: TransportAddressTable<Int>
     let downloadTemplates: [(template: InjectionTemplate, sourcePort: UInt16)?]
     let templates: [InjectionTemplate?]
     let first: [Int64?]
@@ -92,7 +92,7 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
     var pending: [(time: UInt64, order: Int, frame: [UInt8])] = []
     var order = 0
 
-    init(job: ReplayJob, link: LinkType, engine: StreamingEngine, download: DownloadEngine, downloadLookup: [TransportAddress: Int],
+    init(job: ReplayJob, link: LinkType, engine: StreamingEngine, download: DownloadEngine, downloadLookup: TransportAddressTable<Int>,
          downloadTemplates: [(template: InjectionTemplate, sourcePort: UInt16)?], templates: [InjectionTemplate?],
          first: [Int64?], last: [Int64]) {
         self.job = job

@@ -34,7 +34,7 @@ public struct EngineFrame {
 /// address and port, keep per-SSRC SRTP/SRTCP sender state, protect in place with the key
 /// epoch in force at the packet's time, fix IP/UDP lengths and checksums.
 ///
-/// Per packet: one dictionary lookup for the session and one for the flow state, no
+/// Per packet: one address-table lookup for the session and one for the flow state, no
 /// allocation once a flow is known, no locks, no copies.
 public final class StreamingEngine {
     public let sessions: [StreamingSession]
@@ -44,7 +44,7 @@ public final class StreamingEngine {
 
     private var flows: [SessionFlows]
     private let keySource: KeySource
-    private var lookup: [TransportAddress: Route] = [:]
+    private var lookup = TransportAddressTable<Route>()
     private var epochs: [KeyEpoch?]
 
     struct Route { var session: Int; var rtcp: Bool }
