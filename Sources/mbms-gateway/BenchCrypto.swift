@@ -63,8 +63,14 @@ final class BenchPackets {
 
     deinit { base.deallocate() }
 
-    /// The replay capture's payload mix: sizes spread evenly over 160...1200 (mean 680).
-    static func mixSizes(_ n: Int) -> [Int] { (0..<n).map { 160 + ($0 * 1041 / max(1, n)) % 1041 } }
+    /// The replay capture's payload mix: sizes spread evenly over 160...1200 (mean 680), in a
+    /// scrambled order (position i holds the (37 i mod n)-th size) as the capture's random
+    /// sizes come — not ascending, which would hand the multi-message HMAC neighbours of
+    /// nearly equal length for free.
+    static func mixSizes(_ n: Int) -> [Int] {
+        let m = max(1, n)
+        return (0..<n).map { 160 + ((($0 * 37) % m) * 1041 / m) % 1041 }
+    }
 }
 
 /// Keys and policy shared by the crypto measurements: AES-128-CM, HMAC-SHA1-80, 6-octet MKI.
