@@ -321,12 +321,12 @@ static __attribute__((noinline)) void mh_run_whole(mbms_mh_lane *lanes, size_t n
 /// otherwise unused. Returns the number of blocks written, 1 or 2.
 static inline size_t mh_one_part_tail(const uint8_t *m, size_t len, uint8_t (*t)[64]) {
     size_t r = len % 64, nt = r < 56 ? 1 : 2;
-    memset(t[1], 0, 128);
-    memcpy(t[0] + r, m + len - 64, 64);
+    memset(t[1], 0, 64);
+    if (nt == 2) memset(t[2], 0, 64);
+    if (r != 0) memcpy(t[0] + r, m + len - 64, 64);   // r == 0 (SRTP at 1200 B): padding only
     t[1][r] = 0x80;
-    uint64_t bits = ((uint64_t)len + 64) * 8;
-    mbms_mh_store_be32(t[nt] + 56, (uint32_t)(bits >> 32));
-    mbms_mh_store_be32(t[nt] + 60, (uint32_t)bits);
+    uint64_t bits = __builtin_bswap64(((uint64_t)len + 64) * 8);   // big-endian, one store
+    memcpy(t[nt] + 56, &bits, 8);
     return nt;
 }
 

@@ -221,22 +221,24 @@ public struct SRTPProtector: Sendable {
         var storage = GroupScratch()
         return withUnsafeMutableBytes(of: &storage) { scratch -> Int in
             guard let base = scratch.baseAddress else { return 0 }
+            // Layout (`groupScratchBytes`): eleven word arrays, the ROCs, the IVs, the digests.
+            let w = 8 * lanes
             let a = (base + 0).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
-            let aLengths = (base + 256).bindMemory(to: Int.self, capacity: lanes)
-            let b = (base + 512).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
-            let bLengths = (base + 768).bindMemory(to: Int.self, capacity: lanes)
-            let slotIndex = (base + 1024).bindMemory(to: Int.self, capacity: lanes)
-            let tagOffset = (base + 1280).bindMemory(to: Int.self, capacity: lanes)
-            let macLength = (base + 1536).bindMemory(to: Int.self, capacity: lanes)
-            let rocs = (base + 1792).bindMemory(to: UInt32.self, capacity: lanes)
-            let encData = (base + 1920).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: lanes)
-            let encLengths = (base + 2176).bindMemory(to: Int.self, capacity: lanes)
-            let encSlot = (base + 2432).bindMemory(to: Int.self, capacity: lanes)
-            let ivs = base + 2688   // 16 bytes per packet
+            let aLengths = (base + w).bindMemory(to: Int.self, capacity: lanes)
+            let b = (base + 2 * w).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
+            let bLengths = (base + 3 * w).bindMemory(to: Int.self, capacity: lanes)
+            let slotIndex = (base + 4 * w).bindMemory(to: Int.self, capacity: lanes)
+            let tagOffset = (base + 5 * w).bindMemory(to: Int.self, capacity: lanes)
+            let macLength = (base + 6 * w).bindMemory(to: Int.self, capacity: lanes)
             // Per MAC lane: -1, nothing left to write before the tag; else the MKI offset
-            // (staged ROC), with bit 62 set when the RFC 4771 ROC field follows the MKI.
-            let staged = (base + 3200).bindMemory(to: Int.self, capacity: lanes)
-            let digests = base + 3456
+            // (staged ROC), with `stagedROCField` set when the RFC 4771 ROC field follows the MKI.
+            let staged = (base + 7 * w).bindMemory(to: Int.self, capacity: lanes)
+            let encData = (base + 8 * w).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: lanes)
+            let encLengths = (base + 9 * w).bindMemory(to: Int.self, capacity: lanes)
+            let encSlot = (base + 10 * w).bindMemory(to: Int.self, capacity: lanes)
+            let rocs = (base + 11 * w).bindMemory(to: UInt32.self, capacity: lanes)
+            let ivs = base + 11 * w + 4 * lanes   // 16 bytes per packet
+            let digests = ivs + 16 * lanes        // 20 bytes per packet
             var ok = 0
             var i = batch.startIndex
             while i < batch.endIndex {
@@ -359,14 +361,16 @@ public struct SRTPProtector: Sendable {
     /// runs its lanes eight at a time) each. 16 measured best on the development EPYC (srtp-bench,
     /// 32-packet batches): 8 leaves the per-call cost visible at 160 B (~215 vs ~162 ns/packet),
     /// 32 makes the group's payloads plus the 16 KiB keystream scratch outgrow L1 before the
-    /// MACs read them back at 1200 B. The scratch below is laid out for up to 32.
+    /// MACs read them back at 1200 B; with the ROC staged in place (one-part HMAC path) 8 and 4
+    /// were no faster at 1200 B and slower at 160 B. The scratch below is laid out for it.
     static let groupSize = 16
-    static let groupScratchBytes = 3456 + 20 * 32
+    /// Eleven word arrays, the 4-byte ROCs, 16-byte IVs and 20-byte digests, per lane.
+    static let groupScratchBytes = (11 * 8 + 4 + 16 + 20) * groupSize
 
-    /// 4096 bytes of stack scratch for one group (≥ `groupScratchBytes`).
+    /// 2048 bytes of stack scratch for one group (≥ `groupScratchBytes`); zeroed once per
+    /// call, so no larger than needed.
     struct GroupScratch {
-        var words = (SIMD64<UInt64>(), SIMD64<UInt64>(), SIMD64<UInt64>(), SIMD64<UInt64>(),
-                     SIMD64<UInt64>(), SIMD64<UInt64>(), SIMD64<UInt64>(), SIMD64<UInt64>())
+        var words = (SIMD64<UInt64>(), SIMD64<UInt64>(), SIMD64<UInt64>(), SIMD64<UInt64>())
     }
 
     /// Protects a batch of RTCP packets of one stream in place.
