@@ -100,8 +100,27 @@ public struct SRTPProtector: Sendable {
     func encryptRTP(_ packet: UnsafeMutableRawPointer, length: Int, capacity: Int,
                     keys: SRTPSessionKeys, stream: inout SRTPSenderStream, mac: inout PendingMAC) throws(SRTPError) -> Int {
         var unused = PendingCipher()
-        return try encryptRTP(packet, length: length, capacity: capacity, keys: keys, stream: &stream, mac: &mac,
+        return try encryptRTP(packet, length: length, capacity: capacity, keys: KeyView(keys), stream: &stream, mac: &mac,
                               deferEncryption: false, stageROC: false, cipher: &unused)
+    }
+
+    /// What the RTP protect reads from the session keys per packet, loaded once: the batch path
+    /// builds it before its loop, since as far as the compiler knows every store through a
+    /// packet pointer could change the keys object, and fields read through it would be
+    /// reloaded (with their dependent loads) for every packet.
+    /// Lives only inside a protect call that holds `keys`, so the cipher reference is not
+    /// retained (no reference-count traffic per single-packet call).
+    struct KeyView {
+        let mki: MasterKeyIdentifier
+        let salt: SaltWords
+        unowned(unsafe) let cipher: AESCounterMode?
+
+        @inline(__always)
+        init(_ keys: SRTPSessionKeys) {
+            mki = keys.mki
+            salt = keys.srtpSalt
+            cipher = keys.srtpCipher
+        }
     }
 
     /// What the batch path still has to encrypt: `count` bytes at `offset` with the keystream
@@ -120,7 +139,7 @@ public struct SRTPProtector: Sendable {
     /// tail then overwrites those 4 bytes (`mac.staged`: the caller writes MKI and ROC field).
     @inline(__always)
     func encryptRTP(_ packet: UnsafeMutableRawPointer, length: Int, capacity: Int,
-                    keys: SRTPSessionKeys, stream: inout SRTPSenderStream, mac: inout PendingMAC,
+                    keys: KeyView, stream: inout SRTPSenderStream, mac: inout PendingMAC,
                     deferEncryption: Bool, stageROC: Bool, cipher pending: inout PendingCipher) throws(SRTPError) -> Int {
         let headerLength = try RTPHeader.length(packet, length)
         try RTPHeader.checkPadding(packet, headerLength: headerLength, length: length)
@@ -136,12 +155,12 @@ public struct SRTPProtector: Sendable {
         // Encrypt the payload (RFC 3711 4.1.1).
         if deferEncryption {
             pending = PendingCipher()
-            if keys.srtpCipher != nil, length > headerLength {
-                pending = PendingCipher(iv: keys.srtpSalt.iv(ssrc: RTPHeader.ssrc(packet), index: index),
+            if keys.cipher != nil, length > headerLength {
+                pending = PendingCipher(iv: keys.salt.iv(ssrc: RTPHeader.ssrc(packet), index: index),
                                         offset: headerLength, count: length - headerLength)
             }
-        } else if let cipher = keys.srtpCipher, length > headerLength {
-            var iv = keys.srtpSalt.iv(ssrc: RTPHeader.ssrc(packet), index: index)
+        } else if let cipher = keys.cipher, length > headerLength {
+            var iv = keys.salt.iv(ssrc: RTPHeader.ssrc(packet), index: index)
             let ok = withUnsafeBytes(of: &iv) { v in
                 v.baseAddress.map { cipher.xorKeystream(iv: $0, data: packet + headerLength, count: length - headerLength) } ?? false
             }
@@ -212,7 +231,8 @@ public struct SRTPProtector: Sendable {
         let lanes = Self.groupSize
         let batchCipher = keys.srtpCipherBatch
         let deferEncryption = batchCipher != nil
-        let mki = keys.mki
+        let view = KeyView(keys)
+        let mki = view.mki
         // Per group, on the stack (no allocation per call): MAC a/b pointers and lengths, the
         // ROCs (b parts), slot index, tag offset, MAC length and where the MKI still goes;
         // cipher data pointers, lengths, slot index and IVs; the digests.
@@ -254,7 +274,7 @@ public struct SRTPProtector: Sendable {
                         var mac = PendingMAC()
                         var pending = PendingCipher()
                         let total = try encryptRTP(packet, length: length, capacity: batch[i].capacity,
-                                                   keys: keys, stream: &stream, mac: &mac,
+                                                   keys: view, stream: &stream, mac: &mac,
                                                    deferEncryption: deferEncryption, stageROC: true, cipher: &pending)
                         if pending.count > 0 {
                             encData[e] = packet + pending.offset
@@ -321,7 +341,7 @@ public struct SRTPProtector: Sendable {
                     keys.srtpAuthBatch.authenticate(count: n, a: a, aLengths: aLengths, b: b, bLengths: bLengths, digests: digests)
                 }
                 for k in 0..<n {
-                    let packet = batch[slotIndex[k]].bytes
+                    guard let packet = UnsafeMutableRawPointer(mutating: a[k]) else { continue }   // the slot's bytes
                     let at = staged[k]
                     if at >= 0 {
                         // Over the staged ROC: the MKI (RFC 3711 3.1), then on RFC 4771 carrying
