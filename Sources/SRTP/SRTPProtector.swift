@@ -234,6 +234,11 @@ public struct SRTPProtector: Sendable {
         let deferEncryption = batchCipher != nil
         let view = KeyView(keys)
         let mki = view.mki
+        // The MBMS tail fast path (little-endian hosts): the 6 MKI octets in memory order in
+        // the low bytes of one word.
+        let mbmsTail = mki.length == MasterKeyIdentifier.mbmsLength && UInt16(1).littleEndian == 1
+        let mkiWord = (UInt64(UInt32(truncatingIfNeeded: mki.value >> 16).bigEndian)
+            | UInt64(UInt16(truncatingIfNeeded: mki.value).bigEndian) << 32)
         // Per group, on the stack (no allocation per call): MAC a/b pointers and lengths, the
         // ROCs (b parts), slot index, tag offset, MAC length and where the MKI still goes;
         // cipher data pointers, lengths, slot index and IVs; the digests.
@@ -344,6 +349,16 @@ public struct SRTPProtector: Sendable {
                 for k in 0..<n {
                     guard let packet = UnsafeMutableRawPointer(mutating: a[k]) else { continue }   // the slot's bytes
                     let at = staged[k]
+                    if at >= 0, at & Self.stagedROCField == 0, mbmsTail, macLength[k] == 10 {
+                        // TS 33.246 MKI (6 octets) ‖ 80-bit tag, no RFC 4771 ROC field: the 16-byte
+                        // tail as two 8-byte stores (octets 0-5 MKI, 6-7 the tag's first two, 8-15
+                        // the rest).
+                        let d = digests + 20 * k
+                        let tagHead = UInt64(d.loadUnaligned(as: UInt16.self)) << 48
+                        (packet + at).storeBytes(of: mkiWord | tagHead, as: UInt64.self)
+                        (packet + at + 8).storeBytes(of: d.loadUnaligned(fromByteOffset: 2, as: UInt64.self), as: UInt64.self)
+                        continue
+                    }
                     if at >= 0 {
                         // Over the staged ROC: the MKI (RFC 3711 3.1), then on RFC 4771 carrying
                         // packets the ROC field in front of the MAC.
