@@ -84,16 +84,28 @@ void mbms_mh_hmac_sha1(const mbms_mh_key *k, size_t n,
                        const void *const *a, const size_t *a_len,
                        const void *const *b, const size_t *b_len,
                        uint8_t *digests) {
+    if (n == 0) return;
     int impl = mbms_mh_implementation();
+#define MH_B(i) (b_len != NULL && b_len[i] != 0 ? b[i] : NULL)
+#define MH_B_LEN(i) (b_len != NULL ? b_len[i] : 0)
     if (impl == MBMS_MH_OPENSSL) {
-        for (size_t i = 0; i < n; i++) mh_openssl(k, a[i], a_len[i], b[i], b_len[i], digests + 20 * i);
+        for (size_t i = 0; i < n; i++) mh_openssl(k, a[i], a_len[i], MH_B(i), MH_B_LEN(i), digests + 20 * i);
         return;
     }
+#if defined(__x86_64__) || defined(__i386__)
+    if (impl == MBMS_MH_SHANI) {
+        // One-part messages of one length (the SRTP batch with the ROC in place): straight to
+        // the whole-HMAC kernel, no lane structs.
+        int one_part = 1;
+        for (size_t i = 0; i < n && one_part; i++) one_part = a_len[i] == a_len[0] && MH_B_LEN(i) == 0;
+        if (one_part && mbms_mh_run_shani_one_part(k, n, a, a_len[0], digests)) return;
+    }
+#endif
     mbms_mh_lane lanes[MBMS_MH_CHUNK];
     for (size_t base = 0; base < n; base += MBMS_MH_CHUNK) {
         size_t m = n - base < MBMS_MH_CHUNK ? n - base : MBMS_MH_CHUNK;
         for (size_t i = 0; i < m; i++)
-            mbms_mh_lane_init(&lanes[i], k, a[base + i], a_len[base + i], b[base + i], b_len[base + i],
+            mbms_mh_lane_init(&lanes[i], k, a[base + i], a_len[base + i], MH_B(base + i), MH_B_LEN(base + i),
                               digests + 20 * (base + i));
 #if defined(__x86_64__) || defined(__i386__)
         if (impl == MBMS_MH_SHANI) {
@@ -107,4 +119,6 @@ void mbms_mh_hmac_sha1(const mbms_mh_key *k, size_t n,
             mbms_mh_lane_finish(&lanes[i]);
         }
     }
+#undef MH_B
+#undef MH_B_LEN
 }

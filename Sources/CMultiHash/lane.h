@@ -114,6 +114,10 @@ void mbms_mh_sha1_block_scalar(uint32_t h[5], const uint8_t block[64]);
 int mbms_mh_shani_supported(void);
 /// Runs n lanes (already initialised) to completion with the SHA-NI interleaved kernel.
 void mbms_mh_run_shani(mbms_mh_lane *lanes, size_t n, const mbms_mh_key *k);
+/// n one-part messages (every b empty) of the same length `len`, straight from the message
+/// pointers: returns 0 (and does nothing) when len is outside what the whole-HMAC kernel
+/// takes (len < 64, or more than its maximum block count).
+int mbms_mh_run_shani_one_part(const mbms_mh_key *k, size_t n, const void *const *msg, size_t len, uint8_t *digests);
 #endif
 
 #endif

@@ -312,6 +312,64 @@ static __attribute__((noinline)) void mh_run_whole(mbms_mh_lane *lanes, size_t n
 }
 #endif
 
+#ifdef MH_HAVE_WHOLE
+/// The padded end of a one-part message m of len >= 64 bytes: the len % 64 bytes after its
+/// last whole block, 0x80, zeros and the length in bits including the ipad block (FIPS 180-4
+/// 5.1.1; RFC 2104), in t[1] (and t[2] when the length no longer fits, len % 64 >= 56).
+/// Fixed-size copies only: the 64 bytes ending at m + len are copied to end at t[1] + len % 64,
+/// so the tail lands at the start of t[1] and the bytes before it fall into t[0], which is
+/// otherwise unused. Returns the number of blocks written, 1 or 2.
+static inline size_t mh_one_part_tail(const uint8_t *m, size_t len, uint8_t (*t)[64]) {
+    size_t r = len % 64, nt = r < 56 ? 1 : 2;
+    memset(t[1], 0, 64);
+    if (nt == 2) memset(t[2], 0, 64);
+    if (r != 0) memcpy(t[0] + r, m + len - 64, 64);   // r == 0 (SRTP at 1200 B): padding only
+    t[1][r] = 0x80;
+    uint64_t bits = __builtin_bswap64(((uint64_t)len + 64) * 8);   // big-endian, one store
+    memcpy(t[nt] + 56, &bits, 8);
+    return nt;
+}
+
+/// mh_run_whole for n one-part messages of one length len (64 <= len, inner block count <=
+/// MH_WHOLE_MAX_BLOCKS): the SRTP batch, whose packets carry their ROC in place (RFC 3711
+/// 4.2, the authenticated portion || ROC as one buffer). No lane structs: the whole blocks are
+/// read in place, only the one or two padded end blocks are assembled (mh_one_part_tail).
+static __attribute__((noinline)) void mh_run_whole_one_part(const mbms_mh_key *k, size_t n, const void *const *msg,
+                                                            size_t len, uint8_t *digests) {
+    const uint8_t *tab[MH_WHOLE_MAX_BLOCKS * 4];
+    __attribute__((aligned(16))) uint8_t scratch[4][3][64];
+    const size_t full = len / 64, nb = mbms_mh_padded_blocks(len);
+    for (size_t base = 0; base < n; base += 4) {
+        const int w = n - base < 4 ? (int)(n - base) : 4;
+        uint8_t *out[4];
+        for (int l = 0; l < w; l++) {
+            const uint8_t *m = (const uint8_t *)msg[base + l];
+            for (size_t j = 0; j < full; j++) tab[j * (size_t)w + (size_t)l] = m + 64 * j;
+            size_t nt = mh_one_part_tail(m, len, scratch[l]);
+            for (size_t j = 0; j < nt; j++) tab[(full + j) * (size_t)w + (size_t)l] = scratch[l][1 + j];
+            out[l] = digests + 20 * (base + (size_t)l);
+        }
+        switch (w) {
+        case 1: mh_shani_hmac_x1(k, tab, nb, out); break;
+        case 2: mh_shani_hmac_x2(k, tab, nb, out); break;
+        case 3: mh_shani_hmac_x3(k, tab, nb, out); break;
+        default: mh_shani_hmac_x4(k, tab, nb, out); break;
+        }
+    }
+}
+#endif
+
+int mbms_mh_run_shani_one_part(const mbms_mh_key *k, size_t n, const void *const *msg, size_t len, uint8_t *digests) {
+#ifdef MH_HAVE_WHOLE
+    if (len < 64 || mbms_mh_padded_blocks(len) > MH_WHOLE_MAX_BLOCKS) return 0;
+    mh_run_whole_one_part(k, n, msg, len, digests);
+    return 1;
+#else
+    (void)k; (void)n; (void)msg; (void)len; (void)digests;
+    return 0;
+#endif
+}
+
 void mbms_mh_run_shani(mbms_mh_lane *lanes, size_t n, const mbms_mh_key *k) {
 #ifdef MH_HAVE_WHOLE
     int same = lanes[0].inner_blocks <= MH_WHOLE_MAX_BLOCKS;

@@ -76,6 +76,17 @@ public final class HMACSHA1Batch: @unchecked Sendable {
         mbms_mh_hmac_sha1(key, count, a, aLengths, b, bLengths, digests.assumingMemoryBound(to: UInt8.self))
     }
 
+    /// digests[20 i ..< 20 i + 20] = HMAC-SHA1(key, messages[i][0..<lengths[i]]) for i in
+    /// 0..<count: one-part messages. With the SHA extensions, messages of one length of at
+    /// least 64 bytes (an SRTP batch of equal packets with the ROC written behind each one)
+    /// take the fastest path: no lane set-up, whole blocks read in place. Hot path: no allocation.
+    @inline(__always)
+    public func authenticate(count: Int, messages: UnsafePointer<UnsafeRawPointer?>, lengths: UnsafePointer<Int>,
+                             digests: UnsafeMutableRawPointer) {
+        guard count > 0 else { return }
+        mbms_mh_hmac_sha1(key, count, messages, lengths, nil, nil, digests.assumingMemoryBound(to: UInt8.self))
+    }
+
     /// HMAC-SHA1 of each message (control plane and tests; allocates).
     public func authenticate(_ messages: [[UInt8]]) -> [[UInt8]] {
         let n = messages.count
@@ -85,8 +96,6 @@ public final class HMACSHA1Batch: @unchecked Sendable {
         var start = 0
         for m in messages { offsets.append(start); start += m.count }
         let lengths = messages.map(\.count)
-        let zeros = [Int](repeating: 0, count: n)
-        let nils = [UnsafeRawPointer?](repeating: nil, count: n)
         var out = [UInt8](repeating: 0, count: n * Self.digestLength)
         joined.withUnsafeBytes { j in
             let pointers: [UnsafeRawPointer?] = (0..<n).map { i in
@@ -94,7 +103,7 @@ public final class HMACSHA1Batch: @unchecked Sendable {
             }
             out.withUnsafeMutableBytes { o in
                 guard let base = o.baseAddress else { return }
-                authenticate(count: n, a: pointers, aLengths: lengths, b: nils, bLengths: zeros, digests: base)
+                authenticate(count: n, messages: pointers, lengths: lengths, digests: base)
             }
         }
         return (0..<n).map { Array(out[($0 * Self.digestLength)..<(($0 + 1) * Self.digestLength)]) }

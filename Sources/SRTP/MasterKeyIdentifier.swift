@@ -46,6 +46,11 @@ public struct MasterKeyIdentifier: Hashable, Sendable, CustomStringConvertible {
     /// Writes the MKI octets at `pointer`.
     @inline(__always)
     func write(to pointer: UnsafeMutableRawPointer) {
+        if length == Self.mbmsLength {   // MSK ID ‖ MTK ID: two big-endian stores
+            pointer.storeBytes(of: UInt32(truncatingIfNeeded: value >> 16).bigEndian, as: UInt32.self)
+            pointer.storeBytes(of: UInt16(truncatingIfNeeded: value).bigEndian, toByteOffset: 4, as: UInt16.self)
+            return
+        }
         var v = value
         var i = length - 1
         while i >= 0 {

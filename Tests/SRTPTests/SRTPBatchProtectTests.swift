@@ -87,9 +87,49 @@ final class SRTPBatchProtectTests: XCTestCase {
         XCTAssertGreaterThan(packetsCompared, 2000)
     }
 
-    /// Protects `count` random packets both ways; returns how many were compared.
+    /// Batches of packets of one payload length, so every group's MACs go through the one-part
+    /// path (ROC staged behind each packet, RFC 3711 4.2): lengths where the padding needs a
+    /// second block or none, messages under 64 bytes and over the whole-HMAC kernel's limit
+    /// (fallbacks), and MKIs shorter than the 4 staged bytes under the RFC 4771 ROC field.
+    func testEqualLengthBatchesEqualSinglePacket() throws {
+        let cases: [(SRTPPolicy, MasterKeyIdentifier)] = [
+            (SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80), MasterKeyIdentifier(keyGroup: 1, keyNumber: 2, mtkID: 3)),
+            (SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_32, mkiLength: 0), .none),
+            (SRTPPolicy(cipher: .aesCM128, authentication: .rccm1, rocTransmissionRate: 2, mkiLength: 2),
+             MasterKeyIdentifier(bytes: [0xAB, 0xCD])),
+            (SRTPPolicy(cipher: .aesCM256, authentication: .rccm2, rocTransmissionRate: 3, mkiLength: 1), MasterKeyIdentifier(bytes: [0x5A])),
+            (SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 1, mkiLength: 0), .none),
+            (SRTPPolicy(cipher: .aesCM192, authentication: .rccm3, rocTransmissionRate: 2, mkiLength: 3), MasterKeyIdentifier(bytes: [1, 2, 3])),
+            (SRTPPolicy(cipher: .null, authentication: .hmacSHA1_80, mkiLength: 0), .none),
+        ]
+        // Message (header ‖ payload ‖ ROC) lengths 16 + payload: < 64, 64, % 64 = 55, 56, 63, 0, 1,
+        // and past the kernel's 40 inner blocks.
+        let payloads = [0, 40, 48, 103, 104, 111, 112, 113, 160, 1200, 1207, 1208, 2528, 2600]
+        var rng = SplitMix64(seed: 0xBA7C_0003)
+        var packetsCompared = 0
+        for impl in MultiHash.Implementation.allCases where MultiHash.isAvailable(impl) {
+            XCTAssertTrue(MultiHash.select(impl))
+            for (policy, mki) in cases {
+                let protector = try SRTPProtector(policy: policy)
+                let keys = try SRTPSessionKeys(masterKey: rng.bytes(policy.cipher == .null ? 16 : policy.cipher.sessionKeyLength),
+                                               masterSalt: rng.bytes(14), mki: mki, cipher: policy.cipher)
+                for payload in payloads {
+                    let count = 1 + Int(rng.next() % 40)
+                    let firstSeq = UInt16(truncatingIfNeeded: 65_535 - Int(rng.next() % 40))   // may wrap inside the batch
+                    packetsCompared += try compare(protector: protector, keys: keys, count: count, firstSeq: firstSeq,
+                                                   initialROC: UInt32(truncatingIfNeeded: rng.next() % 3), rng: &rng,
+                                                   label: "\(impl) \(policy.authentication) MKI \(mki.length) payload \(payload)",
+                                                   maxPayload: 2600, payloadLength: payload)
+                }
+            }
+        }
+        XCTAssertGreaterThan(packetsCompared, 500)
+    }
+
+    /// Protects `count` random packets both ways (of `payloadLength` payload bytes each, or
+    /// random lengths below `maxPayload`); returns how many were compared.
     private func compare(protector: SRTPProtector, keys: SRTPSessionKeys, count: Int, firstSeq: UInt16, initialROC: UInt32,
-                         rng: inout SplitMix64, label: String, maxPayload: Int = 1400) throws -> Int {
+                         rng: inout SplitMix64, label: String, maxPayload: Int = 1400, payloadLength: Int? = nil) throws -> Int {
         let stride = maxPayload + 200
         let batchStorage = UnsafeMutableRawPointer.allocate(byteCount: stride * count, alignment: 64)
         let singleStorage = UnsafeMutableRawPointer.allocate(byteCount: stride * count, alignment: 64)
@@ -99,7 +139,7 @@ final class SRTPBatchProtectTests: XCTestCase {
         for i in 0..<count {
             let seq = firstSeq &+ UInt16(i)
             let r = rng.next() % 20
-            var packet = rtpPacket(seq: seq, payload: rng.bytes(Int(rng.next() % UInt64(maxPayload))))
+            var packet = rtpPacket(seq: seq, payload: rng.bytes(payloadLength ?? Int(rng.next() % UInt64(maxPayload))))
             var capacity = stride
             if r == 0 { packet = Array(packet.prefix(5)) }              // malformed: shorter than a header
             if r == 1 { capacity = packet.count + 1 }                    // too little tailroom for MKI and tag

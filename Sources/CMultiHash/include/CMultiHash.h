@@ -35,8 +35,10 @@ void mbms_mh_key_init(mbms_mh_key *k, const uint8_t *key, size_t key_len);
 void mbms_mh_key_clear(mbms_mh_key *k);
 
 /// digests[20*i ..< 20*i+20] = HMAC-SHA1(key, a[i] || b[i]) for i in 0..<n. Any n; lanes
-/// of different lengths may be mixed; a[i]/b[i] may be NULL when their length is 0.
-/// Allocates nothing.
+/// of different lengths may be mixed; a[i]/b[i] may be NULL when their length is 0; b and
+/// b_len may both be NULL when every b_i is empty. One-part messages (every b_i empty) of
+/// one length of at least 64 bytes take the fastest path with the SHA extensions (the SRTP
+/// batch writes the ROC behind each packet for this, RFC 3711 4.2). Allocates nothing.
 void mbms_mh_hmac_sha1(const mbms_mh_key *k, size_t n,
                        const void *const *a, const size_t *a_len,
                        const void *const *b, const size_t *b_len,
