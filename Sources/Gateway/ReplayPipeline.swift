@@ -2,16 +2,20 @@ import Foundation
 import KeyManagement
 import PacketIO
 
-/// A batch of captured frames moving through `replay`'s pass 2 (`DESIGN.md` §4: batches of up
-/// to 64 packets over preallocated buffers). The frames are packed into the batch's own arena,
+/// A batch of captured frames moving through `replay`'s pass 2 (`DESIGN.md` §4: batches over
+/// preallocated buffers). Up to 256 frames: each hand-over between stages can cost a futex
+/// wake (a stage parks when it has nothing to do), so a ring carries a few hundred packets at
+/// a time; the work stage still protects them 64 at most per call (`StreamingEngine`'s
+/// staging), and the writer sends a batch with a few `writev(2)` calls. The frames are packed into the batch's own arena,
 /// each with `StreamingEngine.tailroom` bytes behind it, and protected there in place. What the
 /// gateway originates between them (MIKEY MTK messages, FLUTE output) rides along in
 /// `injections`, each written before frame `before`.
 final class ReplayBatch: @unchecked Sendable {   // owned by one stage at a time (moved through the rings)
-    static let maximumFrames = 64
+    static let maximumFrames = 256
     /// Largest frame kept (libpcap's maximum snapshot length); longer ones are cut, as before.
     static let maximumFrameBytes = 262_144
-    /// Room for at least one maximum frame; batches of typical packets close at 64 frames.
+    /// Room for at least one maximum frame; batches of typical packets (~800 octets) close at
+    /// 256 frames, long before the arena is full.
     static let arenaBytes = 2 * (maximumFrameBytes + StreamingEngine.tailroom)
 
     struct Injection {

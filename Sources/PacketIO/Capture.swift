@@ -228,7 +228,7 @@ public final class CaptureWriter {
     private var closed = false
 
     static let stagingBytes = 1 << 16
-    static let maximumVectors = 256
+    static let maximumVectors = 1024
     private let staging: UnsafeMutableRawPointer
     private var staged = 0
     private let vectors: UnsafeMutablePointer<iovec>
