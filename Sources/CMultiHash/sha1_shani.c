@@ -285,6 +285,16 @@ static inline void mh_lane_table(const mbms_mh_lane *l, const uint8_t **tab, siz
     }
 }
 
+/// The whole-HMAC kernel for w (1-4) lanes of nb blocks each.
+static inline void mh_shani_hmac_w(int w, const mbms_mh_key *k, const uint8_t **tab, size_t nb, uint8_t **out) {
+    switch (w) {
+    case 1: mh_shani_hmac_x1(k, tab, nb, out); break;
+    case 2: mh_shani_hmac_x2(k, tab, nb, out); break;
+    case 3: mh_shani_hmac_x3(k, tab, nb, out); break;
+    default: mh_shani_hmac_x4(k, tab, nb, out); break;
+    }
+}
+
 /// Every lane has the same number of inner blocks: groups of up to four lanes run their whole
 /// HMAC in one call of the mh_shani_hmac_x* kernel. The blocks that cannot be read in place
 /// (the one straddling a and b, the last ones with the padding of FIPS 180-4 5.1.1; at most
@@ -302,12 +312,7 @@ static __attribute__((noinline)) void mh_run_whole(mbms_mh_lane *lanes, size_t n
             mh_lane_table(&lanes[base + l], tab + l, (size_t)w, scratch[l]);
             out[l] = lanes[base + l].out;
         }
-        switch (w) {
-        case 1: mh_shani_hmac_x1(k, tab, nb, out); break;
-        case 2: mh_shani_hmac_x2(k, tab, nb, out); break;
-        case 3: mh_shani_hmac_x3(k, tab, nb, out); break;
-        default: mh_shani_hmac_x4(k, tab, nb, out); break;
-        }
+        mh_shani_hmac_w(w, k, tab, nb, out);
     }
 }
 #endif
@@ -349,12 +354,7 @@ static __attribute__((noinline)) void mh_run_whole_one_part(const mbms_mh_key *k
             for (size_t j = 0; j < nt; j++) tab[(full + j) * (size_t)w + (size_t)l] = scratch[l][1 + j];
             out[l] = digests + 20 * (base + (size_t)l);
         }
-        switch (w) {
-        case 1: mh_shani_hmac_x1(k, tab, nb, out); break;
-        case 2: mh_shani_hmac_x2(k, tab, nb, out); break;
-        case 3: mh_shani_hmac_x3(k, tab, nb, out); break;
-        default: mh_shani_hmac_x4(k, tab, nb, out); break;
-        }
+        mh_shani_hmac_w(w, k, tab, nb, out);
     }
 }
 #endif
