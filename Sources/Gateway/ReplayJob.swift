@@ -100,6 +100,7 @@ public final class ReplayJob {
         defer { writer.close() }
         let engine = try StreamingEngine(sessions: sessions, keySource: keySource, dropUnmatched: options.dropUnmatched,
                                          checksum: options.checksum)
+        engine.deferUDPChecksums = true   // the write stage fills them (ReplayPipeline.write)
         let download = DownloadEngine(sessions: downloads, keySource: keySource, options: options.download)
         let work = ReplayWork(job: self, link: link, engine: engine, download: download, downloadLookup: downloadLookup,
                               downloadTemplates: downloadTemplates, templates: templates, first: first, last: last)

@@ -244,6 +244,7 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
             let f = batch.frames[k]
             switch f.verdict {
             case .forward(let length):
+                if let u = f.deferredChecksum { UDPFrameEditor.fillUDPChecksum(f.bytes, frame: u) }
                 writer.write(timestampNanoseconds: batch.stamps[k], borrowing: UnsafeRawBufferPointer(start: f.bytes, count: length))
             case .passThrough:
                 writer.write(timestampNanoseconds: batch.stamps[k], borrowing: UnsafeRawBufferPointer(start: f.bytes, count: f.length))

@@ -21,6 +21,9 @@ public struct EngineFrame {
     public var capacity: Int
     public var time: Int64
     public var verdict: FrameVerdict = .passThrough
+    /// Set when the engine defers the UDP checksum (`deferUDPChecksums`): the frame's UDP
+    /// geometry, for `UDPFrameEditor.fillUDPChecksum` before the frame is sent.
+    public var deferredChecksum: UDPFrame? = nil
 
     public init(bytes: UnsafeMutableRawPointer, length: Int, capacity: Int, time: Int64) {
         self.bytes = bytes
@@ -41,6 +44,10 @@ public final class StreamingEngine {
     public let dropUnmatched: Bool
     public let checksum: UDPFrameEditor.ChecksumPolicy
     public private(set) var statistics: GatewayStatistics
+    /// Leave the UDP checksum of protected frames for the caller (`EngineFrame.deferredChecksum`):
+    /// `replay` computes it in its write stage, which has time to spare, instead of in the work
+    /// stage, which has none.
+    public var deferUDPChecksums = false
 
     private var flows: [SessionFlows]
     private let keySource: KeySource
@@ -203,7 +210,9 @@ public final class StreamingEngine {
 
     @inline(__always)
     private func finish(_ f: UnsafeMutablePointer<EngineFrame>, _ udp: inout UDPFrame, session i: Int, payloadLength: Int) {
-        let total = UDPFrameEditor.resizePayload(f.pointee.bytes, frame: &udp, newPayloadLength: payloadLength, checksum: checksum)
+        let total = UDPFrameEditor.resizePayload(f.pointee.bytes, frame: &udp, newPayloadLength: payloadLength, checksum: checksum,
+                                                 deferringChecksum: deferUDPChecksums)
+        if deferUDPChecksums, UDPFrameEditor.needsUDPChecksum(udp, checksum) { f.pointee.deferredChecksum = udp }
         statistics.sessions[i].packetsOut += 1
         statistics.sessions[i].bytesOut += payloadLength
         statistics.framesOut += 1

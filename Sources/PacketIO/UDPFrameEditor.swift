@@ -11,9 +11,11 @@ public enum UDPFrameEditor {
     /// Sets the UDP payload length to `newPayloadLength` (the payload bytes must already be in
     /// place), fixes IPv4 total length and header checksum or the IPv6 payload length, the UDP
     /// length and checksum. Returns the new frame length: link-layer trailers are dropped.
+    /// `deferringChecksum`: leave the UDP checksum 0 for a later `fillUDPChecksum` (replay's
+    /// write stage computes it, off the busier work stage).
     @discardableResult
     public static func resizePayload(_ p: UnsafeMutableRawPointer, frame: inout UDPFrame, newPayloadLength: Int,
-                                     checksum: ChecksumPolicy = .recompute) -> Int {
+                                     checksum: ChecksumPolicy = .recompute, deferringChecksum: Bool = false) -> Int {
         let udpLength = 8 + newPayloadLength
         let o = frame.ipOffset
         if frame.ipVersion == 4 {
@@ -29,10 +31,21 @@ public enum UDPFrameEditor {
         storeBE16(p, frame.udpOffset + 4, UInt16(truncatingIfNeeded: udpLength))
         frame.payloadLength = newPayloadLength
         storeBE16(p, frame.udpOffset + 6, 0)
-        if frame.ipVersion == 6 || checksum == .recompute {
-            storeBE16(p, frame.udpOffset + 6, udpChecksum(p, frame: frame))
-        }
+        if !deferringChecksum { fillUDPChecksum(p, frame: frame, checksum: checksum) }
         return frame.datagramEnd
+    }
+
+    /// Whether `policy` wants a UDP checksum in `frame` (IPv6: always, RFC 8200 8.1).
+    @inline(__always)
+    public static func needsUDPChecksum(_ frame: UDPFrame, _ policy: ChecksumPolicy) -> Bool {
+        frame.ipVersion == 6 || policy == .recompute
+    }
+
+    /// Writes the UDP checksum of a frame whose checksum field is 0 (as `resizePayload` leaves
+    /// it), when `checksum` asks for one.
+    @inline(__always)
+    public static func fillUDPChecksum(_ p: UnsafeMutableRawPointer, frame: UDPFrame, checksum: ChecksumPolicy = .recompute) {
+        if needsUDPChecksum(frame, checksum) { storeBE16(p, frame.udpOffset + 6, udpChecksum(p, frame: frame)) }
     }
 
     /// RFC 768 / RFC 8200 8.1 checksum over the pseudo-header and the UDP datagram

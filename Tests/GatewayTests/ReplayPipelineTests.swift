@@ -38,6 +38,43 @@ final class ReplayPipelineTests: XCTestCase {
         }
     }
 
+    /// Every IP header checksum and UDP checksum of the replay output (protected RTP/RTCP with
+    /// the UDP checksum filled in by the write stage, injected MIKEY) checks out in tshark, an
+    /// independent implementation, with either thread count; with `--udp-checksum zero` the
+    /// protected IPv4 frames carry none.
+    func testReplayOutputChecksumsVerifyInTshark() throws {
+        guard Tool.isInstalled(Tool.tshark) else { throw XCTSkip("tshark not installed") }
+        let input = try TestGateway.fixture("rtp-multicast.pcap")
+        let gw = try TestGateway()
+        for threads in [1, 3] {
+            for policy in [UDPFrameEditor.ChecksumPolicy.recompute, .zeroForIPv4] {
+                let output = gw.path("checksums-\(threads)-\(policy.rawValue).pcap")
+                var options = ReplayJob.Options(input: input, output: output)
+                options.threads = threads
+                options.checksum = policy
+                let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run()
+                XCTAssertGreaterThan(report.statistics.sessions.map(\.packetsOut).reduce(0, +), 1000)
+                let out = try Tool.run(Tool.tshark, ["-r", output, "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
+                                                     "-T", "fields", "-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "udp.checksum"]).stdout
+                let lines = out.split(separator: "\n")
+                XCTAssertGreaterThan(lines.count, 1000)
+                var verified = 0, absent = 0
+                for line in lines {
+                    let f = line.split(separator: "\t", omittingEmptySubsequences: false).map(String.init)
+                    XCTAssertEqual(f.first, "1", "IP header checksum: \(line)")
+                    if f.count > 2, f[2] == "0x0000" { absent += 1; continue }
+                    XCTAssertEqual(f.count > 1 ? f[1] : "", "1", "UDP checksum (threads \(threads), \(policy)): \(line)")
+                    verified += 1
+                }
+                if policy == .recompute {
+                    XCTAssertEqual(absent, 0, "threads \(threads)")
+                } else {
+                    XCTAssertGreaterThan(absent, 1000, "threads \(threads): protected IPv4 frames should carry no UDP checksum")
+                }
+            }
+        }
+    }
+
     func testThreeThreadsWriteTheSameBytesAsOneOnFLUTE() throws {
         let input = try TestGateway.fixture("flute-files.pcap")
         let gw = try TestGateway(yaml: DownloadTests.yaml)
