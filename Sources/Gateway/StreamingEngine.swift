@@ -86,18 +86,6 @@ public final class StreamingEngine {
         return e
     }
 
-    /// Processes one captured or received frame in place. `capacity` must leave `tailroom`
-    /// bytes after `length`. `time` is Unix seconds (the capture clock in `replay`).
-    /// Equivalent to staging the one frame and completing at once.
-    public func process(_ p: UnsafeMutableRawPointer, length: Int, capacity: Int, linkType: LinkType, time: Int64) throws -> FrameVerdict {
-        var frame = EngineFrame(bytes: p, length: length, capacity: capacity, time: time)
-        try withUnsafeMutablePointer(to: &frame) { f in
-            try stage(f, linkType: linkType)
-            completeStaged()
-        }
-        return frame.verdict
-    }
-
     // MARK: - Batches
 
     /// Frames staged for batch protection: SRTP packets wait here until `completeStaged()`
@@ -126,7 +114,7 @@ public final class StreamingEngine {
     }
 
     /// First half of batch processing: classifies the frame, counts it and takes the key epoch
-    /// at its time (so the key source sees the frames in order, exactly as `process` would);
+    /// at its time (so the key source sees the frames in capture order);
     /// drops, pass-throughs and SRTCP get their verdict now, SRTP packets are held until
     /// `completeStaged()`. `frame` must stay valid (and unmoved) until then. Per flow the
     /// packets are protected in the order they were staged, so ROC and output are identical to
