@@ -298,9 +298,6 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
             }
             done.leave()
         }
-        // Named for top -H, perf and gdb.
-        worker.name = "replay-work"
-        writerThread.name = "replay-write"
         for t in [worker, writerThread] {
             t.stackSize = 1 << 20
             done.enter()
