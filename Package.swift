@@ -55,7 +55,8 @@ let package = Package(
         .target(name: "CryptoCore", dependencies: ["COpenSSL", "CMultiHash", "CBatchAES"], swiftSettings: dataPlane),
         .target(name: "SRTP", dependencies: ["CryptoCore"], swiftSettings: dataPlane),
         .systemLibrary(name: "CSocketShims"),
-        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims", .product(name: "Atomics", package: "swift-atomics")],
+        .target(name: "CMapGuard"),
+        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims", "CMapGuard", .product(name: "Atomics", package: "swift-atomics")],
                 swiftSettings: dataPlane),
         .target(name: "MIKEY", dependencies: ["CryptoCore"]),
         // Key groups, MSK lifecycle, MTK time grid, key store (SQLite via GRDB; Debian: libsqlite3-dev).

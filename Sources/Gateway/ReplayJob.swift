@@ -106,6 +106,7 @@ public final class ReplayJob {
                               downloadTemplates: downloadTemplates, templates: templates, first: first, last: last)
         let pipeline = ReplayPipeline(reader: reader, writer: writer, shift: shift, total: total, threads: options.threads)
         try pipeline.run(work: work, progress: progress)
+        try reader.checkIntact()   // the last frames were read after the reader's own last check
         progress(total, total)
         try writer.finish()
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9

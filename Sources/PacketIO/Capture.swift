@@ -1,4 +1,5 @@
 import CPcap
+import CMapGuard
 import CSocketShims
 #if canImport(Glibc)
 import Glibc
@@ -75,6 +76,13 @@ public final class CaptureReader {
         return h
     }
 
+    /// Throws when the file became shorter while mapped (see `MappedRecords.checkIntact`): frames
+    /// handed out earlier may then have read as zeros. `next()` checks this for every record;
+    /// call it once more after the last frame has been used.
+    public func checkIntact() throws(CaptureError) {
+        try records?.checkIntact(path: path, at: records?.offset ?? 0)
+    }
+
     /// Starts again at the first frame (`replay` reads a capture twice).
     public func rewind() throws(CaptureError) {
         framesRead = 0
@@ -131,6 +139,12 @@ struct MappedRecords {
     let swapped: Bool
     let nanoseconds: Bool
     let snapshot: Int
+    /// CMapGuard slot (-1: unguarded): a SIGBUS in the mapping, the file having been truncated
+    /// under it, turns into pages of zeros and this slot's flag, which `next` turns into an error.
+    let guardSlot: Int32
+    /// Kept open for `fstat`: bytes past a new end of file that share a page with data still in
+    /// the file read as zeros without any fault, so a zero record header also asks the file's size.
+    let fd: Int32
     private(set) var offset = fileHeaderBytes
     /// Lines up to here have been asked for: the walk reads ~1 record per 750 octets and each
     /// record header's place is known only from the one before, so without help every header
@@ -143,11 +157,13 @@ struct MappedRecords {
     init?(path: String, snapshot: Int) {
         let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
-        defer { Glibc.close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= Self.fileHeaderBytes else { return nil }
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_size >= Self.fileHeaderBytes,
+              let m = mmap(nil, Int(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else {
+            Glibc.close(fd)
+            return nil
+        }
         let size = Int(st.st_size)
-        guard let m = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0), m != MAP_FAILED else { return nil }
         let magic = m.loadUnaligned(as: UInt32.self)
         switch magic {
         case 0xa1b2_c3d4: (swapped, nanoseconds) = (false, false)
@@ -156,17 +172,32 @@ struct MappedRecords {
         case 0x4d3c_b2a1: (swapped, nanoseconds) = (true, true)
         default:
             munmap(m, size)
+            Glibc.close(fd)
             return nil
         }
         // Read once, front to back: let the kernel map ahead.
         _ = madvise(m, size, MADV_SEQUENTIAL)
+        guardSlot = mbms_mapguard_register(m, size)
+        self.fd = fd
         base = UnsafeRawPointer(m)
         self.size = size
         self.snapshot = snapshot > 0 ? min(snapshot, Self.maximumRecordBytes) : Self.maximumRecordBytes
     }
 
     /// Ends the mapping (the owning reader's deinit).
-    func unmap() { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+    func unmap() {
+        mbms_mapguard_unregister(guardSlot)
+        munmap(UnsafeMutableRawPointer(mutating: base), size)
+        Glibc.close(fd)
+    }
+
+    /// Throws when part of the mapping was lost: the file became shorter than it was when
+    /// opened (another program truncated or rewrote it), so some frames read as zeros.
+    func checkIntact(path: String, at: Int) throws(CaptureError) {
+        var st = stat()
+        guard mbms_mapguard_faulted(guardSlot) != 0 || (fstat(fd, &st) == 0 && Int(st.st_size) < size) else { return }
+        throw .readFailed(path: path, reason: "the file became shorter than its \(size) bytes while it was being read (truncated or rewritten by another program?); reading stopped at offset \(at)")
+    }
 
     mutating func rewind() {
         offset = Self.fileHeaderBytes
@@ -183,20 +214,29 @@ struct MappedRecords {
     mutating func next(path: String) throws(CaptureError) -> CapturedFrame? {
         let at = offset
         let left = size - at
-        if left == 0 { return nil }
+        if left == 0 {
+            try checkIntact(path: path, at: at)
+            return nil
+        }
         let ahead = min(size, at + Self.prefetchDistance)
         while prefetched < ahead {
             mbms_prefetch(base + prefetched)
             prefetched += 64
         }
         guard left >= 16 else {
+            try checkIntact(path: path, at: at)   // a damaged walk is reported as its cause
             throw .readFailed(path: path, reason: "truncated dump file; the record header at offset \(at) has \(left) of 16 bytes")
         }
         let seconds = field(at), fraction = field(at + 4), captured = Int(field(at + 8)), original = field(at + 12)
+        if mbms_mapguard_faulted(guardSlot) != 0 || (captured | Int(seconds | fraction | original)) == 0 {
+            try checkIntact(path: path, at: at)
+        }
         guard captured <= Self.maximumRecordBytes else {
+            try checkIntact(path: path, at: at)
             throw .readFailed(path: path, reason: "invalid packet capture length \(captured) at offset \(at), bigger than the maximum of \(Self.maximumRecordBytes)")
         }
         guard left - 16 >= captured else {
+            try checkIntact(path: path, at: at)
             throw .readFailed(path: path, reason: "truncated dump file; the record at offset \(at) has \(left - 16) of \(captured) captured bytes")
         }
         offset = at + 16 + captured

@@ -96,6 +96,61 @@ final class CaptureTests: XCTestCase {
         }
     }
 
+    /// A mapped capture that another program truncates while it is being read: the pages past
+    /// the new end would raise SIGBUS and kill the process; the reader reports an error naming
+    /// the file instead, whether the lost bytes are met by `next()` or touched afterwards.
+    func testCaptureTruncatedWhileMappedIsAnErrorNotACrash() throws {
+        let frames = 4000, size = 1000   // ~4 MB: far more pages than readahead maps at once
+        let path = tempPath("shrinking.pcap")
+        let w = try CaptureWriter(path: path, dataLinkType: LinkType.ethernet.rawValue)
+        for i in 0..<frames {
+            w.write(timestampNanoseconds: UInt64(1_700_000_000 + i) * 1_000_000_000,
+                    bytes: [UInt8](repeating: UInt8(truncatingIfNeeded: i | 1), count: size))
+        }
+        try w.finish()
+
+        // Cut while reading: the walk meets the lost pages itself.
+        let r = try CaptureReader(path: path)
+        XCTAssertTrue(r.isMapped)
+        for _ in 0..<10 { XCTAssertNotNil(try r.next()) }
+        XCTAssertEqual(truncate(path, 24 + 100 * (16 + size)), 0)
+        var read = 10
+        XCTAssertThrowsError(try { while try r.next() != nil { read += 1 } }()) { e in
+            XCTAssertTrue("\(e)".contains(path) && "\(e)".contains("became shorter"), "\(e)")
+        }
+        // Exactly the 100 records still in the file. The cut is inside a page: the rest of that
+        // page reads as zeros without a fault (the zero record header there is what stops the
+        // walk), the pages after it fault.
+        XCTAssertEqual(read, 100)
+
+        // Cut after every frame was handed out: touching the lost bytes reads zeros (no
+        // SIGBUS), and checkIntact() then fails.
+        let w2 = try CaptureWriter(path: path, dataLinkType: LinkType.ethernet.rawValue)
+        for i in 0..<frames { w2.write(timestampNanoseconds: UInt64(i), bytes: [UInt8](repeating: 7, count: size)) }
+        try w2.finish()
+        let r2 = try CaptureReader(path: path)
+        var last: CapturedFrame?
+        while let f = try r2.next() { last = f }
+        XCTAssertNoThrow(try r2.checkIntact())
+        let lastFrame = try XCTUnwrap(last)
+        XCTAssertEqual(ftruncateAt(path, 24), 0)
+        XCTAssertEqual(lastFrame.bytes.reduce(0) { $0 | Int($1) }, 0)   // the page is zeros now
+        XCTAssertThrowsError(try r2.checkIntact()) { e in XCTAssertTrue("\(e)".contains("became shorter"), "\(e)") }
+
+        // A reader whose file stays whole never reports it.
+        try Data(repeating: 0, count: 0).write(to: URL(fileURLWithPath: path))   // (new contents below)
+        let w3 = try CaptureWriter(path: path, dataLinkType: LinkType.ethernet.rawValue)
+        for i in 0..<100 { w3.write(timestampNanoseconds: UInt64(i), bytes: [UInt8](repeating: 9, count: size)) }
+        try w3.finish()
+        let r3 = try CaptureReader(path: path)
+        var n = 0
+        while try r3.next() != nil { n += 1 }
+        XCTAssertEqual(n, 100)
+        XCTAssertNoThrow(try r3.checkIntact())
+    }
+
+    private func ftruncateAt(_ path: String, _ length: Int) -> Int32 { truncate(path, off_t(length)) }
+
     /// Copied, borrowed and large frames, interleaved across flushes, give the file libpcap's own
     /// `pcap_dump` writes for the same frames.
     func testWriterMatchesLibpcapDump() throws {
