@@ -270,6 +270,11 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
             return
         }
 
+        if threads == 2 {
+            try runTwoStages(work: work, read: &read, progress: progress)
+            return
+        }
+
         let free = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
         let toWorker = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
         let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
@@ -316,6 +321,40 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
         toWorker.close()
         done.wait()
         if let e = failure.error { throw e }
+    }
+
+    /// Two threads: read and work on this one, write on the other (for two CPUs, where a third
+    /// thread would take turns with the other two instead of running beside them).
+    private func runTwoStages(work: ReplayWork, read: inout Int, progress: (Int, Int) -> Void) throws {
+        let free = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
+        let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
+        for _ in 0..<Self.poolBatches { free.push(ReplayBatch()) }
+        let done = DispatchGroup()
+        let writerThread = Thread { [self] in
+            while let b = toWriter.pop() {
+                write(b)
+                b.reset()
+                free.push(b)
+            }
+            done.leave()
+        }
+        writerThread.stackSize = 1 << 20
+        done.enter()
+        writerThread.start()
+        var failure: Error?
+        do {
+            var more = true
+            while more, let b = free.pop() {
+                more = try fill(b, read: &read, progress: progress)
+                try work.process(b)
+                if !toWriter.push(b) { break }
+            }
+        } catch {
+            failure = error
+        }
+        toWriter.close()
+        done.wait()
+        if let failure { throw failure }
     }
 
     /// The first error of any stage (set once, read after the threads are joined).

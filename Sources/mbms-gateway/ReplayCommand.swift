@@ -47,14 +47,14 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress bar even on a terminal.")
     var quiet = false
 
-    @Option(name: .long, help: ArgumentHelp("1: everything on one thread. 3 (default): read, protect (with MIKEY and FLUTE) and write on three threads joined by lock-free rings. The output is the same bytes either way.", valueName: "1|3"))
-    var threads: Int = 3
+    @Option(name: .long, help: ArgumentHelp("1: everything on one thread. 2: read and protect (with MIKEY and FLUTE) on one thread, write on another. 3: read, protect and write each on its own thread. Stages are joined by lock-free rings; the output is the same bytes either way. Default: one per CPU, up to 3 (here: \(ReplayJob.defaultThreads)).", valueName: "1|2|3"))
+    var threads: Int = ReplayJob.defaultThreads
 
     func validate() throws {
         guard UDPFrameEditor.ChecksumPolicy(rawValue: udpChecksum) != nil else {
             throw ValidationError("--udp-checksum must be recompute or zero (got \(udpChecksum))")
         }
-        guard threads == 1 || threads == 3 else { throw ValidationError("--threads must be 1 or 3 (got \(threads))") }
+        guard (1...3).contains(threads) else { throw ValidationError("--threads must be 1, 2 or 3 (got \(threads))") }
         guard input != output else { throw ValidationError("--output must differ from --input") }
         if let s = startTime, ISO8601DateFormatter().date(from: s) == nil {
             throw ValidationError("--start-time \(s) is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")

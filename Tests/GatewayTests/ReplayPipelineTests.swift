@@ -23,13 +23,16 @@ final class ReplayPipelineTests: XCTestCase {
         return (try bytes(output), report)
     }
 
-    func testThreeThreadsWriteTheSameBytesAsOneOnEveryRTPFixture() throws {
+    func testTwoAndThreeThreadsWriteTheSameBytesAsOneOnEveryRTPFixture() throws {
         for name in ["rtp-seqwrap.pcap", "rtp-multicast.pcap", "rtp-h264-aac.pcap"] {
             let input: String
             do { input = try TestGateway.fixture(name) } catch { continue }
             let gw = try TestGateway()
             let (one, r1) = try replay(gw, input, threads: 1)
             let (three, r3) = try replay(gw, input, threads: 3)
+            let (two, r2) = try replay(gw, input, threads: 2)
+            XCTAssertEqual(r1.statistics.sessions.map(\.packetsOut), r2.statistics.sessions.map(\.packetsOut), name)
+            XCTAssertTrue(one == two, "\(name): two-thread output differs from the one-thread output")
             XCTAssertGreaterThan(r1.statistics.sessions.map(\.packetsOut).reduce(0, +), 0, name)
             XCTAssertEqual(r1.statistics.sessions.map(\.packetsOut), r3.statistics.sessions.map(\.packetsOut), name)
             XCTAssertEqual(r1.statistics.sessions.map(\.mikeySent), r3.statistics.sessions.map(\.mikeySent), name)
@@ -46,7 +49,7 @@ final class ReplayPipelineTests: XCTestCase {
         guard Tool.isInstalled(Tool.tshark) else { throw XCTSkip("tshark not installed") }
         let input = try TestGateway.fixture("rtp-multicast.pcap")
         let gw = try TestGateway()
-        for threads in [1, 3] {
+        for threads in [1, 2, 3] {
             for policy in [UDPFrameEditor.ChecksumPolicy.recompute, .zeroForIPv4] {
                 let output = gw.path("checksums-\(threads)-\(policy.rawValue).pcap")
                 var options = ReplayJob.Options(input: input, output: output)
@@ -75,14 +78,30 @@ final class ReplayPipelineTests: XCTestCase {
         }
     }
 
-    func testThreeThreadsWriteTheSameBytesAsOneOnFLUTE() throws {
+    func testTwoAndThreeThreadsWriteTheSameBytesAsOneOnFLUTE() throws {
         let input = try TestGateway.fixture("flute-files.pcap")
         let gw = try TestGateway(yaml: DownloadTests.yaml)
         let (one, r1) = try replay(gw, input, threads: 1, downloads: true)
         let (three, r3) = try replay(gw, input, threads: 3, downloads: true)
+        let (two, _) = try replay(gw, input, threads: 2, downloads: true)
+        XCTAssertTrue(one == two, "two-thread FLUTE output differs from the one-thread output")
         XCTAssertEqual(r1.download.map(\.objectsOut), r3.download.map(\.objectsOut))
         XCTAssertGreaterThan(r1.download.map(\.objectsOut).reduce(0, +), 0)
         XCTAssertTrue(one == three, "pipelined FLUTE output differs from the one-thread output")
+    }
+
+    /// A capture that ends inside a record: every thread count stops with the reader's error,
+    /// naming the file and the offset, without hanging on a ring.
+    func testACutCaptureFailsWithTheReadersErrorOnEveryThreadCount() throws {
+        let gw = try TestGateway()
+        let whole = try Data(contentsOf: URL(fileURLWithPath: try TestGateway.fixture("rtp-multicast.pcap")))
+        let input = gw.path("cut.pcap")
+        try whole.prefix(whole.count - 10).write(to: URL(fileURLWithPath: input))
+        for threads in [1, 2, 3] {
+            XCTAssertThrowsError(try replay(gw, input, threads: threads), "threads \(threads)") { e in
+                XCTAssertTrue("\(e)".contains("cut.pcap") && "\(e)".contains("truncated dump file"), "threads \(threads): \(e)")
+            }
+        }
     }
 
     /// Frames from 14 bytes to libpcap's maximum snapshot length (batches close on the arena,
@@ -111,7 +130,9 @@ final class ReplayPipelineTests: XCTestCase {
         }
         let (one, _) = try replay(gw, input, threads: 1)
         let (three, _) = try replay(gw, input, threads: 3)
+        let (two, _) = try replay(gw, input, threads: 2)
         XCTAssertTrue(one == three)
+        XCTAssertTrue(one == two)
         let out = gw.path("sizes-out.pcap")
         var options = ReplayJob.Options(input: input, output: out)
         options.threads = 3
