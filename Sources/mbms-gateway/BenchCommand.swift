@@ -32,6 +32,9 @@ struct BenchCommand: ParsableCommand {
               CaptureWriter, no crypto), a read-only pass and the write floor
               (the output's bytes written to a new file in the same folder
               with plain 64 KiB write(2) calls: what the file system allows).
+              Replay runs on its default thread count (one per CPU, up to 3),
+              and also on 1 (and 3 where the default is fewer). Every row runs
+              once per round, 3 interleaved rounds (--quick 1), median counts.
               Ratios: replay / plain copy (what protection adds to pcap I/O);
               replay / crypto stage (batch protect over the same payload mix
               on one core: the stage replay runs; the throughput issue asks
@@ -136,8 +139,9 @@ struct BenchCommand: ParsableCommand {
         }
         if cases.contains("replay") {
             let n = packets ?? (quick ? 100_000 : 1_000_000)
-            progress("replay: writing a \(n)-packet capture, plain copy, replay")
-            let c = try ReplayBench.run(packets: n, directory: try sub("replay"), keep: workdir != nil)
+            let replayRounds = quick ? 1 : 3
+            progress("replay: writing a \(n)-packet capture; plain copy, read, replay and the write floor, \(replayRounds) round(s)")
+            let c = try ReplayBench.run(packets: n, directory: try sub("replay"), rounds: replayRounds, keep: workdir != nil)
             out.append(c)
             for r in c.rows where r.mallocsPerPacket != nil { mallocs.rows.append(Self.mallocRow("replay", r)) }
         }

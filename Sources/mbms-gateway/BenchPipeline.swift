@@ -41,7 +41,7 @@ struct BenchGateway {
 
 /// Case b: `replay` end to end on a synthetic capture against a plain copy of the same capture.
 enum ReplayBench {
-    static func run(packets: Int, directory: String, keep: Bool = false) throws -> BenchReport.Case {
+    static func run(packets: Int, directory: String, rounds: Int = 3, keep: Bool = false) throws -> BenchReport.Case {
         var c = BenchReport.Case(name: "replay")
         let fm = FileManager.default
         func path(_ n: String) -> String { (directory as NSString).appendingPathComponent(n) }
@@ -75,65 +75,83 @@ enum ReplayBench {
         let inputBytes = (try? fm.attributesOfItem(atPath: input)[.size] as? NSNumber)?.intValue ?? 0
         _ = try writeFloor(bytes: inputBytes + inputBytes / 8, path: path("warm-up.bin"))
 
-        // Plain copy: CaptureReader -> CaptureWriter, no parsing, no crypto (a floor for pcap I/O).
+        // Every row below runs once per round, the rounds interleaved, and the median round
+        // counts: on a shared host one run of a second or two can be 30 % off, and interleaving
+        // gives every row the same share of the slow moments.
         let copyPath = path("copy.pcap")
-        let m0 = MallocCounter.thread
-        let t0 = benchClock()
-        let reader = try CaptureReader(path: input)
-        let writer = try CaptureWriter(path: copyPath, dataLinkType: reader.dataLinkType)
-        var copied = 0
-        while let f = try reader.next() {
-            writer.write(timestampNanoseconds: f.timestampNanoseconds, bytes: f.bytes)
-            copied += 1
-        }
-        writer.close()
-        let copySeconds = Double(benchClock() - t0) / 1e9
-        let copyMallocs = MallocCounter.thread.flatMap { m1 in m0.map { m1 - $0 } }
-        try? fm.removeItem(atPath: copyPath)
-
-        // Read only (what replay's first pass costs): CaptureReader over the whole capture.
-        let tr = benchClock()
-        let scan = try CaptureReader(path: input)
-        var scanned = 0
-        while try scan.next() != nil { scanned += 1 }
-        let readSeconds = Double(benchClock() - tr) / 1e9
-
-        // Replay: the product's ReplayJob (both passes: scan, then protect + MIKEY + write).
         let output = path("protected.pcap")
-        let job = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: .init(input: input, output: output))
-        let r0 = MallocCounter.process
-        let t1 = benchClock()
-        let report = try job.run()
-        let replaySeconds = Double(benchClock() - t1) / 1e9
-        let replayMallocs = MallocCounter.process.flatMap { m1 in r0.map { m1 - $0 } }
-        try? fm.removeItem(atPath: output)
-
-        // The same job on one thread (the three stages one after another): what the pipeline buys.
-        var oneOptions = ReplayJob.Options(input: input, output: output)
-        oneOptions.threads = 1
-        let oneJob = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: oneOptions)
-        let t2 = benchClock()
-        _ = try oneJob.run()
-        let oneSeconds = Double(benchClock() - t2) / 1e9
-
-        // Where the default is not three threads (fewer CPUs), three as well: what the default saves.
         let threads = ReplayJob.defaultThreads
-        var threeSeconds: Double? = nil
-        if threads != 3 {
+        var copyTimes: [Double] = [], readTimes: [Double] = [], replayTimes: [Double] = [], oneTimes: [Double] = []
+        var threeTimes: [Double] = [], floorTimes: [Double] = []
+        var copied = 0, scanned = 0, outputBytes = 0
+        var copyMallocs: UInt64? = nil, replayMallocs: UInt64? = nil
+        var firstReport: ReplayJob.Report? = nil
+        func replayOnce(threads: Int) throws -> (ReplayJob.Report, Double) {
             try? fm.removeItem(atPath: output)
-            var threeOptions = ReplayJob.Options(input: input, output: output)
-            threeOptions.threads = 3
-            let threeJob = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: threeOptions)
-            let t3 = benchClock()
-            _ = try threeJob.run()
-            threeSeconds = Double(benchClock() - t3) / 1e9
+            var options = ReplayJob.Options(input: input, output: output)
+            options.threads = threads
+            let job = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options)
+            let t = benchClock()
+            let report = try job.run()
+            return (report, Double(benchClock() - t) / 1e9)
         }
-        let outputBytes = (try? fm.attributesOfItem(atPath: output)[.size] as? NSNumber)?.intValue ?? 0
-        if !keep { try? fm.removeItem(atPath: output) }
+        for round in 0..<max(1, rounds) {
+            // Plain copy: CaptureReader -> CaptureWriter, no parsing, no crypto (a floor for pcap I/O).
+            let m0 = MallocCounter.thread
+            let t0 = benchClock()
+            let reader = try CaptureReader(path: input)
+            let writer = try CaptureWriter(path: copyPath, dataLinkType: reader.dataLinkType)
+            copied = 0
+            while let f = try reader.next() {
+                writer.write(timestampNanoseconds: f.timestampNanoseconds, bytes: f.bytes)
+                copied += 1
+            }
+            writer.close()
+            copyTimes.append(Double(benchClock() - t0) / 1e9)
+            if copyMallocs == nil { copyMallocs = MallocCounter.thread.flatMap { m1 in m0.map { m1 - $0 } } }
+            try? fm.removeItem(atPath: copyPath)
 
-        // The file system's floor: replay's output bytes written to a new file in the same
-        // folder with plain 64 KiB write(2) calls (no pcap, no parsing, no crypto).
-        let floorSeconds = try writeFloor(bytes: outputBytes, path: path("write-floor.bin"))
+            // Read only (what replay's first pass costs): CaptureReader over the whole capture.
+            let tr = benchClock()
+            let scan = try CaptureReader(path: input)
+            scanned = 0
+            while try scan.next() != nil { scanned += 1 }
+            readTimes.append(Double(benchClock() - tr) / 1e9)
+
+            // Replay: the product's ReplayJob (both passes: scan, then protect + MIKEY + write), on
+            // its default thread count; on one thread (the stages one after another: what the
+            // pipeline buys) and, where the default is not three (fewer CPUs), on three. Each
+            // round starts with another of them: the file written first after others were
+            // removed can meet different memory than the ones after it.
+            // 0: the default, 1: one thread, 2: three threads.
+            var variants = [0, 1] + (threads != 3 ? [2] : [])
+            variants = Array(variants[(round % variants.count)...] + variants[..<(round % variants.count)])
+            for v in variants {
+                switch v {
+                case 0:
+                    let r0 = MallocCounter.process
+                    let (report, seconds) = try replayOnce(threads: threads)
+                    replayTimes.append(seconds)
+                    if firstReport == nil {
+                        firstReport = report
+                        replayMallocs = MallocCounter.process.flatMap { m1 in r0.map { m1 - $0 } }
+                    }
+                case 1: oneTimes.append(try replayOnce(threads: 1).1)
+                default: threeTimes.append(try replayOnce(threads: 3).1)
+                }
+            }
+            outputBytes = (try? fm.attributesOfItem(atPath: output)[.size] as? NSNumber)?.intValue ?? 0
+
+            // The file system's floor: replay's output bytes written to a new file in the same
+            // folder with plain 64 KiB write(2) calls (no pcap, no parsing, no crypto).
+            floorTimes.append(try writeFloor(bytes: outputBytes, path: path("write-floor.bin")))
+        }
+        if !keep { try? fm.removeItem(atPath: output) }
+        guard let report = firstReport else { throw ValidationErrorText("replay bench ran no round") }
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+        let copySeconds = median(copyTimes), readSeconds = median(readTimes), replaySeconds = median(replayTimes)
+        let oneSeconds = median(oneTimes), floorSeconds = median(floorTimes)
+        let threeSeconds: Double? = threeTimes.isEmpty ? nil : median(threeTimes)
 
         let rtp = report.statistics.sessions.map(\.rtpPackets).reduce(0, +)
         let udpOctets = report.statistics.sessions.map(\.bytesIn).reduce(0, +)
@@ -182,7 +200,7 @@ enum ReplayBench {
                               meaning: "crypto stage ns over (crypto stage + write floor + read only) / \(MachineInfo.cores) CPU(s): the most replay / crypto stage can reach on this machine and folder with perfect parallelism"))
         c.ratios.append(.init(name: "write floor / crypto stage (batch)", value: floorRow.packetsPerSecond / batchStage.packetsPerSecond,
                               meaning: "below 0.8, writing the output alone is slower than the 0.8 x crypto stage the issue asks of replay: on this folder the target is bound by the file system"))
-        c.notes.append("\(frames) frames (\(rtp) RTP in 2 streams of \(perStream), payload 160-1200 B, + RTCP SRs); \(report.statistics.sessions.map(\.mikeySent).reduce(0, +)) MIKEY messages, \(report.statistics.sessions.map(\.mtkSwitches).reduce(0, +)) MTK switches. The capture was just written: it is read from the page cache by both. Folder: \(directory) (\(BenchFilesystem.describe(directory))). replay: \(threads == 3 ? "3 threads (read, work, write)" : threads == 2 ? "2 threads (read + work, write)" : "1 thread") on \(MachineInfo.cores) CPU(s); pass 1 (scan) runs alone first. Replay's allocations come from MIKEY events and MTK switches (key schedule, message frames: \(replayMallocs.map { String(format: "%.0f", Double($0) / Double(max(1, report.statistics.sessions.map { $0.mikeySent + $0.mtkSwitches }.reduce(0, +)))) } ?? "n/a") per event here), not from packets: the packet path allocates nothing.")
+        c.notes.append("\(frames) frames (\(rtp) RTP in 2 streams of \(perStream), payload 160-1200 B, + RTCP SRs); \(report.statistics.sessions.map(\.mikeySent).reduce(0, +)) MIKEY messages, \(report.statistics.sessions.map(\.mtkSwitches).reduce(0, +)) MTK switches. The capture was just written: it is read from the page cache by both. Folder: \(directory) (\(BenchFilesystem.describe(directory))). replay: \(threads == 3 ? "3 threads (read, work, write)" : threads == 2 ? "2 threads (read + work, write)" : "1 thread") on \(MachineInfo.cores) CPU(s); pass 1 (scan) runs alone first. Each row: median of \(replayTimes.count) interleaved round(s) (replay ns/packet per round: \(replayTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", ")); write floor: \(floorTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", "))). Replay's allocations come from MIKEY events and MTK switches (key schedule, message frames: \(replayMallocs.map { String(format: "%.0f", Double($0) / Double(max(1, report.statistics.sessions.map { $0.mikeySent + $0.mtkSwitches }.reduce(0, +)))) } ?? "n/a") per event here), not from packets: the packet path allocates nothing.")
         return c
     }
 }
