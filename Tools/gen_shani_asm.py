@@ -209,6 +209,118 @@ void mh_shani_hmac_x{W}(const mbms_mh_key *k, const uint8_t *const *tab, size_t 
 }}
 '''
 
+
+def hmac_ragged_kernel():
+    """Whole HMAC-SHA1 of four lanes whose inner block counts differ (the SRTP batch of mixed
+    packet sizes): hmac_kernel with the outer block moved into the loop. The loop runs max
+    count + 1 iterations; block j of lane l comes from tab[4 j + l]. A per-lane countdown
+    (CNT) is decremented after every iteration: when it reaches 0 the first time, the lane's
+    inner hash is done, so its digest is written big-endian into the lane's outer block (OB,
+    prepared by the caller with 0x80 and the 84-byte length, FIPS 180-4 5.1.1; RFC 2104) and
+    its chaining values are reset to the outer key state, whose one block (OB, in the table
+    at index count) the next iteration hashes; when it reaches 0 again, the outer digest is
+    saved (OUT) and the lane idles on its OB until the longest lane is done. The caller sorts
+    lanes by block count and groups similar ones, so little time is spent idling. The
+    branches sit between iterations, outside the interleaved round groups, and are taken
+    twice per lane.
+    st layout (bytes): ABCD[4] @0, E[4] @64, saved ABCD[4] @128, ring @192, outer ABCD @448,
+    outer E @464, CNT[4] (8 bytes) @480, OUT ABCD[4] @512, OUT E[4] @576, OB pointers[4] @640,
+    phase bytes[4] @672; three base registers (st + 128, + 384, + 640) keep displacements
+    one byte."""
+    W = 4
+    A = [f"%%xmm{l}" for l in range(W)]
+    R = [[f"%%xmm{4 + 3 * l + i}" for i in range(3)] for l in range(W)]
+    def m(off):
+        if off < 256: return f"{off - 128}(%[sa])"
+        if off < 512: return f"{off - 384}(%[sb])"
+        return f"{off - 640}(%[sc])"
+    def ring(l, g): return m(192 + 64 * l + 16 * (g % 4))
+    out = []
+    e = out.append
+    T = R[0][0]
+    for l in range(W):
+        e(f"movdqa {m(16 * l)}, {A[l]}")
+    e("1:")
+    for l in range(W):
+        e(f"mov {8 * l}(%[tab]), %[p{l}]")
+    for l in range(W):
+        e(f"movdqa {A[l]}, {m(128 + 16 * l)}")
+    roles = [[R[l][0], R[l][1], R[l][2]] for l in range(W)]
+    def load(l, g, Z):
+        e(f"movdqu {16 * g}(%[p{l}]), {Z}")
+        e(f"pshufb (%[mask]), {Z}")
+    emit_block(e, W, A, roles, ring, load, lambda l: m(64 + 16 * l),
+               lambda l: m(128 + 16 * l), lambda l: m(64 + 16 * l))
+    e(f"add ${8 * W}, %[tab]")
+    for l in range(W):
+        e(f"decq {m(480 + 8 * l)}")
+        e(f"jnz .Lnext%=_{l}")
+        e(f"cmpb $0, {m(672 + l)}")
+        e(f"jne .Lout%=_{l}")
+        # Inner hash done: outer block = digest (H0..H3 from ABCD, H4 from E's top dword), big-endian.
+        e(f"mov {m(640 + 8 * l)}, %[t]")
+        e(f"movdqa {A[l]}, {T}")
+        e(f"pshufb (%[mask]), {T}")
+        e(f"movdqu {T}, (%[t])")
+        e(f"movl {m(64 + 16 * l + 12)}, %k[u]")
+        e("bswap %k[u]")
+        e("movl %k[u], 16(%[t])")
+        e(f"movdqa {m(448)}, {A[l]}")
+        e(f"movdqa {m(464)}, {T}")
+        e(f"movdqa {T}, {m(64 + 16 * l)}")
+        e(f"movq $1, {m(480 + 8 * l)}")
+        e(f"movb $1, {m(672 + l)}")
+        e(f"jmp .Lnext%=_{l}")
+        e(f".Lout%=_{l}:")
+        e(f"movdqa {A[l]}, {m(512 + 16 * l)}")
+        e(f"movdqa {m(64 + 16 * l)}, {T}")
+        e(f"movdqa {T}, {m(576 + 16 * l)}")
+        e(f"movq $0x7fffffff, {m(480 + 8 * l)}")
+        e(f".Lnext%=_{l}:")
+    e("dec %[n]")
+    e("jnz 1b")
+    body = "\n".join('        "' + s + '\\n\\t"' for s in out)
+    ptrs = ", ".join(f'[p{l}] "=&r" (p{l})' for l in range(W))
+    regs = ", ".join(f'"xmm{i}"' for i in range(16))
+    return f'''
+/// HMAC-SHA1 of 4 lanes with count[l] >= 1 inner blocks each (block j of lane l: tab[4 j + l];
+/// tab[4 count[l] + l] and every later entry of lane l: its outer block ob[l], 64 bytes the
+/// caller prepared: zeros, 0x80 at 20, the bit length 84 * 8 at 56..63); the loop runs
+/// max(count) + 1 times; out[l] receives lane l's 20-byte digest.
+static __attribute__((noinline)) MH_TARGET
+void mh_shani_hmac_ragged_x4(const mbms_mh_key *k, const uint8_t *const *tab, const size_t count[4],
+                             uint8_t *const ob[4], uint8_t *const out[4]) {{
+    __attribute__((aligned(16))) uint8_t st[768];
+    __m128i abcd = _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)k->inner), 0x1B);
+    __m128i e0 = _mm_set_epi32((int)k->inner[4], 0, 0, 0);
+    size_t n = 0;
+    for (int l = 0; l < 4; l++) {{
+        _mm_store_si128((__m128i *)(st + 16 * l), abcd);
+        _mm_store_si128((__m128i *)(st + 64 + 16 * l), e0);
+        uint64_t c = count[l];
+        memcpy(st + 480 + 8 * l, &c, 8);
+        memcpy(st + 640 + 8 * l, &ob[l], 8);
+        st[672 + l] = 0;
+        if (count[l] > n) n = count[l];
+    }}
+    n += 1;
+    _mm_store_si128((__m128i *)(st + 448), _mm_shuffle_epi32(_mm_loadu_si128((const __m128i *)k->outer), 0x1B));
+    _mm_store_si128((__m128i *)(st + 464), _mm_set_epi32((int)k->outer[4], 0, 0, 0));
+    const uint8_t *p0, *p1, *p2, *p3;
+    uintptr_t t, u;
+    __asm__ volatile(
+{body}
+        : {ptrs}, [t] "=&r" (t), [u] "=&r" (u), [tab] "+r" (tab), [n] "+r" (n)
+        : [sa] "r" (st + 128), [sb] "r" (st + 384), [sc] "r" (st + 640), [mask] "r" (mh_asm_bswap_mask)
+        : "memory", "cc", {regs});
+    for (int l = 0; l < 4; l++) {{
+        _mm_storeu_si128((__m128i *)out[l], _mm_shuffle_epi8(_mm_load_si128((const __m128i *)(st + 512 + 16 * l)),
+                                                              _mm_load_si128((const __m128i *)mh_asm_bswap_mask)));
+        mbms_mh_store_be32(out[l] + 16, (uint32_t)_mm_extract_epi32(_mm_load_si128((const __m128i *)(st + 576 + 16 * l)), 3));
+    }}
+}}
+'''
+
 print("// Generated by Tools/gen_shani_asm.py -- do not edit; see that script for the design.")
 print("// Included by sha1_shani.c (x86-64 only: it needs xmm8-15 and seven general registers).")
 print("/// pshufb mask reversing 16 bytes; then the outer block's constant quads (see hmac_kernel):")
@@ -220,3 +332,4 @@ for w in range(1, 5):
     print(kernel(w))
 for w in range(1, 5):
     print(hmac_kernel(w))
+print(hmac_ragged_kernel())

@@ -10,7 +10,7 @@
 #include "CMultiHash.h"
 
 /// At most this many lanes live at once; larger calls are processed in chunks.
-#define MBMS_MH_CHUNK 8
+#define MBMS_MH_CHUNK 16
 
 typedef struct {
     const uint8_t *a, *b;

@@ -17,6 +17,11 @@
 // registers; assembled blocks (straddling a/b, padding, FIPS 180-4 5.1.1) and outer blocks
 // still go one step at a time there.
 //
+// Different block counts (the SRTP batch of mixed sizes), four lanes or more per call: lanes
+// are sorted by block count and sets of four neighbours go through a ragged variant of the
+// whole-HMAC kernel below, which runs each lane's outer block inside its loop as soon as the
+// lane's inner blocks are done (mh_run_ragged); the scheduler takes the rest.
+//
 // Equal block counts (the SRTP batch: packets of one size || 4-byte ROC): when every lane of a
 // call has the same number of inner blocks (<= MH_WHOLE_MAX_BLOCKS), the scheduler is skipped.
 // The assembled blocks do not depend on the hash state, so each lane's (at most three) are
@@ -318,6 +323,67 @@ static __attribute__((noinline)) void mh_run_whole(mbms_mh_lane *lanes, size_t n
 #endif
 
 #ifdef MH_HAVE_WHOLE
+/// Lanes of different inner block counts (the SRTP batch of mixed packet sizes), each at most
+/// MH_WHOLE_MAX_BLOCKS: sorted by count, then in sets of four neighbours through the ragged
+/// whole-HMAC kernel (mh_shani_hmac_ragged_x4: outer blocks inside the loop, a lane that is
+/// done idles until the set's longest is). A set goes there when its idling (the blocks its
+/// shorter lanes wait) is at most a third of its blocks; other lanes, and a last set of
+/// fewer than four (the 4-lane kernel would waste more on dummy lanes than the narrower
+/// kernels lose), are moved to the front of `lanes` and their number returned, for the
+/// scheduler. Measured on the Zen 3 box (clang -O3 -fno-omit-frame-pointer, 64 one-part
+/// messages in calls of 16, min of 61 runs, 8 alternating pairs of processes, ns per
+/// message): 176...1216 bytes 275-392 -> 229-341 (every pair faster, median -15 %); 40...300
+/// bytes ~109 -> ~96 (-12 %).
+static __attribute__((noinline)) size_t mh_run_ragged(mbms_mh_lane *lanes, size_t n, const mbms_mh_key *k) {
+    uint8_t order[MBMS_MH_CHUNK];
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        for (; j > 0 && lanes[order[j - 1]].inner_blocks < lanes[i].inner_blocks; j--) order[j] = order[j - 1];
+        order[j] = (uint8_t)i;
+    }
+    const uint8_t *tab[(MH_WHOLE_MAX_BLOCKS + 1) * 4];
+    __attribute__((aligned(16))) uint8_t scratch[4][3][64];
+    __attribute__((aligned(16))) uint8_t ob[4][64];
+    uint8_t left[MBMS_MH_CHUNK];
+    size_t nleft = 0;
+    for (size_t s = 0; s < n; s += 4) {
+        const size_t w = n - s < 4 ? n - s : 4;
+        const size_t top = lanes[order[s]].inner_blocks;
+        size_t sum = 0, idle = 0;
+        for (size_t l = 0; l < w; l++) {
+            sum += lanes[order[s + l]].inner_blocks + 1;
+            idle += top - lanes[order[s + l]].inner_blocks;
+        }
+        if (w < 4 || 3 * idle > sum) {
+            for (size_t l = 0; l < w; l++) left[nleft++] = order[s + l];
+            continue;
+        }
+        size_t count[4];
+        uint8_t *outer[4], *out[4];
+        for (size_t l = 0; l < 4; l++) {
+            const mbms_mh_lane *lane = &lanes[order[s + l]];
+            count[l] = lane->inner_blocks;
+            mh_lane_table(lane, tab + l, 4, scratch[l]);
+            // The outer block (RFC 2104): inner digest (written by the kernel), 0x80, zeros,
+            // the length 84 * 8 bits (FIPS 180-4 5.1.1).
+            memset(ob[l], 0, 64);
+            ob[l][20] = 0x80;
+            ob[l][62] = 0x02;
+            ob[l][63] = 0xa0;
+            for (size_t j = count[l]; j <= top; j++) tab[j * 4 + l] = ob[l];
+            outer[l] = ob[l];
+            out[l] = lane->out;
+        }
+        mh_shani_hmac_ragged_x4(k, tab, count, outer, out);
+    }
+    if (nleft > 0 && nleft < n) {
+        mbms_mh_lane keep[MBMS_MH_CHUNK];
+        for (size_t i = 0; i < nleft; i++) keep[i] = lanes[left[i]];
+        memcpy(lanes, keep, nleft * sizeof(mbms_mh_lane));
+    }
+    return nleft;
+}
+
 /// The padded end of a one-part message m of len >= 64 bytes: the len % 64 bytes after its
 /// last whole block, 0x80, zeros and the length in bits including the ipad block (FIPS 180-4
 /// 5.1.1; RFC 2104), in t[1] (and t[2] when the length no longer fits, len % 64 >= 56).
@@ -377,6 +443,12 @@ void mbms_mh_run_shani(mbms_mh_lane *lanes, size_t n, const mbms_mh_key *k) {
     if (same) {
         mh_run_whole(lanes, n, k);
         return;
+    }
+    int fits = 1;
+    for (size_t i = 0; i < n && fits; i++) fits = lanes[i].inner_blocks <= MH_WHOLE_MAX_BLOCKS;
+    if (fits && n >= 4) {
+        n = mh_run_ragged(lanes, n, k);
+        if (n == 0) return;
     }
 #endif
 #ifdef MH_HAVE_ASM

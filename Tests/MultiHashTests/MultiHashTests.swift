@@ -18,7 +18,7 @@ import XCTest
 ///  - testEveryTotalLength…: 0…4096 total bytes × 4 splits (b = 0, 4, random, a = 0) per
 ///    implementation: 16,388 × 3 ≈ 49k.
 ///  - testRandomMixedLanes…: 4M (SHA-NI) + 1M (scalar) + 1M (OpenSSL) = 6M cases, lane
-///    counts 1…8 mixed in one call, lengths mostly ≤ 1500 with a tail to 4096, random splits,
+///    counts 1…16 mixed in one call, lengths mostly ≤ 1500 with a tail to 4096, random splits,
 ///    both parts offset by 0…15 bytes, a fresh random key (0…200 bytes) every 64 calls.
 ///  - testEnvironmentVariable…: 20k cases per implementation forced through MBMS_MULTIHASH.
 ///  - RFC 2202's seven vectors through every lane count, whole and split between a and b.
@@ -140,6 +140,30 @@ final class MultiHashTests: XCTestCase {
         try randomMixedLanes(.shani, cases: 4_000_000, seed: 0x5EED_0002)
     }
 
+    /// Calls of 4…16 packets of SRTP sizes (12-byte header + 160…1200-byte payload + 4-byte
+    /// ROC, one part or with the ROC apart): neighbours in length order differ by a block or
+    /// two, so most sets of four go through the ragged whole-HMAC kernel (outer blocks inside
+    /// the loop), some (a long and three short) through the scheduler; against OpenSSL.
+    func testMixedSRTPSizesThroughTheRaggedKernel() throws {
+        guard MultiHash.isAvailable(.shani) else { throw XCTSkip("CPU without the SHA extensions") }
+        XCTAssertTrue(MultiHash.select(.shani))
+        var rng = SplitMix64(seed: 0x5EED_0005)
+        var harness = try Harness(keyLength: 20, rng: &rng)
+        var lanes: [Harness.Lane] = []
+        for call in 0..<20_000 {
+            lanes.removeAll(keepingCapacity: true)
+            let count = 4 + Int(rng.next() % 13)
+            for _ in 0..<count {
+                let r = rng.next()
+                let total = 12 + 160 + Int((r >> 8) % 1041) + 4
+                let split = (r >> 40) % 2 == 0 ? total : total - 4
+                lanes.append(Harness.Lane(aOffset: Int((r >> 4) & 15), aLength: split, bOffset: 0, bLength: total - split))
+            }
+            if call % 997 == 0 { harness = try Harness(keyLength: Int(rng.next() % 80), rng: &rng, reusing: harness) }
+            try harness.check(lanes, impl: .shani, label: "ragged")
+        }
+    }
+
     func testRandomMixedLanesScalarFallback() throws {
         try randomMixedLanes(.scalar, cases: 1_000_000, seed: 0x5EED_0003)
     }
@@ -217,14 +241,14 @@ final class MultiHashTests: XCTestCase {
         return (0..<n).map { Array(out[(20 * $0)..<(20 * $0 + 20)]) }
     }
 
-    /// `cases` messages in calls of 1…8 lanes with mixed lengths; nil impl: keep the current one.
+    /// `cases` messages in calls of 1…16 lanes with mixed lengths; nil impl: keep the current one.
     private func randomMixedLanes(_ impl: MultiHash.Implementation?, cases: Int, seed: UInt64) throws {
         if let impl { XCTAssertTrue(MultiHash.select(impl)) }
         let name = impl?.rawValue ?? MultiHash.implementation
         var rng = SplitMix64(seed: seed)
         var harness = try Harness(keyLength: 20, rng: &rng)
         var lanes: [Harness.Lane] = []
-        lanes.reserveCapacity(8)
+        lanes.reserveCapacity(16)
         var call = 0
         while harness.cases < cases {
             if call % 64 == 0 {
@@ -233,7 +257,7 @@ final class MultiHashTests: XCTestCase {
             }
             call += 1
             lanes.removeAll(keepingCapacity: true)
-            let count = 1 + Int(rng.next() % 8)
+            let count = 1 + Int(rng.next() % 16)
             for _ in 0..<count {
                 let r = rng.next()
                 // 1/16 of messages up to 4096 bytes, the rest up to 1500 (RTP sizes).
@@ -273,11 +297,11 @@ final class Harness {
     let batch: HMACSHA1Batch
     let reference: HMACSHA1
     let arena: UnsafeMutableRawPointer
-    let a = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 8)
-    let b = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 8)
-    let al = UnsafeMutablePointer<Int>.allocate(capacity: 8)
-    let bl = UnsafeMutablePointer<Int>.allocate(capacity: 8)
-    let got = UnsafeMutableRawPointer.allocate(byteCount: 8 * 20, alignment: 16)
+    let a = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 16)
+    let b = UnsafeMutablePointer<UnsafeRawPointer?>.allocate(capacity: 16)
+    let al = UnsafeMutablePointer<Int>.allocate(capacity: 16)
+    let bl = UnsafeMutablePointer<Int>.allocate(capacity: 16)
+    let got = UnsafeMutableRawPointer.allocate(byteCount: 16 * 20, alignment: 16)
     let want = UnsafeMutableRawPointer.allocate(byteCount: 20, alignment: 16)
     private(set) var cases = 0
 
