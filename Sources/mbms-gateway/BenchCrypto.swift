@@ -19,7 +19,7 @@ enum MallocCounter {
     }()
 
     static var description: String {
-        isActive ? "interposed malloc/calloc/realloc/posix_memalign/aligned_alloc (executable's own, forwarding to glibc __libc_*); per-thread counts, process-wide for replay (three threads)"
+        isActive ? "interposed malloc/calloc/realloc/posix_memalign/aligned_alloc (executable's own, forwarding to glibc __libc_*); per-thread counts, process-wide for replay (all its threads)"
                  : "not active (the executable's malloc is not the one in use): allocation figures are omitted"
     }
 
