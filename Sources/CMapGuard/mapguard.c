@@ -22,6 +22,7 @@ static mapguard_slot slots[MBMS_MAPGUARD_SLOTS];
 static struct sigaction previous;
 static pthread_once_t installed_once = PTHREAD_ONCE_INIT;
 static int installed;
+static uintptr_t page_size;   // read at install: sysconf is not on the async-signal-safe list
 
 static void mapguard_handler(int sig, siginfo_t *si, void *context) {
     uintptr_t a = (uintptr_t)si->si_addr;
@@ -30,8 +31,8 @@ static void mapguard_handler(int sig, siginfo_t *si, void *context) {
         if (base == 0 || a < base || a - base >= atomic_load_explicit(&slots[i].len, memory_order_relaxed)) continue;
         // The page past the file's end: map zeros over it (MAP_FIXED replaces just this page of
         // the file mapping) and return, so the faulting load runs again and reads zeros.
-        uintptr_t page = a & ~((uintptr_t)sysconf(_SC_PAGESIZE) - 1);
-        void *m = mmap((void *)page, (size_t)sysconf(_SC_PAGESIZE), PROT_READ,
+        uintptr_t page = a & ~(page_size - 1);
+        void *m = mmap((void *)page, (size_t)page_size, PROT_READ,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
         if (m != MAP_FAILED) {
             atomic_store_explicit(&slots[i].faulted, 1, memory_order_release);
@@ -52,6 +53,8 @@ static void mapguard_handler(int sig, siginfo_t *si, void *context) {
 }
 
 static void mapguard_install(void) {
+    long ps = sysconf(_SC_PAGESIZE);
+    page_size = ps > 0 ? (uintptr_t)ps : 4096;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_sigaction = mapguard_handler;
