@@ -39,7 +39,9 @@ public struct CapturedFrame {
 /// `read(2)` and no copy per record — while pcapng and the other variants libpcap knows go
 /// through `pcap_next_ex`. Both paths give the same frames, timestamps and errors
 /// (`CaptureTests` compares them on every fixture and on damaged files). A mapped capture is
-/// read as it was when opened: records appended later are not seen.
+/// read as it was when opened: records appended later are not seen, and a file another program
+/// shortens during the walk stops it with an error naming the file (`CMapGuard` turns the SIGBUS
+/// of the lost pages into zeros and a flag; `checkIntact()`).
 public final class CaptureReader {
     public let path: String
     /// The DLT value libpcap reports.
