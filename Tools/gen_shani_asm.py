@@ -67,6 +67,25 @@ def emit_block(e, W, A, roles, ring, load, e_start, abcd_save, e_out):
         e(f"paddd {abcd_save(l)}, {A[l]}")
 
 
+def emit_table_block(e, W, A, R, m, ring):
+    """One inner block of every lane through the block-pointer table (the loop body of the
+    whole-HMAC kernels): lane l's block from tab[l], ABCD saved at m(128 + 16 l) for step 4 of
+    FIPS 180-4 6.1.2, E at m(64 + 16 l); then the table pointer moves to the next row.
+    Returns the register roles as the last group left them."""
+    for l in range(W):
+        e(f"mov {8 * l}(%[tab]), %[p{l}]")
+    for l in range(W):
+        e(f"movdqa {A[l]}, {m(128 + 16 * l)}")
+    roles = [[R[l][0], R[l][1], R[l][2]] for l in range(W)]
+    def load(l, g, Z):
+        e(f"movdqu {16 * g}(%[p{l}]), {Z}")
+        e(f"pshufb (%[mask]), {Z}")
+    emit_block(e, W, A, roles, ring, load, lambda l: m(64 + 16 * l),
+               lambda l: m(128 + 16 * l), lambda l: m(64 + 16 * l))
+    e(f"add ${8 * W}, %[tab]")
+    return roles   # rotated by the 20 groups: the outer block of hmac_kernel continues from them
+
+
 def kernel(W):
     A = [f"%%xmm{l}" for l in range(W)]
     R = [[f"%%xmm{4 + 3 * l + i}" for i in range(3)] for l in range(W)]
@@ -143,17 +162,7 @@ def hmac_kernel(W):
     for l in range(W):
         e(f"movdqa {m(16 * l)}, {A[l]}")
     e("1:")
-    for l in range(W):
-        e(f"mov {8 * l}(%[tab]), %[p{l}]")
-    for l in range(W):
-        e(f"movdqa {A[l]}, {m(128 + 16 * l)}")
-    roles = [[R[l][0], R[l][1], R[l][2]] for l in range(W)]
-    def load(l, g, Z):
-        e(f"movdqu {16 * g}(%[p{l}]), {Z}")
-        e(f"pshufb (%[mask]), {Z}")
-    emit_block(e, W, A, roles, ring, load, lambda l: m(64 + 16 * l),
-               lambda l: m(128 + 16 * l), lambda l: m(64 + 16 * l))
-    e(f"add ${8 * W}, %[tab]")
+    roles = emit_table_block(e, W, A, R, m, ring)
     e("dec %[n]")
     e("jnz 1b")
     # Outer block (RFC 2104: K^opad block already in OA/OE; FIPS 180-4 5.1.1 padding of the
@@ -241,17 +250,7 @@ def hmac_ragged_kernel():
     for l in range(W):
         e(f"movdqa {m(16 * l)}, {A[l]}")
     e("1:")
-    for l in range(W):
-        e(f"mov {8 * l}(%[tab]), %[p{l}]")
-    for l in range(W):
-        e(f"movdqa {A[l]}, {m(128 + 16 * l)}")
-    roles = [[R[l][0], R[l][1], R[l][2]] for l in range(W)]
-    def load(l, g, Z):
-        e(f"movdqu {16 * g}(%[p{l}]), {Z}")
-        e(f"pshufb (%[mask]), {Z}")
-    emit_block(e, W, A, roles, ring, load, lambda l: m(64 + 16 * l),
-               lambda l: m(128 + 16 * l), lambda l: m(64 + 16 * l))
-    e(f"add ${8 * W}, %[tab]")
+    emit_table_block(e, W, A, R, m, ring)
     for l in range(W):
         e(f"decq {m(480 + 8 * l)}")
         e(f"jnz .Lnext%=_{l}")

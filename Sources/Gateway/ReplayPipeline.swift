@@ -275,14 +275,12 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
             return
         }
 
-        let free = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
+        let free = Self.pool()
         let toWorker = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
         let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
-        for _ in 0..<Self.poolBatches { free.push(ReplayBatch()) }
         let failure = FailureBox()
         let done = DispatchGroup()
-
-        let worker = Thread {
+        Self.startStage(done) {
             while let b = toWorker.pop() {
                 do { try work.process(b) } catch {
                     failure.set(error)
@@ -293,21 +291,8 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
                 toWriter.push(b)
             }
             toWriter.close()
-            done.leave()
         }
-        let writerThread = Thread { [self] in
-            while let b = toWriter.pop() {
-                write(b)
-                b.reset()
-                free.push(b)
-            }
-            done.leave()
-        }
-        for t in [worker, writerThread] {
-            t.stackSize = 1 << 20
-            done.enter()
-            t.start()
-        }
+        Self.startStage(done) { [self] in writeStage(from: toWriter, returningTo: free) }
         // The reader: this thread.
         do {
             var more = true
@@ -326,21 +311,10 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
     /// Two threads: read and work on this one, write on the other (for two CPUs, where a third
     /// thread would take turns with the other two instead of running beside them).
     private func runTwoStages(work: ReplayWork, read: inout Int, progress: (Int, Int) -> Void) throws {
-        let free = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
+        let free = Self.pool()
         let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
-        for _ in 0..<Self.poolBatches { free.push(ReplayBatch()) }
         let done = DispatchGroup()
-        let writerThread = Thread { [self] in
-            while let b = toWriter.pop() {
-                write(b)
-                b.reset()
-                free.push(b)
-            }
-            done.leave()
-        }
-        writerThread.stackSize = 1 << 20
-        done.enter()
-        writerThread.start()
+        Self.startStage(done) { [self] in writeStage(from: toWriter, returningTo: free) }
         var failure: Error?
         do {
             var more = true
@@ -355,6 +329,33 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
         toWriter.close()
         done.wait()
         if let failure { throw failure }
+    }
+
+    /// The ring of free batches, filled with the whole pool.
+    private static func pool() -> SPSCRing<ReplayBatch> {
+        let free = SPSCRing<ReplayBatch>(capacity: poolBatches)
+        for _ in 0..<poolBatches { free.push(ReplayBatch()) }
+        return free
+    }
+
+    /// Runs `body` on a thread of its own (1 MiB stack), inside `done`.
+    private static func startStage(_ done: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
+        done.enter()
+        let t = Thread {
+            body()
+            done.leave()
+        }
+        t.stackSize = 1 << 20
+        t.start()
+    }
+
+    /// The write stage: every batch in order to the file, then back to the pool.
+    private func writeStage(from toWriter: SPSCRing<ReplayBatch>, returningTo free: SPSCRing<ReplayBatch>) {
+        while let b = toWriter.pop() {
+            write(b)
+            b.reset()
+            free.push(b)
+        }
     }
 
     /// The first error of any stage (set once, read after the threads are joined).

@@ -148,7 +148,6 @@ enum ReplayBench {
         }
         if !keep { try? fm.removeItem(atPath: output) }
         guard let report = firstReport else { throw ValidationErrorText("replay bench ran no round") }
-        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
         let copySeconds = median(copyTimes), readSeconds = median(readTimes), replaySeconds = median(replayTimes)
         let oneSeconds = median(oneTimes), floorSeconds = median(floorTimes)
         let threeSeconds: Double? = threeTimes.isEmpty ? nil : median(threeTimes)
