@@ -56,7 +56,9 @@ let package = Package(
         .target(name: "SRTP", dependencies: ["CryptoCore"], swiftSettings: dataPlane),
         .systemLibrary(name: "CSocketShims"),
         .target(name: "CMapGuard"),
-        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims", "CMapGuard", .product(name: "Atomics", package: "swift-atomics")],
+        // RFC 1071 sums of long regions (AVX2 where CPUID has it): replay's UDP checksums.
+        .target(name: "CInternetChecksum", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "PacketIO", dependencies: ["CPcap", "CSocketShims", "CMapGuard", "CInternetChecksum", .product(name: "Atomics", package: "swift-atomics")],
                 swiftSettings: dataPlane),
         .target(name: "MIKEY", dependencies: ["CryptoCore"]),
         // Key groups, MSK lifecycle, MTK time grid, key store (SQLite via GRDB; Debian: libsqlite3-dev).
@@ -111,7 +113,7 @@ let package = Package(
         .testTarget(name: "MultiHashTests", dependencies: ["TestSupport", "CryptoCore"]),
         .testTarget(name: "BatchAESTests", dependencies: ["TestSupport", "CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["TestSupport", "SRTP", "CryptoCore", "CLibSRTP"]),
-        .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO", "CPcap"]),
+        .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO", "CPcap", "CInternetChecksum"]),
         .testTarget(name: "GatewayTests", dependencies: ["TestSupport", "Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),
         .testTarget(name: "MIKEYTests", dependencies: ["TestSupport", "MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.

@@ -15,9 +15,9 @@ public final class ReplayJob {
         /// Re-time the capture so its first frame is at this Unix time (nanoseconds); every
         /// frame keeps its offset. Nil: the capture's own timestamps.
         public var startNanoseconds: UInt64?
-        /// 1: everything on the caller's thread. 2: reading and protecting (+ MIKEY and FLUTE)
-        /// on the caller's thread, writing on another. 3: reading (+ progress), protecting and
-        /// writing on three threads. Stages are joined by SPSC rings; the output is
+        /// 1: everything on the caller's thread. 2: protecting (+ MIKEY, FLUTE and progress) on
+        /// the caller's thread, reading and writing on another. 3: reading (+ progress),
+        /// protecting and writing on three threads. Stages are joined by SPSC rings; the output is
         /// byte-identical either way. Default: `ReplayJob.defaultThreads`.
         public var threads = ReplayJob.defaultThreads
         public init(input: String, output: String) {
@@ -56,9 +56,10 @@ public final class ReplayJob {
     }
 
     /// One stage per CPU, up to the three stages: on two CPUs a third thread would only take
-    /// turns with the other two (measured on the 2-CPU development VM, `replay` of 1 M packets,
-    /// 16 alternating runs: 2 threads 1.31 s median wall, 3 threads 1.47 s; CPU time 2.05 s
-    /// against 2.24 s in the last 8 pairs).
+    /// turns with the other two (measured on the 2-CPU development VM, `replay` of 1 M packets
+    /// in alternating runs: 2 threads 0.62 s median wall, 3 threads 0.67 s, with 2 = work on
+    /// one thread and read + write on the other; before that split, 1.31 s against 1.47 s on a
+    /// slower host).
     public static var defaultThreads: Int { min(3, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
     /// Runs both passes; `progress(done, total)` is called every few thousand frames.

@@ -8,8 +8,18 @@ public enum FrameVerdict: Equatable, Sendable {
     case forward(length: Int)
     /// Send it unchanged (not ours to protect).
     case passThrough
-    /// Do not send it; counted under `reason`.
-    case drop(reason: String)
+    /// Do not send it; counted under `reason`. A static string, so that `EngineFrame` stays a
+    /// plain value: a `String` here made every store of a frame into a batch retain and release.
+    case drop(reason: StaticString)
+
+    public static func == (a: FrameVerdict, b: FrameVerdict) -> Bool {
+        switch (a, b) {
+        case let (.forward(x), .forward(y)): return x == y
+        case (.passThrough, .passThrough): return true
+        case let (.drop(x), .drop(y)): return x.description == y.description
+        default: return false
+        }
+    }
 }
 
 /// A frame handed to `StreamingEngine.stage`: its buffer (protected in place; `capacity` leaves
@@ -126,7 +136,7 @@ public final class StreamingEngine {
         switch FrameParser.classify(p, length: frame.pointee.length, linkType: linkType) {
         case .malformed(let e):
             statistics.dropped[e.reason, default: 0] += 1
-            frame.pointee.verdict = .drop(reason: e.reason)
+            frame.pointee.verdict = .drop(reason: e.reasonName)
         case .passThrough(let why):
             statistics.passedThrough[why.rawValue, default: 0] += 1
             statistics.framesOut += 1
@@ -156,7 +166,7 @@ public final class StreamingEngine {
                     finish(frame, &udp, session: i, payloadLength: n)
                 } catch let e {
                     statistics.sessions[i].drops[e.reason, default: 0] += 1
-                    frame.pointee.verdict = .drop(reason: e.reason)
+                    frame.pointee.verdict = .drop(reason: e.reasonName)
                 }
                 return
             }
@@ -186,7 +196,7 @@ public final class StreamingEngine {
                 let f = staged[k].frame
                 if let e = slots[j].error {
                     statistics.sessions[i].drops[e.reason, default: 0] += 1
-                    f.pointee.verdict = .drop(reason: e.reason)
+                    f.pointee.verdict = .drop(reason: e.reasonName)
                 } else {
                     statistics.sessions[i].rtpPackets += 1
                     finish(f, &staged[k].udp, session: i, payloadLength: slots[j].length)

@@ -9,7 +9,12 @@ public enum FrameError: Error, Hashable, Sendable, CustomStringConvertible {
     case badIPv6ExtensionHeader(offset: Int, nextHeader: UInt8)
     case badUDPLength(offset: Int, stated: Int, available: Int)
 
-    public var reason: String {
+    /// A short stable name for counters ("drops by reason").
+    public var reason: String { reasonName.description }
+
+    /// `reason` as a static string: a frame's drop verdict carries it without making
+    /// `EngineFrame` a value that needs reference counting on the packet path.
+    public var reasonName: StaticString {
         switch self {
         case .truncated: return "truncated_frame"
         case .unsupportedLinkType: return "unsupported_link_type"

@@ -66,7 +66,10 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
     }
 
     /// A short stable name for counters ("drops by reason").
-    public var reason: String {
+    public var reason: String { reasonName.description }
+
+    /// `reason` as a static string (no allocation, no reference counting where it is carried).
+    public var reasonName: StaticString {
         switch self {
         case .packetTooShort: return "too_short"
         case .unsupportedVersion: return "bad_version"

@@ -47,7 +47,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress bar even on a terminal.")
     var quiet = false
 
-    @Option(name: .long, help: ArgumentHelp("1: everything on one thread. 2: read and protect (with MIKEY and FLUTE) on one thread, write on another. 3: read, protect and write each on its own thread. Stages are joined by lock-free rings; the output is the same bytes either way. Default: one per CPU, up to 3.", valueName: "1|2|3"))
+    @Option(name: .long, help: ArgumentHelp("1: everything on one thread. 2: protect (with MIKEY and FLUTE) on one thread, read and write on another. 3: read, protect and write each on its own thread. Stages are joined by lock-free rings; the output is the same bytes either way. Default: one per CPU, up to 3.", valueName: "1|2|3"))
     var threads: Int = ReplayJob.defaultThreads
 
     func validate() throws {

@@ -1,3 +1,4 @@
+import CInternetChecksum
 import CPcap
 import Foundation
 import XCTest
@@ -237,5 +238,43 @@ final class CaptureTests: XCTestCase {
         }
         // All-0xFF input: the sum saturates to 0xFFFF (checksum 0), where a carry is easy to lose.
         XCTAssertEqual(InternetChecksum.compute([UInt8](repeating: 0xFF, count: 1024)), 0)
+    }
+
+    /// The C sums (`CInternetChecksum`: AVX2 where the CPU has it, and the portable loop) against
+    /// the definition, summed here word by word: every length 0…2100 at 4 start offsets (the
+    /// vector loop's 64-octet steps and every tail), and regions past the 1 MiB slice the AVX2
+    /// lanes are folded at, random and all-0xFF.
+    func testLongRegionChecksumsInCAgainstDefinition() {
+        func definition(_ b: UnsafeRawBufferPointer) -> UInt32 {
+            var s: UInt64 = 0
+            var i = 0
+            while i < b.count {
+                s += UInt64(b[i]) << 8 | (i + 1 < b.count ? UInt64(b[i + 1]) : 0)
+                i += 2
+            }
+            while s >> 16 != 0 { s = (s & 0xFFFF) + (s >> 16) }
+            return UInt32(s)
+        }
+        var rng = SystemRandomNumberGenerator()
+        let buffer = (0..<2200).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        buffer.withUnsafeBytes { all in
+            for n in 0...2100 {
+                for offset in [0, 1, 3, 32] {
+                    let region = UnsafeRawBufferPointer(rebasing: all[offset..<(offset + n)])
+                    let want = definition(region)
+                    XCTAssertEqual(mbms_csum16(region.baseAddress!, n), want, "length \(n) at offset \(offset)")
+                    XCTAssertEqual(mbms_csum16_portable(region.baseAddress!, n), want, "portable, length \(n) at offset \(offset)")
+                }
+            }
+        }
+        for big in [(1 << 20) + 77, 3 << 20] {
+            for bytes in [(0..<big).map { _ in UInt8.random(in: 0...255, using: &rng) }, [UInt8](repeating: 0xFF, count: big)] {
+                bytes.withUnsafeBytes { b in
+                    let want = definition(b)
+                    XCTAssertEqual(mbms_csum16(b.baseAddress!, b.count), want, "\(b.count) octets")
+                    XCTAssertEqual(mbms_csum16_portable(b.baseAddress!, b.count), want, "portable, \(b.count) octets")
+                }
+            }
+        }
     }
 }
