@@ -37,7 +37,7 @@ public struct MTKAnnouncer: Sendable {
 
 /// What an injected MIKEY frame looks like in a capture: the link-layer header, source
 /// address and hop limit of the session's own traffic.
-struct InjectionTemplate {
+struct InjectionTemplate: Sendable {
     var linkHeader: [UInt8]
     var source: IPAddress
     var hopLimit: UInt8

@@ -39,6 +39,35 @@ public final class ReplayJob {
         public struct Flow: Sendable, Codable { public var session: String; public var ssrc: String; public var roc: UInt32 }
     }
 
+    /// What pass 1 learns from a run of consecutive frames; runs merge in capture order.
+    struct ScanPart: Sendable {
+        var count = 0
+        var captureFirst: Int64? = nil, captureLast: Int64? = nil
+        /// Per session: first and last packet time (Unix seconds), the first packet's frame as a
+        /// template for the MIKEY messages injected beside it.
+        var first: [Int64?], last: [Int64?], templates: [InjectionTemplate?]
+        var downloadTemplates: [(template: InjectionTemplate, sourcePort: UInt16)?]
+
+        init(sessions: Int, downloads: Int) {
+            first = Array(repeating: nil, count: sessions)
+            last = Array(repeating: nil, count: sessions)
+            templates = Array(repeating: nil, count: sessions)
+            downloadTemplates = Array(repeating: nil, count: downloads)
+        }
+
+        /// Adds the run that follows this one in the capture.
+        mutating func append(_ later: ScanPart) {
+            count += later.count
+            captureFirst = captureFirst ?? later.captureFirst
+            captureLast = later.captureLast ?? captureLast
+            for i in first.indices {
+                if first[i] == nil { (first[i], templates[i]) = (later.first[i], later.templates[i]) }
+                last[i] = later.last[i] ?? last[i]
+            }
+            for d in downloadTemplates.indices where downloadTemplates[d] == nil { downloadTemplates[d] = later.downloadTemplates[d] }
+        }
+    }
+
     public let sessions: [StreamingSession]
     public let downloads: [DownloadSession]
     public let keySource: KeySource
@@ -70,35 +99,48 @@ public final class ReplayJob {
         guard let link = scan.linkType else {
             throw CaptureError.cannotOpen(path: options.input, reason: "link type \(scan.dataLinkType) is not supported (Ethernet, Linux cooked v1/v2, raw IP, loopback)")
         }
-        var first = [Int64?](repeating: nil, count: sessions.count)
-        var last = [Int64](repeating: 0, count: sessions.count)
-        var templates = [InjectionTemplate?](repeating: nil, count: sessions.count)
         var lookup = TransportAddressTable<Int>()
         for s in sessions { lookup[s.rtp] = s.index; lookup[s.rtcp] = s.index }
         var downloadLookup = TransportAddressTable<Int>()
         for d in downloads { downloadLookup[d.destination] = d.index }
-        var downloadTemplates = [(template: InjectionTemplate, sourcePort: UInt16)?](repeating: nil, count: downloads.count)
-        var total = 0
-        var captureFirst: Int64? = nil, captureLast: Int64? = nil
-        var shift: Int64 = 0
-        while let f = try scan.next() {
-            total += 1
-            if total == 1, let start = options.startNanoseconds { shift = Int64(bitPattern: start) - Int64(bitPattern: f.timestampNanoseconds) }
-            let t = Int64(Self.shifted(f.timestampNanoseconds, shift) / 1_000_000_000)
-            if captureFirst == nil { captureFirst = t }
-            captureLast = t
-            guard let base = f.bytes.baseAddress,
-                  case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link) else { continue }
-            if let d = downloadLookup[u.destination], downloadTemplates[d] == nil {
-                downloadTemplates[d] = (InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit), u.source.port)
+        // Re-timing: the first frame's offset to --start-time.
+        var firstStamp: UInt64? = nil
+        if options.startNanoseconds != nil { firstStamp = try scan.next()?.timestampNanoseconds }
+        let shift: Int64 = options.startNanoseconds.flatMap { start in
+            firstStamp.map { Int64(bitPattern: start) - Int64(bitPattern: $0) }
+        } ?? 0
+        try scan.rewind()
+        // The walk is split over the threads pass 2 will use (`CaptureReader.scanInParts`: the
+        // same frames, in order, as one walk); the parts are merged in file order.
+        let sessionCount = sessions.count, downloadCount = downloads.count
+        let (lookupTable, downloadTable) = (lookup, downloadLookup)
+        let parts = try scan.scanInParts(options.threads) { range in
+            var part = ScanPart(sessions: sessionCount, downloads: downloadCount)
+            while let f = try range.next() {
+                part.count += 1
+                let t = Int64(Self.shifted(f.timestampNanoseconds, shift) / 1_000_000_000)
+                if part.captureFirst == nil { part.captureFirst = t }
+                part.captureLast = t
+                guard let base = f.bytes.baseAddress,
+                      case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link) else { continue }
+                if let d = downloadTable[u.destination], part.downloadTemplates[d] == nil {
+                    part.downloadTemplates[d] = (InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit), u.source.port)
+                }
+                guard let i = lookupTable[u.destination] else { continue }
+                if part.first[i] == nil {
+                    part.first[i] = t
+                    part.templates[i] = InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit)
+                }
+                part.last[i] = t
             }
-            guard let i = lookup[u.destination] else { continue }
-            if first[i] == nil {
-                first[i] = t
-                templates[i] = InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit)
-            }
-            last[i] = t
+            return part
         }
+        var merged = ScanPart(sessions: sessionCount, downloads: downloadCount)
+        for part in parts { merged.append(part) }
+        let total = merged.count
+        let (captureFirst, captureLast) = (merged.captureFirst, merged.captureLast)
+        let (first, templates, downloadTemplates) = (merged.first, merged.templates, merged.downloadTemplates)
+        let last = merged.last.map { $0 ?? 0 }
 
         // Pass 2: protect, interleave MIKEY, write: three stages (read -> work -> write, see
         // `ReplayPipeline`), on `threads` threads.

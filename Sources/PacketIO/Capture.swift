@@ -1,6 +1,7 @@
 import CPcap
 import CMapGuard
 import CSocketShims
+import Dispatch
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -125,6 +126,127 @@ public final class CaptureReader {
     }
 }
 
+/// A walk over part of a capture, for `CaptureReader.scanInParts`: `next()` gives the part's
+/// frames in file order, then nil. Frames stay valid while the reader lives.
+public struct CaptureRange {
+    fileprivate enum Source {
+        case mapped(MappedRecords)
+        case reader(CaptureReader)   // not mapped: the whole capture through libpcap, one part
+    }
+    fileprivate var source: Source
+    fileprivate let path: String
+
+    public mutating func next() throws(CaptureError) -> CapturedFrame? {
+        switch source {
+        case .mapped(var r):
+            // Moved out and back: the walk's state is a few words (no copy of any frame).
+            let f = try r.next(path: path)
+            source = .mapped(r)
+            return f
+        case .reader(let reader):
+            return try reader.next()
+        }
+    }
+
+    /// Offset of the next record (mapped captures; 0 otherwise).
+    fileprivate var offset: Int {
+        if case .mapped(let r) = source { return r.offset }
+        return 0
+    }
+}
+
+extension CaptureReader {
+    /// Runs `body` over the whole capture split into up to `parts` consecutive ranges, on as many
+    /// threads, and returns what it made of each range, in file order — for a first pass whose
+    /// results can be merged (`replay`'s scan: counts, first and last times per session).
+    ///
+    /// A classic pcap file has no index: a record's place is known only from the one before it.
+    /// Each part after the first therefore starts where a run of plausible record headers begins
+    /// near its share of the file (`MappedRecords.looksLikeRecord`), and is kept only if the part
+    /// before it, walking from the file header, ended exactly there. A guess that was wrong —
+    /// frame octets that looked like records — costs a rescan of that part on this thread, never
+    /// a wrong result: every frame is seen exactly once, in order, and an error is the one a
+    /// single walk would have met. pcapng (read through libpcap) and small files run as one part.
+    /// Leaves the reader where it was.
+    public func scanInParts<Part: Sendable>(_ parts: Int, _ body: @escaping @Sendable (inout CaptureRange) throws -> Part) throws -> [Part] {
+        try scanInParts(parts, minimumPartBytes: Self.partMinimumBytes, body).parts
+    }
+
+    /// `scanInParts`, with the smallest part to split off, and how many parts were rescanned
+    /// (their guessed start was not a record boundary) — for tests.
+    func scanInParts<Part: Sendable>(_ parts: Int, minimumPartBytes: Int, _ body: @escaping @Sendable (inout CaptureRange) throws -> Part) throws
+        -> (parts: [Part], rescanned: Int) {
+        guard let records, parts > 1, records.size >= minimumPartBytes * parts else {
+            var whole = CaptureRange(source: records.map { .mapped($0.range(from: MappedRecords.fileHeaderBytes, to: $0.size)) } ?? .reader(self), path: path)
+            if records == nil { try rewind() }
+            defer { if records == nil { try? rewind() } }
+            return ([try body(&whole)], 0)
+        }
+        // Part starts: the file header, then a guessed record boundary in each later share.
+        var starts = [MappedRecords.fileHeaderBytes]
+        for k in 1..<parts {
+            let nominal = MappedRecords.fileHeaderBytes + (records.size - MappedRecords.fileHeaderBytes) / parts * k
+            if let b = records.boundary(searchingFrom: nominal), b > starts[starts.count - 1] { starts.append(b) }
+        }
+        let n = starts.count
+        let begins = starts
+        let ends = Array(starts.dropFirst()) + [records.size]
+        let results = PartResults<Part>(count: n)
+        let path = self.path
+        DispatchQueue.concurrentPerform(iterations: n) { k in
+            var range = CaptureRange(source: .mapped(records.range(from: begins[k], to: ends[k])), path: path)
+            do {
+                let r = try body(&range)
+                results.set(k, .success((r, range.offset)))
+            } catch {
+                results.set(k, .failure(error))
+            }
+        }
+        // Keep the parts whose start the walk from the file header reached; rescan the others.
+        var out: [Part] = []
+        var rescanned = 0
+        var at = MappedRecords.fileHeaderBytes
+        for k in 0..<n {
+            if starts[k] == at, let r = results.get(k) {
+                let (part, stop) = try r.get()
+                out.append(part)
+                at = stop
+            } else {
+                var range = CaptureRange(source: .mapped(records.range(from: at, to: ends[k])), path: path)
+                out.append(try body(&range))
+                at = range.offset
+                rescanned += 1
+            }
+        }
+        return (out, rescanned)
+    }
+
+    /// Below this many octets per part a split costs more than it saves.
+    static let partMinimumBytes = 4 << 20
+}
+
+/// A walk is a read-only view of the mapping plus its own offsets: copies of it walk different
+/// parts of the file on different threads (`scanInParts`) without sharing anything mutable.
+extension MappedRecords: @unchecked Sendable {}
+
+/// Each part's outcome (and where its walk stopped), written once by its own thread into its
+/// own slot, read after all have finished.
+private final class PartResults<Part>: @unchecked Sendable {
+    private let slots: UnsafeMutablePointer<Result<(Part, Int), Error>?>
+    private let count: Int
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: nil, count: count)
+    }
+    deinit {
+        slots.deinitialize(count: count)
+        slots.deallocate()
+    }
+    func set(_ k: Int, _ r: Result<(Part, Int), Error>) { slots[k] = r }
+    func get(_ k: Int) -> Result<(Part, Int), Error>? { slots[k] }
+}
+
 /// The record walk over a mapped classic pcap file (pcap-savefile(5)): a 24-octet file header,
 /// then per frame a 16-octet record header — seconds, micro- or nanoseconds, captured length,
 /// original length, in the byte order of the file's magic number — and the captured octets.
@@ -148,6 +270,9 @@ struct MappedRecords {
     /// the file read as zeros without any fault, so a zero record header also asks the file's size.
     let fd: Int32
     private(set) var offset = fileHeaderBytes
+    /// Where a walk over part of the file stops: `next` returns nil at the first record that
+    /// starts here or later (the whole file: `size`).
+    var end: Int
     /// Lines up to here have been asked for: the walk reads ~1 record per 750 octets and each
     /// record header's place is known only from the one before, so without help every header
     /// is a cache miss (~90 ns here); requesting every line 8 KiB ahead turns the walk into
@@ -183,6 +308,7 @@ struct MappedRecords {
         self.fd = fd
         base = UnsafeRawPointer(m)
         self.size = size
+        end = size
         self.snapshot = snapshot > 0 ? min(snapshot, Self.maximumRecordBytes) : Self.maximumRecordBytes
     }
 
@@ -204,6 +330,44 @@ struct MappedRecords {
     mutating func rewind() {
         offset = Self.fileHeaderBytes
         prefetched = Self.fileHeaderBytes
+        end = size
+    }
+
+    /// This walk, restarted at `start` and stopping at `end` (a part of the file).
+    func range(from start: Int, to end: Int) -> MappedRecords {
+        var r = self
+        r.offset = start
+        r.prefetched = start
+        r.end = min(end, size)
+        return r
+    }
+
+    /// Whether `at` looks like the start of a record: `chain` records in a row (or fewer that end
+    /// exactly at the end of the file) with sane fields. Only a guess — octets inside a frame can
+    /// look like this — so a part that starts here is kept only once the walk from the file's
+    /// start has landed on `at` (`CaptureReader.scanInParts`).
+    func looksLikeRecord(at start: Int, chain: Int = 8) -> Bool {
+        var at = start
+        for _ in 0..<chain {
+            if at == size { return at > start }
+            guard size - at >= 16 else { return false }
+            let fraction = field(at + 4), captured = Int(field(at + 8)), original = Int(field(at + 12))
+            guard fraction < (nanoseconds ? 1_000_000_000 : 1_000_000), captured > 0, captured <= Self.maximumRecordBytes,
+                  captured <= original, original <= 1 << 24, size - at - 16 >= captured else { return false }
+            at += 16 + captured
+        }
+        return true
+    }
+
+    /// The first offset from `from` (searching `limit` octets) that `looksLikeRecord`.
+    func boundary(searchingFrom from: Int, limit: Int = 1 << 20) -> Int? {
+        var at = max(from, Self.fileHeaderBytes)
+        let stop = min(size - 16, at + limit)
+        while at <= stop {
+            if looksLikeRecord(at: at) { return at }
+            at += 1
+        }
+        return nil
     }
 
     @inline(__always)
@@ -216,8 +380,8 @@ struct MappedRecords {
     mutating func next(path: String) throws(CaptureError) -> CapturedFrame? {
         let at = offset
         let left = size - at
-        if left == 0 {
-            try checkIntact(path: path, at: at)
+        if at >= end {
+            if left == 0 { try checkIntact(path: path, at: at) }
             return nil
         }
         let ahead = min(size, at + Self.prefetchDistance)

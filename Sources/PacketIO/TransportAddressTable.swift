@@ -63,3 +63,5 @@ public struct TransportAddressTable<Value> {
         }
     }
 }
+
+extension TransportAddressTable: Sendable where Value: Sendable {}

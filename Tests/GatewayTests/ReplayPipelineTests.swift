@@ -41,6 +41,45 @@ final class ReplayPipelineTests: XCTestCase {
         }
     }
 
+    /// A capture big enough for pass 1 to be split over the threads (`CaptureReader.scanInParts`,
+    /// 4 MiB a part at least): three sessions of different lengths (their last packets, hence
+    /// their last MIKEY messages, fall in different parts), re-timed with --start-time. Every
+    /// thread count writes the bytes of the one-thread run and reports the same times.
+    func testPassOneSplitOverThreadsChangesNothing() throws {
+        let gw = try TestGateway()
+        let input = gw.path("long.pcap")
+        let capture = SyntheticCapture(
+            source: .v4(0x0A00_000A),
+            streams: [
+                .init(destination: TransportAddress(.v4(0x7F00_0014), 5004), ssrc: 0x1111_2222, packetsPerSecond: 400, payloadBytes: 900...1200),
+                .init(destination: TransportAddress(.v4(0x7F00_0014), 5006), ssrc: 0x3333_4444, packetsPerSecond: 100, payloadBytes: 900...1200),
+                .init(destination: TransportAddress(.v4(0xEFFF_0A01), 5022), ssrc: 0x5555_6666, packetsPerSecond: 50, payloadBytes: 900...1200),
+            ],
+            startNanoseconds: 1_790_000_003_000_000_000, packetsPerStream: 6000)
+        try capture.write(to: input)
+        let size = (try FileManager.default.attributesOfItem(atPath: input)[.size] as? NSNumber)?.intValue ?? 0
+        XCTAssertGreaterThan(size, 3 * (4 << 20), "the capture must be long enough to split in three")
+        func run(_ threads: Int) throws -> (Data, ReplayJob.Report) {
+            let output = gw.path("long-out-\(threads).pcap")
+            var options = ReplayJob.Options(input: input, output: output)
+            options.threads = threads
+            options.startNanoseconds = 1_790_000_100_500_000_000
+            let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run()
+            return (try bytes(output), report)
+        }
+        let (one, r1) = try run(1)
+        XCTAssertEqual(r1.firstPacketTime, 1_790_000_100)
+        XCTAssertEqual(r1.lastPacketTime, 1_790_000_100 + 120)
+        XCTAssertEqual(r1.statistics.sessions.filter { $0.packetsOut > 0 }.count, 3)
+        for threads in [2, 3] {
+            let (out, r) = try run(threads)
+            XCTAssertTrue(out == one, "\(threads) threads: output differs from the one-thread output")
+            XCTAssertEqual(r.firstPacketTime, r1.firstPacketTime)
+            XCTAssertEqual(r.lastPacketTime, r1.lastPacketTime)
+            XCTAssertEqual(r.statistics.sessions.map(\.mikeySent), r1.statistics.sessions.map(\.mikeySent), "\(threads) threads")
+        }
+    }
+
     /// Every IP header checksum and UDP checksum of the replay output (protected RTP/RTCP with
     /// the UDP checksum filled in by the write stage, injected MIKEY) checks out in tshark, an
     /// independent implementation, with either thread count; with `--udp-checksum zero` the

@@ -1,6 +1,7 @@
 import CInternetChecksum
 import CPcap
 import Foundation
+import TestSupport
 import XCTest
 @testable import PacketIO
 
@@ -238,6 +239,123 @@ final class CaptureTests: XCTestCase {
         }
         // All-0xFF input: the sum saturates to 0xFFFF (checksum 0), where a carry is easy to lose.
         XCTAssertEqual(InternetChecksum.compute([UInt8](repeating: 0xFF, count: 1024)), 0)
+    }
+
+    /// A capture walked by `scanInParts`, the parts' frames joined in order; how many parts
+    /// it was split into and how many of them had to be rescanned.
+    func scanAll(_ path: String, parts: Int, minimumPartBytes: Int = 1) throws -> (read: Read, parts: Int, rescanned: Int) {
+        let r = try CaptureReader(path: path)
+        let (chunks, rescanned) = try r.scanInParts(parts, minimumPartBytes: minimumPartBytes) { range in
+            var out = Read()
+            while let f = try range.next() {
+                out.frames.append(Array(f.bytes))
+                out.stamps.append(f.timestampNanoseconds)
+                out.originals.append(f.originalLength)
+            }
+            return out
+        }
+        var all = Read()
+        for c in chunks {
+            all.frames += c.frames
+            all.stamps += c.stamps
+            all.originals += c.originals
+        }
+        return (all, chunks.count, rescanned)
+    }
+
+    /// `count` records of 60…1500 random octets (random data: no run of plausible record
+    /// headers inside a frame), microsecond times one millisecond apart.
+    func randomRecords(_ count: Int, seed: UInt64) -> [(sec: UInt32, frac: UInt32, cap: UInt32, len: UInt32, data: [UInt8])] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<count).map { i in
+            let n = 60 + Int(rng.next() % 1441)
+            return (1_700_000_000 + UInt32(i / 1000), UInt32(i % 1000) * 1000, UInt32(n), UInt32(n), rng.bytes(n))
+        }
+    }
+
+    /// Every fixture, split into 2…6 parts: the parts give exactly the frames of one walk, in
+    /// order, and (random-looking media payloads) each guessed part start was a real record.
+    func testScanInPartsGivesTheFramesOfOneWalkOnEveryFixture() throws {
+        let dir = PacketIOTests.fixtures
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir.path) else {
+            throw XCTSkip("\(dir.path) not present (tests expect ../shared beside the checkout)")
+        }
+        for name in names.filter({ $0.hasSuffix(".pcap") }).sorted() {
+            let path = dir.appendingPathComponent(name).path
+            let one = try readAll(path, mapping: true)
+            XCTAssertFalse(one.failed, name)
+            for parts in 2...6 {
+                let (read, split, _) = try scanAll(path, parts: parts)
+                XCTAssertEqual(read, one, "\(name), \(parts) parts")
+                XCTAssertEqual(split, parts, "\(name) was not split into \(parts) parts")
+            }
+        }
+        // Below the minimum part size a capture is one part.
+        let small = tempPath("small.pcap")
+        try Data(craft(bigEndian: false, nanoseconds: false, snaplen: 65535, records: randomRecords(50, seed: 1))).write(to: URL(fileURLWithPath: small))
+        XCTAssertEqual(try scanAll(small, parts: 4, minimumPartBytes: 1 << 20).parts, 1)
+    }
+
+    /// Parts split where the records really start are kept as they are (no rescan), and a
+    /// libpcap-read capture (pcapng) is one part with the same frames.
+    func testScanInPartsKeepsTrueSplitsAndReadsPcapngWhole() throws {
+        let path = tempPath("random.pcap")
+        try Data(craft(bigEndian: true, nanoseconds: true, snaplen: 65535, records: randomRecords(3000, seed: 7))).write(to: URL(fileURLWithPath: path))
+        let one = try readAll(path, mapping: true)
+        XCTAssertEqual(one.frames.count, 3000)
+        for parts in 2...5 {
+            let (read, split, rescanned) = try scanAll(path, parts: parts)
+            XCTAssertEqual(read, one, "\(parts) parts")
+            XCTAssertEqual(split, parts)
+            XCTAssertEqual(rescanned, 0, "\(parts) parts: a guessed start was not a record boundary")
+        }
+        let dir = PacketIOTests.fixtures
+        if let ng = (try? FileManager.default.contentsOfDirectory(atPath: dir.path))?.first(where: { $0.hasSuffix(".pcapng") }) {
+            let p = dir.appendingPathComponent(ng).path
+            XCTAssertFalse(try CaptureReader(path: p).isMapped)
+            let (read, split, _) = try scanAll(p, parts: 3)
+            XCTAssertEqual(split, 1)
+            XCTAssertEqual(read, try readAll(p, mapping: false), ng)
+        }
+    }
+
+    /// A frame that carries a capture of its own (a pcap file sent over the network, say) has
+    /// runs of perfect record headers inside it. The split guessed in the middle of that frame
+    /// lands on one of them; the walk from the file header steps over the whole frame instead,
+    /// so the part is rescanned and the result is still exactly one walk's frames.
+    func testScanInPartsRescansAPartThatStartedInsideAFrame() throws {
+        let inner = craft(bigEndian: false, nanoseconds: false, snaplen: 65535, records: randomRecords(200, seed: 3))
+        let carrier = Array(inner.dropFirst(24))   // the inner records, no file header
+        var records = randomRecords(3, seed: 5)
+        records.insert((1_700_000_000, 500, UInt32(carrier.count), UInt32(carrier.count), carrier), at: 1)
+        let path = tempPath("nested.pcap")
+        try Data(craft(bigEndian: false, nanoseconds: false, snaplen: 262_144, records: records)).write(to: URL(fileURLWithPath: path))
+        XCTAssertLessThanOrEqual(carrier.count, 262_144)
+        let one = try readAll(path, mapping: true)
+        XCTAssertFalse(one.failed)
+        XCTAssertEqual(one.frames.count, 4)
+        for parts in 2...4 {
+            let (read, _, rescanned) = try scanAll(path, parts: parts)
+            XCTAssertEqual(read, one, "\(parts) parts")
+            XCTAssertGreaterThan(rescanned, 0, "\(parts) parts: the split inside the carrier frame was not caught")
+        }
+    }
+
+    /// A capture cut inside a record: split or not, the scan fails with the error one walk
+    /// meets (same offset, same words), and frames before the cut are not lost to a part.
+    func testScanInPartsFailsWithTheErrorOfOneWalk() throws {
+        let whole = craft(bigEndian: false, nanoseconds: false, snaplen: 65535, records: randomRecords(2000, seed: 11))
+        let path = tempPath("cut.pcap")
+        try Data(whole.prefix(whole.count - 700)).write(to: URL(fileURLWithPath: path))
+        let r = try CaptureReader(path: path)
+        var serialError = ""
+        do { while try r.next() != nil {} } catch { serialError = "\(error)" }
+        XCTAssertTrue(serialError.contains("truncated"), serialError)
+        for parts in 1...4 {
+            XCTAssertThrowsError(try scanAll(path, parts: parts), "\(parts) parts") { error in
+                XCTAssertEqual("\(error)", serialError, "\(parts) parts")
+            }
+        }
     }
 
     /// The C sums (`CInternetChecksum`: AVX2 where the CPU has it, and the portable loop) against
