@@ -90,7 +90,9 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
     let first: [Int64?]
     let last: [Int64]
     let announcer: MTKAnnouncer
-    var nextEvent: [Int64?]
+    var nextEvent: [Int64?] { didSet { earliestEvent = Self.soonest(nextEvent) } }
+    /// The soonest of `nextEvent`: most frames are before it, and need no look at the sessions.
+    private var earliestEvent: Int64?
     /// Datagrams the gateway originates with future send times (paced FLUTE output), merged
     /// into the timeline in time order.
     var pending: [(time: UInt64, order: Int, frame: [UInt8])] = []
@@ -111,6 +113,7 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
         let announcer = MTKAnnouncer(job.keySource.configuration)
         self.announcer = announcer
         nextEvent = first.map { $0.map(announcer.preroll(firstPacket:)) }
+        earliestEvent = Self.soonest(nextEvent)
     }
 
     private func queue(_ out: [OutgoingDatagram]) {
@@ -137,7 +140,14 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
         if n > 0 { pending.removeFirst(n) }
     }
 
+    private static func soonest(_ times: [Int64?]) -> Int64? {
+        var m: Int64? = nil
+        for t in times { if let t, t < (m ?? .max) { m = t } }
+        return m
+    }
+
     private func emitEvents(upTo limit: Int64, into batch: ReplayBatch, before k: Int) throws {
+        guard let soonest = earliestEvent, soonest <= limit else { return }
         let sessions = job.sessions
         while true {
             var pick: (time: Int64, session: Int)? = nil
