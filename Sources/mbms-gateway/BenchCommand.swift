@@ -31,10 +31,12 @@ struct BenchCommand: ParsableCommand {
               choose), against a plain copy of the same capture (CaptureReader ->
               CaptureWriter, no crypto), a read-only pass and the write floor
               (the output's bytes written to a new file in the same folder
-              with plain 64 KiB write(2) calls: what the file system allows).
+              with plain 64 KiB write(2) calls, right after replay's output
+              is removed, as before each replay row: what the file system
+              allows).
               Replay runs on its default thread count (one per CPU, up to 3),
               and also on 1 (and 3 where the default is fewer). Every row runs
-              once per round, 3 interleaved rounds (--quick 1), median counts.
+              once per round, 5 interleaved rounds (--quick 1), median counts.
               Ratios: replay / plain copy (what protection adds to pcap I/O);
               replay / crypto stage (batch protect over the same payload mix
               on one core: the stage replay runs; the throughput issue asks
@@ -139,7 +141,7 @@ struct BenchCommand: ParsableCommand {
         }
         if cases.contains("replay") {
             let n = packets ?? (quick ? 100_000 : 1_000_000)
-            let replayRounds = quick ? 1 : 3
+            let replayRounds = quick ? 1 : 5
             progress("replay: writing a \(n)-packet capture; plain copy, read, replay and the write floor, \(replayRounds) round(s)")
             let c = try ReplayBench.run(packets: n, directory: try sub("replay"), rounds: replayRounds, keep: workdir != nil)
             out.append(c)

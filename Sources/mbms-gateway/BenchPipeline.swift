@@ -41,7 +41,7 @@ struct BenchGateway {
 
 /// Case b: `replay` end to end on a synthetic capture against a plain copy of the same capture.
 enum ReplayBench {
-    static func run(packets: Int, directory: String, rounds: Int = 3, keep: Bool = false) throws -> BenchReport.Case {
+    static func run(packets: Int, directory: String, rounds: Int = 5, keep: Bool = false) throws -> BenchReport.Case {
         var c = BenchReport.Case(name: "replay")
         let fm = FileManager.default
         func path(_ n: String) -> String { (directory as NSString).appendingPathComponent(n) }
