@@ -85,10 +85,10 @@ public final class ReplayJob {
     }
 
     /// One stage per CPU, up to the three stages: on two CPUs a third thread would only take
-    /// turns with the other two (measured on the 2-CPU development VM, `replay` of 1 M packets
-    /// in alternating runs: 2 threads 0.62 s median wall, 3 threads 0.67 s, with 2 = work on
-    /// one thread and read + write on the other; before that split, 1.31 s against 1.47 s on a
-    /// slower host).
+    /// turns with the other two (measured on the 2-CPU development VM, `replay` of 1 M packets,
+    /// 10 alternating runs: 2 threads 0.54 s fastest and 0.75 s median wall, 3 threads 0.62 s
+    /// and 0.76 s, with 2 = work on one thread, read + write on the other; the host's noise
+    /// makes the medians close, the fastest runs show what each layout costs).
     public static var defaultThreads: Int { min(3, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
     /// Runs both passes; `progress(done, total)` is called every few thousand frames.

@@ -167,7 +167,8 @@ extension CaptureReader {
     /// frame octets that looked like records — costs a rescan of that part on this thread, never
     /// a wrong result: every frame is seen exactly once, in order, and an error is the one a
     /// single walk would have met. pcapng (read through libpcap) and small files run as one part.
-    /// Leaves the reader where it was.
+    /// The walk starts at the first frame whatever the reader's position; `rewind()` before
+    /// reading from the reader itself again.
     public func scanInParts<Part: Sendable>(_ parts: Int, _ body: @escaping @Sendable (inout CaptureRange) throws -> Part) throws -> [Part] {
         try scanInParts(parts, minimumPartBytes: Self.partMinimumBytes, body).parts
     }
