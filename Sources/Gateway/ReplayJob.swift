@@ -15,8 +15,8 @@ public final class ReplayJob {
         /// Re-time the capture so its first frame is at this Unix time (nanoseconds); every
         /// frame keeps its offset. Nil: the capture's own timestamps.
         public var startNanoseconds: UInt64?
-        /// 1: everything on the caller's thread. 2: protecting (+ MIKEY, FLUTE and progress) on
-        /// the caller's thread, reading and writing on another. 3: reading (+ progress),
+        /// 1: everything on the caller's thread. 2: reading (+ progress) and writing on the
+        /// caller's thread, protecting (+ MIKEY and FLUTE) on another. 3: reading (+ progress),
         /// protecting and writing on three threads. Stages are joined by SPSC rings; the output is
         /// byte-identical either way. Default: `ReplayJob.defaultThreads`.
         public var threads = ReplayJob.defaultThreads
@@ -87,7 +87,7 @@ public final class ReplayJob {
     /// One stage per CPU, up to the three stages: on two CPUs a third thread would only take
     /// turns with the other two (measured on the 2-CPU development VM, `replay` of 1 M packets,
     /// 10 alternating runs: 2 threads 0.54 s fastest and 0.75 s median wall, 3 threads 0.62 s
-    /// and 0.76 s, with 2 = work on one thread, read + write on the other; the host's noise
+    /// and 0.76 s, with 2 = read + write on one thread, work on the other; the host's noise
     /// makes the medians close, the fastest runs show what each layout costs).
     public static var defaultThreads: Int { min(3, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 

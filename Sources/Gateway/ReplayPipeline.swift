@@ -318,61 +318,64 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
         if let e = failure.error { throw e }
     }
 
-    /// Two threads: work on this one; read and write on the other, which writes each batch
-    /// back out and refills it with the next frames. Work (classify, key epochs, protect,
-    /// MIKEY) is the heavier half, so it gets a CPU to itself; the reader's copy into the
-    /// batches goes beside the writer's system calls. On the 2-CPU development VM, pass 2 of
-    /// 1 M packets took 0.41 s of CPU on the worker and 0.42 s on the I/O thread this way;
-    /// with read + work on one thread and write on the other it was ~0.68 s against ~0.5 s.
+    /// Two threads: read and write on this one, which writes each batch back out and refills
+    /// it with the next frames; work on the other. Work (classify, key epochs, protect, MIKEY)
+    /// is the heavier half, so it gets a CPU to itself; the reader's copy into the batches goes
+    /// beside the writer's system calls. On the 2-CPU development VM, pass 2 of 1 M packets
+    /// took 0.41 s of CPU on the worker and 0.42 s on the I/O thread this way; with read + work
+    /// on one thread and write on the other it was ~0.68 s against ~0.5 s.
     ///
-    /// The pool cycles: the I/O thread fills every batch once, then for each processed batch
-    /// (in order) writes it, refills it and hands it back; the worker always has the rest of
-    /// the pool queued. Progress is reported here, as batches are processed.
+    /// The writes stay on the caller's thread, the one that removed or truncated the previous
+    /// output: there the file's new pages cost 0.33 s of system time per 1 M packets, and
+    /// 0.85-1.26 s in most runs from a thread of its own (`bench`, which removes the output just
+    /// before; the VM's host backs guest memory lazily, and the pages freed on one CPU are the
+    /// ones that CPU reuses first).
+    ///
+    /// The pool cycles: this thread fills every batch once, then for each processed batch (in
+    /// order) writes it, refills it and hands it back; the worker always has the rest of the
+    /// pool queued.
     private func runTwoStages(work: ReplayWork, read: inout Int, progress: (Int, Int) -> Void) throws {
         let toWorker = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
         let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
-        let readFailure = FailureBox()
+        let workFailure = FailureBox()
         let done = DispatchGroup()
-        Self.startStage(done) { [self] in
-            var frames = 0
-            var more = true
-            do {
-                // Fill the pool, then: write the oldest processed batch, refill it, send it on.
-                for _ in 0..<Self.poolBatches where more {
-                    let b = ReplayBatch()
-                    more = try fill(b, read: &frames, progress: { _, _ in })
-                    if !toWorker.push(b) { more = false }
+        Self.startStage(done) {
+            while let b = toWorker.pop() {
+                do { try work.process(b) } catch {
+                    workFailure.set(error)
+                    break
                 }
-                while let b = toWriter.pop() {
-                    write(b)
-                    b.reset()
-                    guard more else { continue }   // drain: the rest are written, none refilled
-                    more = try fill(b, read: &frames, progress: { _, _ in })
-                    if !toWorker.push(b) { more = false }
-                }
-            } catch {
-                readFailure.set(error)
+                let last = b.isLast
+                if !toWriter.push(b) || last { break }
             }
-            toWorker.close()
-            // Whatever the worker still hands over after a read error is dropped with the ring.
             toWriter.close()
+            toWorker.close()
         }
         var failure: Error?
-        while let b = toWorker.pop() {
-            do { try work.process(b) } catch {
-                failure = error
-                break
+        var more = true
+        do {
+            // Fill the pool, then: write the oldest processed batch, refill it, send it on.
+            for _ in 0..<Self.poolBatches where more {
+                let b = ReplayBatch()
+                more = try fill(b, read: &read, progress: progress)
+                if !toWorker.push(b) { more = false }
             }
-            read += b.count
-            if read & ~2047 != (read - b.count) & ~2047 { progress(read, total) }
-            let last = b.isLast
-            if !toWriter.push(b) || last { break }
+            while let b = toWriter.pop() {
+                write(b)
+                b.reset()
+                guard more else { continue }   // drain: the rest are written, none refilled
+                more = try fill(b, read: &read, progress: progress)
+                if !toWorker.push(b) { more = false }
+            }
+        } catch {
+            failure = error
         }
-        toWriter.close()
+        // After a read error the worker stops at the closed ring; what it still had is dropped.
         toWorker.close()
+        toWriter.close()
         done.wait()
+        if let e = workFailure.error { throw e }
         if let failure { throw failure }
-        if let e = readFailure.error { throw e }
     }
 
     /// The ring of free batches, filled with the whole pool.
