@@ -16,8 +16,8 @@ public final class ReplayJob {
         /// frame keeps its offset. Nil: the capture's own timestamps.
         public var startNanoseconds: UInt64?
         /// 1: everything on the caller's thread. 2: reading (+ progress) and writing on the
-        /// caller's thread, protecting (+ MIKEY and FLUTE) on another. 3: reading (+ progress),
-        /// protecting and writing on three threads. Stages are joined by SPSC rings; the output is
+        /// caller's thread, protecting (+ MIKEY and FLUTE) on another. 3: reading, protecting
+        /// and writing (+ progress, on the caller's thread) on three threads. Stages are joined by SPSC rings; the output is
         /// byte-identical either way. Default: `ReplayJob.defaultThreads`.
         public var threads = ReplayJob.defaultThreads
         public init(input: String, output: String) {

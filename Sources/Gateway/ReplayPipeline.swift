@@ -202,8 +202,8 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
 
 /// `replay`'s pass 2 as three stages joined by SPSC rings (`DESIGN.md` §4):
 ///
-///     read (caller's thread: CaptureReader, progress) ─▶ work (ReplayWork: classify, key
-///     epochs, SRTP/SRTCP protect per flow, MIKEY, FLUTE) ─▶ write (CaptureWriter)
+///     read (CaptureReader) ─▶ work (ReplayWork: classify, key epochs, SRTP/SRTCP protect
+///     per flow, MIKEY, FLUTE) ─▶ write (caller's thread: CaptureWriter, progress)
 ///
 /// over a fixed pool of `ReplayBatch`es that cycles read → work → write → read. Each stage owns
 /// what it touches (the reader the input, the worker the key source and all flow state, the
@@ -211,7 +211,7 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
 /// worker, FIFO rings), so the output is the same bytes as with `threads: 1`, where the same
 /// three steps run one after another on the caller's thread. On a machine with fewer cores
 /// than stages the waiting stage sleeps on a futex until it has work (see `SPSCRing`).
-final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's thread; writer: the write stage
+final class ReplayPipeline: @unchecked Sendable {   // reader state: the read stage's thread; writer: the caller's
     static let poolBatches = 16
 
     let reader: CaptureReader
@@ -302,18 +302,28 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
             }
             toWriter.close()
         }
-        Self.startStage(done) { [self] in writeStage(from: toWriter, returningTo: free) }
-        // The reader: this thread.
-        do {
-            var more = true
-            while more, let b = free.pop() {
-                more = try fill(b, read: &read, progress: progress)
-                if !toWorker.push(b) { break }
+        Self.startStage(done) { [self] in
+            var frames = 0
+            do {
+                var more = true
+                while more, let b = free.pop() {
+                    more = try fill(b, read: &frames, progress: { _, _ in })
+                    if !toWorker.push(b) { break }
+                }
+            } catch {
+                failure.set(error)
             }
-        } catch {
-            failure.set(error)
+            toWorker.close()
         }
-        toWorker.close()
+        // The writer: this thread (see `runTwoStages` for why), which also reports progress.
+        while let b = toWriter.pop() {
+            write(b)
+            read += b.count
+            if read & ~2047 != (read - b.count) & ~2047 { progress(read, total) }
+            b.reset()
+            free.push(b)
+        }
+        free.close()
         done.wait()
         if let e = failure.error { throw e }
     }
@@ -394,15 +404,6 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: caller's th
         }
         t.stackSize = 1 << 20
         t.start()
-    }
-
-    /// The write stage: every batch in order to the file, then back to the pool.
-    private func writeStage(from toWriter: SPSCRing<ReplayBatch>, returningTo free: SPSCRing<ReplayBatch>) {
-        while let b = toWriter.pop() {
-            write(b)
-            b.reset()
-            free.push(b)
-        }
     }
 
     /// The first error of any stage (set once, read after the threads are joined).
