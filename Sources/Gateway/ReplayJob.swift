@@ -36,7 +36,18 @@ public final class ReplayJob {
         public var download: [DownloadStatistics]
         public var rollover: [Flow]
         public var seconds: Double
+        /// Pass 1 (the scan, split over the threads), wall seconds.
+        public var scanSeconds: Double
+        /// Pass 2's threads: their stages and CPU time. The busiest one bounds the run.
+        public var threads: [ThreadTime]
         public struct Flow: Sendable, Codable { public var session: String; public var ssrc: String; public var roc: UInt32 }
+    }
+
+    /// One of pass 2's threads: which stages it ran ("read + write", "work", ...) and its CPU
+    /// time (the thread's own clock: what it computed, not what it waited).
+    public struct ThreadTime: Sendable, Codable, Equatable {
+        public var stages: String
+        public var cpuSeconds: Double
     }
 
     /// What pass 1 learns from a run of consecutive frames; runs merge in capture order.
@@ -141,6 +152,7 @@ public final class ReplayJob {
         let (captureFirst, captureLast) = (merged.captureFirst, merged.captureLast)
         let (first, templates, downloadTemplates) = (merged.first, merged.templates, merged.downloadTemplates)
         let last = merged.last.map { $0 ?? 0 }
+        let scanSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
 
         // Pass 2: protect, interleave MIKEY, write: three stages (read -> work -> write, see
         // `ReplayPipeline`), on `threads` threads.
@@ -155,7 +167,7 @@ public final class ReplayJob {
         let work = ReplayWork(job: self, link: link, engine: engine, download: download, downloadLookup: downloadLookup,
                               downloadTemplates: downloadTemplates, templates: templates, first: first, last: last)
         let pipeline = ReplayPipeline(reader: reader, writer: writer, shift: shift, total: total, threads: options.threads)
-        try pipeline.run(work: work, progress: progress)
+        let threadTimes = try pipeline.run(work: work, progress: progress)
         try reader.checkIntact()   // the last frames were read after the reader's own last check
         progress(total, total)
         try writer.finish()
@@ -164,6 +176,6 @@ public final class ReplayJob {
                       firstPacketTime: captureFirst, lastPacketTime: captureLast, statistics: engine.statistics,
                       download: download.statistics,
                       rollover: engine.rollover.map { Report.Flow(session: $0.session, ssrc: String(format: "0x%08x", $0.ssrc), roc: $0.roc) },
-                      seconds: seconds)
+                      seconds: seconds, scanSeconds: scanSeconds, threads: threadTimes)
     }
 }

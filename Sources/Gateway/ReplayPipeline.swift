@@ -266,8 +266,11 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
         writer.flush()
     }
 
-    func run(work: ReplayWork, progress: (Int, Int) -> Void) throws {
+    /// Runs pass 2; returns each thread's stages and CPU time (the busiest bounds the run).
+    func run(work: ReplayWork, progress: (Int, Int) -> Void) throws -> [ReplayJob.ThreadTime] {
         var read = 0
+        let times = ThreadTimes()
+        let start = Self.threadCPUSeconds()
         if threads <= 1 {
             let batch = ReplayBatch()
             var more = true
@@ -277,12 +280,14 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
                 try work.process(batch)
                 write(batch)
             }
-            return
+            times.add("read + work + write", since: start)
+            return times.all
         }
 
         if threads == 2 {
-            try runTwoStages(work: work, read: &read, progress: progress)
-            return
+            try runTwoStages(work: work, read: &read, progress: progress, times: times)
+            times.add("read + write", since: start)
+            return times.all
         }
 
         let free = Self.pool()
@@ -291,6 +296,8 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
         let failure = FailureBox()
         let done = DispatchGroup()
         Self.startStage(done) {
+            let cpu = ReplayPipeline.threadCPUSeconds()
+            defer { times.add("work", since: cpu) }
             while let b = toWorker.pop() {
                 do { try work.process(b) } catch {
                     failure.set(error)
@@ -303,6 +310,8 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
             toWriter.close()
         }
         Self.startStage(done) { [self] in
+            let cpu = ReplayPipeline.threadCPUSeconds()
+            defer { times.add("read", since: cpu) }
             var frames = 0
             do {
                 var more = true
@@ -324,8 +333,10 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
             free.push(b)
         }
         free.close()
+        times.add("write", since: start)
         done.wait()
         if let e = failure.error { throw e }
+        return times.all
     }
 
     /// Two threads: read and write on this one, which writes each batch back out and refills
@@ -344,12 +355,14 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
     /// The pool cycles: this thread fills every batch once, then for each processed batch (in
     /// order) writes it, refills it and hands it back; the worker always has the rest of the
     /// pool queued.
-    private func runTwoStages(work: ReplayWork, read: inout Int, progress: (Int, Int) -> Void) throws {
+    private func runTwoStages(work: ReplayWork, read: inout Int, progress: (Int, Int) -> Void, times: ThreadTimes) throws {
         let toWorker = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
         let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
         let workFailure = FailureBox()
         let done = DispatchGroup()
         Self.startStage(done) {
+            let cpu = ReplayPipeline.threadCPUSeconds()
+            defer { times.add("work", since: cpu) }
             while let b = toWorker.pop() {
                 do { try work.process(b) } catch {
                     workFailure.set(error)
@@ -404,6 +417,24 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
         }
         t.stackSize = 1 << 20
         t.start()
+    }
+
+    /// CPU time this thread has used (CLOCK_THREAD_CPUTIME_ID), seconds.
+    static func threadCPUSeconds() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    /// What each of pass 2's threads did and the CPU time it took, in the order recorded.
+    final class ThreadTimes: @unchecked Sendable {
+        private let lock = NSLock()
+        private var times: [ReplayJob.ThreadTime] = []
+        func add(_ stages: String, since start: Double) {
+            let t = ReplayJob.ThreadTime(stages: stages, cpuSeconds: ReplayPipeline.threadCPUSeconds() - start)
+            lock.lock(); times.append(t); lock.unlock()
+        }
+        var all: [ReplayJob.ThreadTime] { lock.lock(); defer { lock.unlock() }; return times }
     }
 
     /// The first error of any stage (set once, read after the threads are joined).

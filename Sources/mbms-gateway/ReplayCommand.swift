@@ -147,7 +147,10 @@ final class ProgressBar {
 /// The end-of-run table: per session packets and bytes in/out, MTKs, MIKEY, drops by reason.
 enum SummaryTable {
     static func render(_ r: ReplayJob.Report) -> String {
-        var out = "replay \(r.input) -> \(r.output)  (\(r.linkType), \(r.statistics.framesIn) frames in, \(r.statistics.framesOut) out, \(String(format: "%.2f", r.seconds)) s)\n\n"
+        var out = "replay \(r.input) -> \(r.output)  (\(r.linkType), \(r.statistics.framesIn) frames in, \(r.statistics.framesOut) out, \(String(format: "%.2f", r.seconds)) s)\n"
+        // Where the time went: the scan, then each thread of pass 2 (the busiest bounds it).
+        out += "scan \(String(format: "%.2f", r.scanSeconds)) s; then CPU per thread: "
+            + r.threads.map { "\($0.stages) \(String(format: "%.2f", $0.cpuSeconds)) s" }.joined(separator: ", ") + "\n\n"
         let header = ["session", "RTP", "RTCP", "bytes in", "bytes out", "MTK IDs used", "MIKEY sent", "dropped"]
         var rows: [[String]] = [header]
         for s in r.statistics.sessions {

@@ -68,12 +68,18 @@ final class ReplayPipelineTests: XCTestCase {
             return (try bytes(output), report)
         }
         let (one, r1) = try run(1)
+        XCTAssertEqual(r1.threads.map(\.stages), ["read + work + write"])
+        XCTAssertGreaterThan(r1.threads[0].cpuSeconds, 0)
+        XCTAssertGreaterThan(r1.scanSeconds, 0)
         XCTAssertEqual(r1.firstPacketTime, 1_790_000_100)
         XCTAssertEqual(r1.lastPacketTime, 1_790_000_100 + 120)
         XCTAssertEqual(r1.statistics.sessions.filter { $0.packetsOut > 0 }.count, 3)
         for threads in [2, 3] {
             let (out, r) = try run(threads)
             XCTAssertTrue(out == one, "\(threads) threads: output differs from the one-thread output")
+            // The report names each thread's stages (the summary's "CPU per thread" line).
+            XCTAssertEqual(Set(r.threads.map(\.stages)), threads == 2 ? ["work", "read + write"] : ["read", "work", "write"])
+            XCTAssertTrue(r.threads.allSatisfy { $0.cpuSeconds > 0 }, "\(r.threads)")
             XCTAssertEqual(r.firstPacketTime, r1.firstPacketTime)
             XCTAssertEqual(r.lastPacketTime, r1.lastPacketTime)
             XCTAssertEqual(r.statistics.sessions.map(\.mikeySent), r1.statistics.sessions.map(\.mikeySent), "\(threads) threads")
