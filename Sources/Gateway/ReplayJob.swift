@@ -115,11 +115,12 @@ public final class ReplayJob {
         var downloadLookup = TransportAddressTable<Int>()
         for d in downloads { downloadLookup[d.destination] = d.index }
         // Re-timing: the first frame's offset to --start-time.
-        var firstStamp: UInt64? = nil
-        if options.startNanoseconds != nil { firstStamp = try scan.next()?.timestampNanoseconds }
-        let shift: Int64 = options.startNanoseconds.flatMap { start in
-            firstStamp.map { Int64(bitPattern: start) - Int64(bitPattern: $0) }
-        } ?? 0
+        let shift: Int64
+        if let start = options.startNanoseconds, let f = try scan.next() {
+            shift = Int64(bitPattern: start) - Int64(bitPattern: f.timestampNanoseconds)
+        } else {
+            shift = 0
+        }
         try scan.rewind()
         // The walk is split over the threads pass 2 will use (`CaptureReader.scanInParts`: the
         // same frames, in order, as one walk); the parts are merged in file order.

@@ -296,18 +296,7 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
         let failure = FailureBox()
         let done = DispatchGroup()
         Self.startStage(done) {
-            let cpu = ReplayPipeline.threadCPUSeconds()
-            defer { times.add("work", since: cpu) }
-            while let b = toWorker.pop() {
-                do { try work.process(b) } catch {
-                    failure.set(error)
-                    toWorker.close()
-                    free.close()
-                    break
-                }
-                toWriter.push(b)
-            }
-            toWriter.close()
+            Self.workStage(work, from: toWorker, to: toWriter, failure: failure, stopping: free, times: times)
         }
         Self.startStage(done) { [self] in
             let cpu = ReplayPipeline.threadCPUSeconds()
@@ -361,18 +350,7 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
         let workFailure = FailureBox()
         let done = DispatchGroup()
         Self.startStage(done) {
-            let cpu = ReplayPipeline.threadCPUSeconds()
-            defer { times.add("work", since: cpu) }
-            while let b = toWorker.pop() {
-                do { try work.process(b) } catch {
-                    workFailure.set(error)
-                    break
-                }
-                let last = b.isLast
-                if !toWriter.push(b) || last { break }
-            }
-            toWriter.close()
-            toWorker.close()
+            Self.workStage(work, from: toWorker, to: toWriter, failure: workFailure, stopping: nil, times: times)
         }
         var failure: Error?
         var more = true
@@ -399,6 +377,25 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
         done.wait()
         if let e = workFailure.error { throw e }
         if let failure { throw failure }
+    }
+
+    /// The work stage on its own thread: batches in order until the last one or the first error,
+    /// which also closes `feeder` (the ring the stage before it waits on) so that it stops too.
+    private static func workStage(_ work: ReplayWork, from toWorker: SPSCRing<ReplayBatch>, to toWriter: SPSCRing<ReplayBatch>,
+                                  failure: FailureBox, stopping feeder: SPSCRing<ReplayBatch>?, times: ThreadTimes) {
+        let cpu = threadCPUSeconds()
+        defer { times.add("work", since: cpu) }
+        while let b = toWorker.pop() {
+            do { try work.process(b) } catch {
+                failure.set(error)
+                feeder?.close()
+                break
+            }
+            let last = b.isLast
+            if !toWriter.push(b) || last { break }
+        }
+        toWriter.close()
+        toWorker.close()
     }
 
     /// The ring of free batches, filled with the whole pool.
