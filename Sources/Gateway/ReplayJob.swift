@@ -15,10 +15,11 @@ public final class ReplayJob {
         /// Re-time the capture so its first frame is at this Unix time (nanoseconds); every
         /// frame keeps its offset. Nil: the capture's own timestamps.
         public var startNanoseconds: UInt64?
-        /// 1: everything on the caller's thread. 2: reading (+ progress) and writing on the
-        /// caller's thread, protecting (+ MIKEY and FLUTE) on another. 3: reading, protecting
-        /// and writing (+ progress, on the caller's thread) on three threads. Stages are joined by SPSC rings; the output is
-        /// byte-identical either way. Default: `ReplayJob.defaultThreads`.
+        /// 1: everything on the caller's thread. 2 or 3: as many lanes, each taking every
+        /// second (third) batch through read, protect (+ MIKEY and FLUTE) and write, in
+        /// capture order by turns handed between them through SPSC rings (`ReplayPipeline`);
+        /// the caller's thread is one of them. The output is byte-identical either way.
+        /// Default: `ReplayJob.defaultThreads`.
         public var threads = ReplayJob.defaultThreads
         public init(input: String, output: String) {
             self.input = input
@@ -38,16 +39,19 @@ public final class ReplayJob {
         public var seconds: Double
         /// Pass 1 (the scan, split over the threads), wall seconds.
         public var scanSeconds: Double
-        /// Pass 2's threads: their stages and CPU time. The busiest one bounds the run.
+        /// Pass 2's threads: their steps, CPU time and time waiting for their turns.
         public var threads: [ThreadTime]
         public struct Flow: Sendable, Codable { public var session: String; public var ssrc: String; public var roc: UInt32 }
     }
 
-    /// One of pass 2's threads: which stages it ran ("read + write", "work", ...) and its CPU
-    /// time (the thread's own clock: what it computed, not what it waited).
+    /// One of pass 2's threads: which steps it ran ("read + work + write"), its CPU time (the
+    /// thread's own clock) and the wall time it spent waiting for its turns (spinning, which
+    /// the CPU time includes, then parked, which it does not). CPU minus waiting is about what
+    /// the thread computed; a lane that waits long is held up by the work turn.
     public struct ThreadTime: Sendable, Codable, Equatable {
         public var stages: String
         public var cpuSeconds: Double
+        public var waitSeconds: Double
     }
 
     /// What pass 1 learns from a run of consecutive frames; runs merge in capture order.
@@ -95,11 +99,9 @@ public final class ReplayJob {
         shift >= 0 ? t &+ UInt64(shift) : (t > UInt64(-shift) ? t - UInt64(-shift) : 0)
     }
 
-    /// One stage per CPU, up to the three stages: on two CPUs a third thread would only take
-    /// turns with the other two (measured on the 2-CPU development VM, `replay` of 1 M packets,
-    /// 10 alternating runs: 2 threads 0.54 s fastest and 0.75 s median wall, 3 threads 0.62 s
-    /// and 0.76 s, with 2 = read + write on one thread, work on the other; the host's noise
-    /// makes the medians close, the fastest runs show what each layout costs).
+    /// One lane per CPU, up to three: lanes take turns at the work step, so more lanes than
+    /// CPUs only wait for one another (the 2-CPU development VM, `replay` of 1 M packets,
+    /// alternating runs: 2 lanes 0.49-0.60 s wall, 3 lanes 0.72-0.75 s).
     public static var defaultThreads: Int { min(3, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
     /// Runs both passes; `progress(done, total)` is called every few thousand frames.
@@ -155,8 +157,8 @@ public final class ReplayJob {
         let last = merged.last.map { $0 ?? 0 }
         let scanSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
 
-        // Pass 2: protect, interleave MIKEY, write: three stages (read -> work -> write, see
-        // `ReplayPipeline`), on `threads` threads.
+        // Pass 2: protect, interleave MIKEY, write: three steps per batch (read -> work ->
+        // write, see `ReplayPipeline`), on `threads` lanes.
         try scan.rewind()
         let reader = scan
         let writer = try CaptureWriter(path: options.output, dataLinkType: reader.dataLinkType)

@@ -3,14 +3,14 @@ import KeyManagement
 import PacketIO
 
 /// A batch of captured frames moving through `replay`'s pass 2 (`DESIGN.md` §4: batches over
-/// preallocated buffers). Up to 256 frames: each hand-over between stages can cost a futex
-/// wake (a stage parks when it has nothing to do), so a ring carries a few hundred packets at
-/// a time; the work stage still protects them 64 at most per call (`StreamingEngine`'s
-/// staging), and the writer sends a batch with a few `writev(2)` calls. The frames are packed into the batch's own arena,
+/// preallocated buffers). Up to 256 frames: each turn handed between threads can cost a futex
+/// wake, so a turn covers a few hundred packets; the work step still protects them 64 at most
+/// per call (`StreamingEngine`'s staging), and the write step sends a batch with a few
+/// `writev(2)` calls. The frames are packed into the batch's own arena,
 /// each with `StreamingEngine.tailroom` bytes behind it, and protected there in place. What the
 /// gateway originates between them (MIKEY MTK messages, FLUTE output) rides along in
 /// `injections`, each written before frame `before`.
-final class ReplayBatch: @unchecked Sendable {   // owned by one stage at a time (moved through the rings)
+final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lane)
     static let maximumFrames = 256
     /// Largest frame kept (libpcap's maximum snapshot length); longer ones are cut, as before.
     static let maximumFrameBytes = 262_144
@@ -200,20 +200,28 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
     }
 }
 
-/// `replay`'s pass 2 as three stages joined by SPSC rings (`DESIGN.md` §4):
+/// `replay`'s pass 2: every batch goes through three steps in capture order (`DESIGN.md` §4),
 ///
 ///     read (CaptureReader) ─▶ work (ReplayWork: classify, key epochs, SRTP/SRTCP protect
-///     per flow, MIKEY, FLUTE) ─▶ write (caller's thread: CaptureWriter, progress)
+///     per flow, MIKEY, FLUTE) ─▶ write (CaptureWriter)
 ///
-/// over a fixed pool of `ReplayBatch`es that cycles read → work → write → read. Each stage owns
-/// what it touches (the reader the input, the worker the key source and all flow state, the
-/// writer the output); the only shared state is the rings. Order is kept end to end (one
-/// worker, FIFO rings), so the output is the same bytes as with `threads: 1`, where the same
-/// three steps run one after another on the caller's thread. On a machine with fewer cores
-/// than stages the waiting stage sleeps on a futex until it has work (see `SPSCRing`).
-final class ReplayPipeline: @unchecked Sendable {   // reader state: the read stage's thread; writer: the caller's
-    static let poolBatches = 16
-
+/// on `threads` threads. One thread runs them one after another. Several run as *lanes*: lane
+/// j takes batches j, j + n, j + 2n, ... through all three steps on its own core, so a batch's
+/// bytes are read, protected and written from one cache and never cross to another core. The
+/// steps keep capture order by turns that go round the lanes: one token per step, handed from
+/// lane j to lane j + 1 through an SPSC ring once lane j has done that step for its batch. A
+/// lane reads when the lane before it has read, works when it has worked, writes when it has
+/// written, so the reader, the work state (key source, flows, MIKEY, FLUTE) and the writer
+/// are each used by one lane at a time, in batch order, and the output is the same bytes as
+/// on one thread. While one lane holds the work turn the others read or write.
+///
+/// Why lanes rather than a thread per step: on the 2-CPU development VM, a thread per step
+/// (read + write on one, work on the other, the batches moving between them through rings)
+/// took 0.41-0.46 s of CPU per thread for 1 M packets when the two vCPUs shared a cache, but
+/// the worker's first touch of each frame (classify) and its cipher pass cost 2.5-4 times as
+/// much when they did not (the host moves vCPUs), and such runs took 0.77-1.58 s. Lanes took
+/// 0.49-0.60 s in the same alternating runs (byte-identical output).
+final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and work state: one lane at a time (the turns)
     let reader: CaptureReader
     let writer: CaptureWriter
     let shift: Int64
@@ -229,15 +237,13 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
     }
 
     /// Fills `batch` from the reader; false at the end of the capture (batch marked last).
-    private func fill(_ batch: ReplayBatch, read: inout Int, progress: (Int, Int) -> Void) throws -> Bool {
+    private func fill(_ batch: ReplayBatch) throws -> Bool {
         while batch.hasRoom {
             guard let f = try reader.next() else {
                 batch.isLast = true
                 return false
             }
             batch.append(f.bytes, stamp: ReplayJob.shifted(f.timestampNanoseconds, shift))
-            read += 1
-            if read % 2048 == 0 { progress(read, total) }
         }
         return true
     }
@@ -266,155 +272,103 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
         writer.flush()
     }
 
-    /// Runs pass 2; returns each thread's stages and CPU time (the busiest bounds the run).
+    /// Runs pass 2; returns each thread's steps, CPU time and time waiting for its turns.
     func run(work: ReplayWork, progress: (Int, Int) -> Void) throws -> [ReplayJob.ThreadTime] {
-        var read = 0
-        let times = ThreadTimes()
-        let start = Self.threadCPUSeconds()
-        if threads <= 1 {
+        guard threads > 1 else {
+            let start = Self.threadCPUSeconds()
             let batch = ReplayBatch()
-            var more = true
+            var more = true, written = 0
             while more {
                 batch.reset()
-                more = try fill(batch, read: &read, progress: progress)
+                more = try fill(batch)
                 try work.process(batch)
                 write(batch)
+                written += batch.count
+                progress(written, total)
             }
-            times.add("read + work + write", since: start)
-            return times.all
+            return [ReplayJob.ThreadTime(stages: "read + work + write", cpuSeconds: Self.threadCPUSeconds() - start, waitSeconds: 0)]
         }
+        return try runLanes(work: work, progress: progress)
+    }
 
-        if threads == 2 {
-            try runTwoStages(work: work, read: &read, progress: progress, times: times)
-            times.add("read + write", since: start)
-            return times.all
-        }
+    /// How long a lane spins for its turn before it parks: about 50-100 µs when every lane has
+    /// a CPU (the turn usually comes within a batch's work, and a futex wake on the handing
+    /// lane's path costs more than the spin), the ring's short default when lanes outnumber
+    /// CPUs (a spinning lane would take the CPU the lane holding the turn needs: 3 lanes on the
+    /// 2-CPU VM took 0.88-0.93 s with 2 000 spins, 0.72-0.73 s with 200, 1 M packets).
+    static func turnSpinRounds(lanes: Int, cpus: Int) -> Int {
+        lanes <= cpus ? 20_000 : SPSCRing<Bool>.defaultSpinRounds
+    }
 
-        let free = Self.pool()
-        let toWorker = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
-        let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
+    /// `threads` lanes: this thread is lane 0 (and reports progress), the others run on threads
+    /// of their own.
+    private func runLanes(work: ReplayWork, progress: (Int, Int) -> Void) throws -> [ReplayJob.ThreadTime] {
+        let n = threads
+        let spin = Self.turnSpinRounds(lanes: n, cpus: ProcessInfo.processInfo.activeProcessorCount)
+        // turns[step][j] carries the turn for `step` (0 read, 1 work, 2 write) from lane j to
+        // lane (j + 1) % n; lane 0 starts with all three. A read turn says whether the capture
+        // goes on: false (the lane before read the last batch) ends the lane, which passes it on.
+        let turns = (0..<3).map { _ in (0..<n).map { _ in SPSCRing<Bool>(capacity: 2, spinRounds: spin) } }
+        for step in 0..<3 { turns[step][n - 1].push(true) }
         let failure = FailureBox()
-        let done = DispatchGroup()
-        Self.startStage(done) {
-            Self.workStage(work, from: toWorker, to: toWriter, failure: failure, stopping: free, times: times)
+        let times = ThreadTimes()
+        let written = WrittenFrames()
+        // The first error: every ring closed, so each lane stops at its next turn.
+        @Sendable func fail(_ error: Error) {
+            failure.set(error)
+            for step in turns { for ring in step { ring.close() } }
         }
-        Self.startStage(done) { [self] in
+        @Sendable func lane(_ j: Int, progress: (Int) -> Void) {
             let cpu = ReplayPipeline.threadCPUSeconds()
-            defer { times.add("read", since: cpu) }
-            var frames = 0
-            do {
-                var more = true
-                while more, let b = free.pop() {
-                    more = try fill(b, read: &frames, progress: { _, _ in })
-                    if !toWorker.push(b) { break }
-                }
-            } catch {
-                failure.set(error)
+            var waited: UInt64 = 0
+            defer { times.add("read + work + write", since: cpu, waited: Double(waited) / 1e9) }
+            let inbox = turns.map { $0[(j + n - 1) % n] }, outbox = turns.map { $0[j] }
+            // Waits for the turn of `step`; nil once the rings are closed (an error somewhere).
+            func turn(_ step: Int) -> Bool? {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                defer { waited += DispatchTime.now().uptimeNanoseconds - t0 }
+                return inbox[step].pop()
             }
-            toWorker.close()
+            let batch = ReplayBatch()
+            while true {
+                guard turn(0) == true else {
+                    outbox[0].push(false)   // the capture ended: the next lane stops too
+                    return
+                }
+                batch.reset()
+                let more: Bool
+                do { more = try fill(batch) } catch { return fail(error) }
+                outbox[0].push(more)
+                guard turn(1) != nil else { return }
+                do { try work.process(batch) } catch { return fail(error) }
+                outbox[1].push(true)
+                guard turn(2) != nil else { return }
+                write(batch)
+                written.frames += batch.count
+                let done = written.frames
+                outbox[2].push(true)
+                progress(done)
+                if !more { return }
+            }
         }
-        // The writer: this thread (see `runTwoStages` for why), which also reports progress.
-        while let b = toWriter.pop() {
-            write(b)
-            read += b.count
-            if read & ~2047 != (read - b.count) & ~2047 { progress(read, total) }
-            b.reset()
-            free.push(b)
+        let done = DispatchGroup()
+        for j in 1..<n {
+            done.enter()
+            let t = Thread {
+                lane(j, progress: { _ in })
+                done.leave()
+            }
+            t.stackSize = 1 << 20
+            t.start()
         }
-        free.close()
-        times.add("write", since: start)
+        lane(0, progress: { progress($0, total) })
         done.wait()
         if let e = failure.error { throw e }
         return times.all
     }
 
-    /// Two threads: read and write on this one, which writes each batch back out and refills
-    /// it with the next frames; work on the other. Work (classify, key epochs, protect, MIKEY)
-    /// is the heavier half, so it gets a CPU to itself; the reader's copy into the batches goes
-    /// beside the writer's system calls. On the 2-CPU development VM, pass 2 of 1 M packets
-    /// took 0.41 s of CPU on the worker and 0.42 s on the I/O thread this way; with read + work
-    /// on one thread and write on the other it was ~0.68 s against ~0.5 s.
-    ///
-    /// The writes stay on the caller's thread, the one that removed or truncated the previous
-    /// output: there the file's new pages cost 0.33 s of system time per 1 M packets, and
-    /// 0.85-1.26 s in most runs from a thread of its own (`bench`, which removes the output just
-    /// before; the VM's host backs guest memory lazily, and the pages freed on one CPU are the
-    /// ones that CPU reuses first).
-    ///
-    /// The pool cycles: this thread fills every batch once, then for each processed batch (in
-    /// order) writes it, refills it and hands it back; the worker always has the rest of the
-    /// pool queued.
-    private func runTwoStages(work: ReplayWork, read: inout Int, progress: (Int, Int) -> Void, times: ThreadTimes) throws {
-        let toWorker = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
-        let toWriter = SPSCRing<ReplayBatch>(capacity: Self.poolBatches)
-        let workFailure = FailureBox()
-        let done = DispatchGroup()
-        Self.startStage(done) {
-            Self.workStage(work, from: toWorker, to: toWriter, failure: workFailure, stopping: nil, times: times)
-        }
-        var failure: Error?
-        var more = true
-        do {
-            // Fill the pool, then: write the oldest processed batch, refill it, send it on.
-            for _ in 0..<Self.poolBatches where more {
-                let b = ReplayBatch()
-                more = try fill(b, read: &read, progress: progress)
-                if !toWorker.push(b) { more = false }
-            }
-            while let b = toWriter.pop() {
-                write(b)
-                b.reset()
-                guard more else { continue }   // drain: the rest are written, none refilled
-                more = try fill(b, read: &read, progress: progress)
-                if !toWorker.push(b) { more = false }
-            }
-        } catch {
-            failure = error
-        }
-        // After a read error the worker stops at the closed ring; what it still had is dropped.
-        toWorker.close()
-        toWriter.close()
-        done.wait()
-        if let e = workFailure.error { throw e }
-        if let failure { throw failure }
-    }
-
-    /// The work stage on its own thread: batches in order until the last one or the first error,
-    /// which also closes `feeder` (the ring the stage before it waits on) so that it stops too.
-    private static func workStage(_ work: ReplayWork, from toWorker: SPSCRing<ReplayBatch>, to toWriter: SPSCRing<ReplayBatch>,
-                                  failure: FailureBox, stopping feeder: SPSCRing<ReplayBatch>?, times: ThreadTimes) {
-        let cpu = threadCPUSeconds()
-        defer { times.add("work", since: cpu) }
-        while let b = toWorker.pop() {
-            do { try work.process(b) } catch {
-                failure.set(error)
-                feeder?.close()
-                break
-            }
-            let last = b.isLast
-            if !toWriter.push(b) || last { break }
-        }
-        toWriter.close()
-        toWorker.close()
-    }
-
-    /// The ring of free batches, filled with the whole pool.
-    private static func pool() -> SPSCRing<ReplayBatch> {
-        let free = SPSCRing<ReplayBatch>(capacity: poolBatches)
-        for _ in 0..<poolBatches { free.push(ReplayBatch()) }
-        return free
-    }
-
-    /// Runs `body` on a thread of its own (1 MiB stack), inside `done`.
-    private static func startStage(_ done: DispatchGroup, _ body: @escaping @Sendable () -> Void) {
-        done.enter()
-        let t = Thread {
-            body()
-            done.leave()
-        }
-        t.stackSize = 1 << 20
-        t.start()
-    }
+    /// Frames written so far: touched only by the lane holding the write turn.
+    final class WrittenFrames: @unchecked Sendable { var frames = 0 }
 
     /// CPU time this thread has used (CLOCK_THREAD_CPUTIME_ID), seconds.
     static func threadCPUSeconds() -> Double {
@@ -427,14 +381,14 @@ final class ReplayPipeline: @unchecked Sendable {   // reader state: the read st
     final class ThreadTimes: @unchecked Sendable {
         private let lock = NSLock()
         private var times: [ReplayJob.ThreadTime] = []
-        func add(_ stages: String, since start: Double) {
-            let t = ReplayJob.ThreadTime(stages: stages, cpuSeconds: ReplayPipeline.threadCPUSeconds() - start)
+        func add(_ stages: String, since start: Double, waited: Double) {
+            let t = ReplayJob.ThreadTime(stages: stages, cpuSeconds: ReplayPipeline.threadCPUSeconds() - start, waitSeconds: waited)
             lock.lock(); times.append(t); lock.unlock()
         }
         var all: [ReplayJob.ThreadTime] { lock.lock(); defer { lock.unlock() }; return times }
     }
 
-    /// The first error of any stage (set once, read after the threads are joined).
+    /// The first error of any lane (set once, read after the threads are joined).
     final class FailureBox: @unchecked Sendable {
         private let lock = NSLock()
         private var first: Error?

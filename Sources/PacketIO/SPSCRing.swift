@@ -4,8 +4,9 @@ import CSocketShims
 import Glibc
 #endif
 
-/// A bounded single-producer / single-consumer queue between two pipeline stages
-/// (`DESIGN.md` §4: batches move between stages through SPSC rings; no locks on the packet path).
+/// A bounded single-producer / single-consumer queue between two threads (`DESIGN.md` §4: no
+/// locks on the packet path). `replay`'s lanes hand their read, work and write turns to one
+/// another through these rings.
 ///
 /// Lock-free: the producer owns `tail`, the consumer owns `head`; each publishes its index with
 /// a release store and reads the other's with an acquire load, so an element written before
@@ -40,8 +41,13 @@ public final class SPSCRing<Element>: @unchecked Sendable {
     private var producerTail = 0, producerHeadCache = 0
     private var consumerHead = 0, consumerTailCache = 0
 
-    /// `capacity` is rounded up to a power of two (at least 2).
-    public init(capacity: Int) {
+    /// Busy retries before a waiting side parks (see `push`/`pop`).
+    public let spinRounds: Int
+
+    /// `capacity` is rounded up to a power of two (at least 2). `spinRounds`: busy retries
+    /// before a waiting side parks on its futex.
+    public init(capacity: Int, spinRounds: Int = SPSCRing.defaultSpinRounds) {
+        self.spinRounds = spinRounds
         var c = 2
         while c < capacity { c <<= 1 }
         self.capacity = c
@@ -94,14 +100,14 @@ public final class SPSCRing<Element>: @unchecked Sendable {
         var spins = 0
         while !tryPush(element) {
             if isClosed { return false }
-            if spins < Self.spinRounds { spins += 1; continue }
+            if spins < spinRounds { spins += 1; continue }
             notFull.park(recheck: { self.isClosed || self.producerTail &- self.head.load(ordering: .sequentiallyConsistent) < self.capacity })
         }
         return true
     }
 
     /// Busy retries before parking: about a microsecond.
-    static var spinRounds: Int { 200 }
+    public static var defaultSpinRounds: Int { 200 }
 
 
     /// Consumer side: the oldest element, or nil when the ring is empty.
@@ -128,7 +134,7 @@ public final class SPSCRing<Element>: @unchecked Sendable {
                 // Elements pushed before close() are still delivered.
                 return tryPop()
             }
-            if spins < Self.spinRounds { spins += 1; continue }
+            if spins < spinRounds { spins += 1; continue }
             notEmpty.park(recheck: { self.isClosed || self.tail.load(ordering: .sequentiallyConsistent) != self.consumerHead })
         }
     }

@@ -119,8 +119,8 @@ enum ReplayBench {
             readTimes.append(Double(benchClock() - tr) / 1e9)
 
             // Replay: the product's ReplayJob (both passes: scan, then protect + MIKEY + write), on
-            // its default thread count; on one thread (the stages one after another: what the
-            // pipeline buys) and, where the default is not three (fewer CPUs), on three. Each
+            // its default thread count; on one thread (the steps one after another: what the
+            // lanes buy) and, where the default is not three (fewer CPUs), on three. Each
             // round starts with another of them: the file written first after others were
             // removed can meet different memory than the ones after it.
             // 0: the default, 1: one thread, 2: three threads.
@@ -182,7 +182,7 @@ enum ReplayBench {
         }
         c.rows = [replayRow] + (threeRow.map { [$0] } ?? []) + [oneRow, copyRow, readRow, floorRow, batchStage, stage]
         c.ratios.append(.init(name: "replay: \(threads) threads / 1 thread", value: replayRow.packetsPerSecond / oneRow.packetsPerSecond,
-                              meaning: "what the read -> work -> write pipeline gains over running its stages one after another (bounded by the CPUs)"))
+                              meaning: "what the lanes gain over running read -> work -> write one after another on one thread (bounded by the CPUs)"))
         if let threeRow {
             c.ratios.append(.init(name: "replay: \(threads) threads / 3 threads", value: replayRow.packetsPerSecond / threeRow.packetsPerSecond,
                                   meaning: "the default (one thread per CPU) over three threads on \(MachineInfo.cores) CPU(s) (above 1.0: the default is the faster choice here)"))
@@ -204,7 +204,7 @@ enum ReplayBench {
                               meaning: "crypto stage ns over (crypto stage + write floor + read only) / \(MachineInfo.cores) CPU(s): the most replay / crypto stage can reach on this machine and folder with perfect parallelism"))
         c.ratios.append(.init(name: "write floor / crypto stage (batch)", value: floorRow.packetsPerSecond / batchStage.packetsPerSecond,
                               meaning: "below 0.8, writing the output alone is slower than the 0.8 x crypto stage the issue asks of replay: on this folder the target is bound by the file system"))
-        c.notes.append("\(frames) frames (\(rtp) RTP in 2 streams of \(perStream), payload 160-1200 B, + RTCP SRs); \(report.statistics.sessions.map(\.mikeySent).reduce(0, +)) MIKEY messages, \(report.statistics.sessions.map(\.mtkSwitches).reduce(0, +)) MTK switches. The capture was just written: it is read from the page cache by both. Folder: \(directory) (\(BenchFilesystem.describe(directory))). replay: \(threads == 3 ? "3 threads (read, work, write)" : threads == 2 ? "2 threads (work; read + write)" : "1 thread") on \(MachineInfo.cores) CPU(s); pass 1 (scan) runs first, split over as many threads (a capture of 4 MiB a part or more). Each row: median of \(replayTimes.count) interleaved round(s) (replay ns/packet per round: \(replayTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", ")); write floor: \(floorTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", "))). First default run: scan \(String(format: "%.0f", report.scanSeconds * 1e9 / Double(frames))) ns/packet (wall), then CPU per packet by thread: \(report.threads.map { "\($0.stages) \(String(format: "%.0f", $0.cpuSeconds * 1e9 / Double(frames)))" }.joined(separator: ", ")) ns. Replay's allocations come from MIKEY events and MTK switches (key schedule, message frames: \(replayMallocs.map { String(format: "%.0f", Double($0) / Double(max(1, report.statistics.sessions.map { $0.mikeySent + $0.mtkSwitches }.reduce(0, +)))) } ?? "n/a") per event here), not from packets: the packet path allocates nothing.")
+        c.notes.append("\(frames) frames (\(rtp) RTP in 2 streams of \(perStream), payload 160-1200 B, + RTCP SRs); \(report.statistics.sessions.map(\.mikeySent).reduce(0, +)) MIKEY messages, \(report.statistics.sessions.map(\.mtkSwitches).reduce(0, +)) MTK switches. The capture was just written: it is read from the page cache by both. Folder: \(directory) (\(BenchFilesystem.describe(directory))). replay: \(threads > 1 ? "\(threads) lanes (each reads, works and writes every \(threads == 2 ? "second" : "third") batch, in turn)" : "1 thread") on \(MachineInfo.cores) CPU(s); pass 1 (scan) runs first, split over as many threads (a capture of 4 MiB a part or more). Each row: median of \(replayTimes.count) interleaved round(s) (replay ns/packet per round: \(replayTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", ")); write floor: \(floorTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", "))). First default run: scan \(String(format: "%.0f", report.scanSeconds * 1e9 / Double(frames))) ns/packet (wall), then per packet by thread: \(report.threads.map { "CPU \(String(format: "%.0f", $0.cpuSeconds * 1e9 / Double(frames))) ns, waiting for turns \(String(format: "%.0f", $0.waitSeconds * 1e9 / Double(frames))) ns" }.joined(separator: "; ")). Replay's allocations come from MIKEY events and MTK switches (key schedule, message frames: \(replayMallocs.map { String(format: "%.0f", Double($0) / Double(max(1, report.statistics.sessions.map { $0.mikeySent + $0.mtkSwitches }.reduce(0, +)))) } ?? "n/a") per event here), not from packets: the packet path allocates nothing.")
         return c
     }
 }

@@ -47,7 +47,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress bar even on a terminal.")
     var quiet = false
 
-    @Option(name: .long, help: ArgumentHelp("1: everything on one thread. 2: protect (with MIKEY and FLUTE) on one thread, read and write on another. 3: read, protect and write each on its own thread. Stages are joined by lock-free rings; the output is the same bytes either way. Default: one per CPU, up to 3.", valueName: "1|2|3"))
+    @Option(name: .long, help: ArgumentHelp("Threads for pass 2. 1: everything on one thread. 2 or 3: each thread reads, protects (with MIKEY and FLUTE) and writes every second (third) batch of frames, taking turns in capture order through lock-free rings; the output is the same bytes either way. More threads than CPUs only wait for one another. Default: one per CPU, up to 3.", valueName: "1|2|3"))
     var threads: Int = ReplayJob.defaultThreads
 
     func validate() throws {
@@ -150,7 +150,7 @@ enum SummaryTable {
         var out = "replay \(r.input) -> \(r.output)  (\(r.linkType), \(r.statistics.framesIn) frames in, \(r.statistics.framesOut) out, \(String(format: "%.2f", r.seconds)) s)\n"
         // Where the time went: the scan, then each thread of pass 2 (the busiest bounds it).
         out += "scan \(String(format: "%.2f", r.scanSeconds)) s; then CPU per thread: "
-            + r.threads.map { "\($0.stages) \(String(format: "%.2f", $0.cpuSeconds)) s" }.joined(separator: ", ") + "\n\n"
+            + r.threads.map { "\($0.stages) \(String(format: "%.2f", $0.cpuSeconds)) s (waiting \(String(format: "%.2f", $0.waitSeconds)) s)" }.joined(separator: ", ") + "\n\n"
         let header = ["session", "RTP", "RTCP", "bytes in", "bytes out", "MTK IDs used", "MIKEY sent", "dropped"]
         var rows: [[String]] = [header]
         for s in r.statistics.sessions {

@@ -5,8 +5,9 @@ import PacketIO
 import TestSupport
 import XCTest
 
-/// `replay`'s pass 2 as a three-thread pipeline (read -> work -> write over SPSC rings) must
-/// write exactly the bytes of the one-thread run (the same stages one after another), for
+/// `replay`'s pass 2 on two or three lanes (each thread reads, works and writes every second or
+/// third batch, taking turns through SPSC rings) must write exactly the bytes of the one-thread
+/// run (the same steps one after another), for
 /// streaming and download sessions alike, and keep frames of any size. Correctness of those
 /// bytes against independent implementations is shown elsewhere (ReplayTests: a UE decrypts
 /// back to the input; ReceiverTests.CLITests: Debian libsrtp2 decrypts the replay output).
@@ -70,6 +71,7 @@ final class ReplayPipelineTests: XCTestCase {
         let (one, r1) = try run(1)
         XCTAssertEqual(r1.threads.map(\.stages), ["read + work + write"])
         XCTAssertGreaterThan(r1.threads[0].cpuSeconds, 0)
+        XCTAssertEqual(r1.threads[0].waitSeconds, 0)
         XCTAssertGreaterThan(r1.scanSeconds, 0)
         XCTAssertEqual(r1.firstPacketTime, 1_790_000_100)
         XCTAssertEqual(r1.lastPacketTime, 1_790_000_100 + 120)
@@ -77,9 +79,10 @@ final class ReplayPipelineTests: XCTestCase {
         for threads in [2, 3] {
             let (out, r) = try run(threads)
             XCTAssertTrue(out == one, "\(threads) threads: output differs from the one-thread output")
-            // The report names each thread's stages (the summary's "CPU per thread" line).
-            XCTAssertEqual(Set(r.threads.map(\.stages)), threads == 2 ? ["work", "read + write"] : ["read", "work", "write"])
-            XCTAssertTrue(r.threads.allSatisfy { $0.cpuSeconds > 0 }, "\(r.threads)")
+            // The report has each lane's steps, CPU time and time waiting for its turns (the
+            // summary's "CPU per thread" line).
+            XCTAssertEqual(r.threads.map(\.stages), Array(repeating: "read + work + write", count: threads))
+            XCTAssertTrue(r.threads.allSatisfy { $0.cpuSeconds > 0 && $0.waitSeconds > 0 && $0.waitSeconds < r.seconds }, "\(r.threads)")
             XCTAssertEqual(r.firstPacketTime, r1.firstPacketTime)
             XCTAssertEqual(r.lastPacketTime, r1.lastPacketTime)
             XCTAssertEqual(r.statistics.sessions.map(\.mikeySent), r1.statistics.sessions.map(\.mikeySent), "\(threads) threads")
@@ -190,5 +193,30 @@ final class ReplayPipelineTests: XCTestCase {
             k += 1
         }
         XCTAssertEqual(k, written.count)
+    }
+
+    /// Captures shorter than there are lanes: none, one frame, and one batch and a frame (the
+    /// lane after the one that read the last batch stops, and so does every other), on every
+    /// thread count: the one-thread bytes, no hang.
+    func testCapturesShorterThanTheLanesEndCleanly() throws {
+        let gw = try TestGateway()
+        let source = try CaptureReader(path: try TestGateway.fixture("rtp-multicast.pcap"))
+        var frames: [(UInt64, [UInt8])] = []
+        while frames.count < 257, let f = try source.next() { frames.append((f.timestampNanoseconds, Array(f.bytes))) }
+        XCTAssertEqual(frames.count, 257)
+        for count in [0, 1, 257] {
+            let input = gw.path("short-\(count).pcap")
+            let w = try CaptureWriter(path: input, dataLinkType: source.dataLinkType)
+            for (t, b) in frames.prefix(count) { w.write(timestampNanoseconds: t, bytes: b) }
+            w.close()
+            let (one, r1) = try replay(gw, input, threads: 1)
+            for threads in [2, 3] {
+                let (out, r) = try replay(gw, input, threads: threads)
+                XCTAssertTrue(out == one, "\(count) frames, \(threads) threads")
+                XCTAssertEqual(r.statistics.framesIn, r1.statistics.framesIn)
+                XCTAssertEqual(r.threads.count, threads)
+            }
+            XCTAssertEqual(r1.statistics.framesIn, count)
+        }
     }
 }
