@@ -21,6 +21,9 @@ public final class ReplayJob {
         /// the caller's thread is one of them. The output is byte-identical either way.
         /// Default: `ReplayJob.defaultThreads`.
         public var threads = ReplayJob.defaultThreads
+        /// Pass 1 walks the whole capture even when every session starts early (tests: the
+        /// look-ahead must give the bytes the whole walk gives).
+        var scanWholeCapture = false
         public init(input: String, output: String) {
             self.input = input
             self.output = output
@@ -36,8 +39,11 @@ public final class ReplayJob {
         public var statistics: GatewayStatistics
         public var download: [DownloadStatistics]
         public var rollover: [Flow]
+        /// Whether pass 1 walked the whole capture (a session started late or not at all, or
+        /// pcapng), rather than stopping once every session had started.
+        public var scannedWholeCapture: Bool
         public var seconds: Double
-        /// Pass 1 (the scan, split over the threads), wall seconds.
+        /// Pass 1, wall seconds (a whole walk is split over the threads).
         public var scanSeconds: Double
         /// Pass 2's threads: their steps, CPU time and time waiting for their turns.
         public var threads: [ThreadTime]
@@ -57,29 +63,37 @@ public final class ReplayJob {
     /// What pass 1 learns from a run of consecutive frames; runs merge in capture order.
     struct ScanPart: Sendable {
         var count = 0
-        var captureFirst: Int64? = nil, captureLast: Int64? = nil
-        /// Per session: first and last packet time (Unix seconds), the first packet's frame as a
-        /// template for the MIKEY messages injected beside it.
+        /// Per session: first and last packet time (whole seconds, re-timed), the first
+        /// packet's frame as a template for the MIKEY messages injected beside it.
         var first: [Int64?], last: [Int64?], templates: [InjectionTemplate?]
-        var downloadTemplates: [(template: InjectionTemplate, sourcePort: UInt16)?]
 
-        init(sessions: Int, downloads: Int) {
+        init(sessions: Int) {
             first = Array(repeating: nil, count: sessions)
             last = Array(repeating: nil, count: sessions)
             templates = Array(repeating: nil, count: sessions)
-            downloadTemplates = Array(repeating: nil, count: downloads)
+        }
+
+        /// Takes in the next frame.
+        mutating func add(_ f: CapturedFrame, link: LinkType, lookup: TransportAddressTable<Int>, shift: Int64) {
+            count += 1
+            guard let base = f.bytes.baseAddress,
+                  case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link),
+                  let i = lookup[u.destination] else { return }
+            let t = Int64(ReplayJob.shifted(f.timestampNanoseconds, shift) / 1_000_000_000)
+            if first[i] == nil {
+                first[i] = t
+                templates[i] = InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit)
+            }
+            last[i] = t
         }
 
         /// Adds the run that follows this one in the capture.
         mutating func append(_ later: ScanPart) {
             count += later.count
-            captureFirst = captureFirst ?? later.captureFirst
-            captureLast = later.captureLast ?? captureLast
             for i in first.indices {
                 if first[i] == nil { (first[i], templates[i]) = (later.first[i], later.templates[i]) }
                 last[i] = later.last[i] ?? last[i]
             }
-            for d in downloadTemplates.indices where downloadTemplates[d] == nil { downloadTemplates[d] = later.downloadTemplates[d] }
         }
     }
 
@@ -104,10 +118,20 @@ public final class ReplayJob {
     /// alternating runs: 2 lanes 0.49-0.60 s wall, 3 lanes 0.72-0.75 s).
     public static var defaultThreads: Int { min(3, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
-    /// Runs both passes; `progress(done, total)` is called every few thousand frames.
-    public func run(progress: (Int, Int) -> Void = { _, _ in }) throws -> Report {
+    /// How far a run has got: input frames through all three steps, and the share of the input
+    /// read (0...1).
+    public struct Progress: Sendable {
+        public var frames: Int
+        public var fractionRead: Double
+    }
+
+    /// How far pass 1 walks before it gives up finding every session's first packet and walks
+    /// the whole capture instead (`run`).
+    static let sessionSearchBytes = 16 << 20
+
+    /// Runs the job; `progress` is called after every few hundred frames written.
+    public func run(progress: (Progress) -> Void = { _ in }) throws -> Report {
         let started = DispatchTime.now().uptimeNanoseconds
-        // Pass 1: frame count, each session's first/last packet time and a template frame.
         let scan = try CaptureReader(path: options.input)
         guard let link = scan.linkType else {
             throw CaptureError.cannotOpen(path: options.input, reason: "link type \(scan.dataLinkType) is not supported (Ethernet, Linux cooked v1/v2, raw IP, loopback)")
@@ -124,37 +148,40 @@ public final class ReplayJob {
             shift = 0
         }
         try scan.rewind()
-        // The walk is split over the threads pass 2 will use (`CaptureReader.scanInParts`: the
-        // same frames, in order, as one walk); the parts are merged in file order.
-        let sessionCount = sessions.count, downloadCount = downloads.count
-        let (lookupTable, downloadTable) = (lookup, downloadLookup)
-        let parts = try scan.scanInParts(options.threads) { range in
-            var part = ScanPart(sessions: sessionCount, downloads: downloadCount)
-            while let f = try range.next() {
-                part.count += 1
-                let t = Int64(Self.shifted(f.timestampNanoseconds, shift) / 1_000_000_000)
-                if part.captureFirst == nil { part.captureFirst = t }
-                part.captureLast = t
-                guard let base = f.bytes.baseAddress,
-                      case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link) else { continue }
-                if let d = downloadTable[u.destination], part.downloadTemplates[d] == nil {
-                    part.downloadTemplates[d] = (InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit), u.source.port)
-                }
-                guard let i = lookupTable[u.destination] else { continue }
-                if part.first[i] == nil {
-                    part.first[i] = t
-                    part.templates[i] = InjectionTemplate(linkHeader: Array(f.bytes[0..<u.ipOffset]), source: u.source.address, hopLimit: u.hopLimit)
-                }
-                part.last[i] = t
+
+        // Pass 1: each session's first packet (its time and the frame its MIKEY messages are
+        // modelled on) must be known before the first frame is written — its pre-roll message
+        // comes `announceLead` ahead of it. In a mapped capture where every session starts
+        // within the first `sessionSearchBytes`, that is as far as pass 1 goes, and pass 2
+        // looks ahead in the file for where each stream ends (`SessionLookahead`): the capture
+        // is read once. Otherwise (a session starting later or not at all, pcapng) pass 1
+        // walks the whole capture for each session's last packet too.
+        let sessionCount = sessions.count
+        let lookupTable = lookup
+        var quick = ScanPart(sessions: sessionCount)
+        if scan.isMapped, !options.scanWholeCapture {
+            while quick.first.contains(where: { $0 == nil }), (scan.nextRecordOffset ?? 0) < Self.sessionSearchBytes,
+                  let f = try scan.next() {
+                quick.add(f, link: link, lookup: lookupTable, shift: shift)
             }
-            return part
         }
-        var merged = ScanPart(sessions: sessionCount, downloads: downloadCount)
-        for part in parts { merged.append(part) }
-        let total = merged.count
-        let (captureFirst, captureLast) = (merged.captureFirst, merged.captureLast)
-        let (first, templates, downloadTemplates) = (merged.first, merged.templates, merged.downloadTemplates)
-        let last = merged.last.map { $0 ?? 0 }
+        let first: [Int64?], templates: [InjectionTemplate?], horizon: ReplayWork.Horizon, total: Int?
+        if scan.isMapped, !options.scanWholeCapture, !quick.first.contains(where: { $0 == nil }) {
+            (first, templates, total) = (quick.first, quick.templates, nil)
+            horizon = .lookahead(SessionLookahead(reader: scan, link: link, sessions: lookupTable, count: sessionCount, shift: shift))
+        } else {
+            // The whole walk, split over the threads pass 2 will use (`scanInParts`: the same
+            // frames, in order, as one walk); the parts are merged in file order.
+            let parts = try scan.scanInParts(options.threads) { range in
+                var part = ScanPart(sessions: sessionCount)
+                while let f = try range.next() { part.add(f, link: link, lookup: lookupTable, shift: shift) }
+                return part
+            }
+            var merged = ScanPart(sessions: sessionCount)
+            for part in parts { merged.append(part) }
+            (first, templates, total) = (merged.first, merged.templates, merged.count)
+            horizon = .lastPackets(merged.last.map { $0 ?? 0 })
+        }
         let scanSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
 
         // Pass 2: protect, interleave MIKEY, write: three steps per batch (read -> work ->
@@ -168,17 +195,34 @@ public final class ReplayJob {
         engine.deferUDPChecksums = true   // the write stage fills them (ReplayPipeline.write)
         let download = DownloadEngine(sessions: downloads, keySource: keySource, options: options.download)
         let work = ReplayWork(job: self, link: link, engine: engine, download: download, downloadLookup: downloadLookup,
-                              downloadTemplates: downloadTemplates, templates: templates, first: first, last: last)
+                              templates: templates, first: first, horizon: horizon)
         let pipeline = ReplayPipeline(reader: reader, writer: writer, shift: shift, total: total, threads: options.threads)
-        let threadTimes = try pipeline.run(work: work, progress: progress)
-        try reader.checkIntact()   // the last frames were read after the reader's own last check
-        progress(total, total)
-        try writer.finish()
+        let threadTimes: [ThreadTime]
+        do {
+            threadTimes = try pipeline.run(work: work, progress: progress)
+            try reader.checkIntact()   // the last frames were read after the reader's own last check
+            try writer.finish()
+        } catch {
+            // What was written is the capture's beginning only: no output rather than a short one.
+            writer.close()
+            Self.removePartialOutput(options.output)
+            throw error
+        }
+        progress(Progress(frames: engine.statistics.framesIn, fractionRead: 1))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return Report(input: options.input, output: options.output, linkType: link.name,
-                      firstPacketTime: captureFirst, lastPacketTime: captureLast, statistics: engine.statistics,
+                      firstPacketTime: pipeline.firstTime, lastPacketTime: pipeline.lastTime, statistics: engine.statistics,
                       download: download.statistics,
                       rollover: engine.rollover.map { Report.Flow(session: $0.session, ssrc: String(format: "0x%08x", $0.ssrc), roc: $0.roc) },
+                      scannedWholeCapture: total != nil,
                       seconds: seconds, scanSeconds: scanSeconds, threads: threadTimes)
+    }
+
+    /// Removes the output of a failed run when it is a file of its own (not a FIFO, a device or
+    /// libpcap's "-" for standard output).
+    static func removePartialOutput(_ path: String) {
+        var st = stat()
+        guard path != "-", lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return }
+        unlink(path)
     }
 }

@@ -29,6 +29,11 @@ final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lan
     let frames: UnsafeMutablePointer<EngineFrame>
     /// Capture timestamps (re-timed), nanoseconds.
     let stamps: UnsafeMutableBufferPointer<UInt64>
+    /// Each frame's record offset in the input (mapped captures; 0 otherwise): where the work
+    /// step's look-ahead starts (`SessionLookahead`).
+    let offsets: UnsafeMutableBufferPointer<Int>
+    /// How much of the input had been read once this batch was filled, 0...1 (progress).
+    var fractionRead = 0.0
     var count = 0
     var injections: [Injection] = []
     /// The reader's last batch: the worker appends the output still pending after the capture.
@@ -39,6 +44,7 @@ final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lan
         frames = .allocate(capacity: Self.maximumFrames)
         frames.initialize(repeating: EngineFrame(bytes: arena, length: 0, capacity: 0, time: 0), count: Self.maximumFrames)
         stamps = .allocate(capacity: Self.maximumFrames)
+        offsets = .allocate(capacity: Self.maximumFrames)
         injections.reserveCapacity(16)
     }
 
@@ -47,6 +53,7 @@ final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lan
         frames.deinitialize(count: Self.maximumFrames)
         frames.deallocate()
         stamps.deallocate()
+        offsets.deallocate()
     }
 
     /// Whether any frame (up to the maximum size) still fits.
@@ -54,7 +61,7 @@ final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lan
 
     /// Copies a captured frame in (the caller checked `hasRoom`).
     @inline(__always)
-    func append(_ bytes: UnsafeRawBufferPointer, stamp: UInt64) {
+    func append(_ bytes: UnsafeRawBufferPointer, stamp: UInt64, offset: Int) {
         let n = min(bytes.count, Self.maximumFrameBytes)
         // 64-byte aligned slots: every frame starts on its own cache line.
         let need = (n + StreamingEngine.tailroom + 63) & ~63
@@ -62,6 +69,7 @@ final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lan
         if n > 0, let src = bytes.baseAddress { p.copyMemory(from: src, byteCount: n) }
         frames[count] = EngineFrame(bytes: p, length: n, capacity: n + StreamingEngine.tailroom, time: Int64(stamp / 1_000_000_000))
         stamps[count] = stamp
+        offsets[count] = offset
         count += 1
         used += need
     }
@@ -85,10 +93,14 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
     let engine: StreamingEngine
     let download: DownloadEngine
     let downloadLookup: TransportAddressTable<Int>
-    let downloadTemplates: [(template: InjectionTemplate, sourcePort: UInt16)?]
+    /// Per download session: its first input frame, the model for the frames it sends (set
+    /// when that frame comes: a session sends nothing before its first input).
+    var downloadTemplates: [(template: InjectionTemplate, sourcePort: UInt16)?]
     let templates: [InjectionTemplate?]
     let first: [Int64?]
-    let last: [Int64]
+    let horizon: Horizon
+    /// Per session: whether its first MIKEY message (the pre-roll) has gone out.
+    var announced: [Bool]
     let announcer: MTKAnnouncer
     var nextEvent: [Int64?] { didSet { earliestEvent = Self.soonest(nextEvent) } }
     /// The soonest of `nextEvent`: most frames are before it, and need no look at the sessions.
@@ -98,18 +110,26 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
     var pending: [(time: UInt64, order: Int, frame: [UInt8])] = []
     var order = 0
 
+    /// Where a session's stream ends, for its periodic MIKEY messages (see `continues`).
+    enum Horizon {
+        /// Pass 1 walked the whole capture: each session's last packet time (whole seconds).
+        case lastPackets([Int64])
+        /// Pass 1 stopped once every session had started: look ahead in the file.
+        case lookahead(SessionLookahead)
+    }
+
     init(job: ReplayJob, link: LinkType, engine: StreamingEngine, download: DownloadEngine, downloadLookup: TransportAddressTable<Int>,
-         downloadTemplates: [(template: InjectionTemplate, sourcePort: UInt16)?], templates: [InjectionTemplate?],
-         first: [Int64?], last: [Int64]) {
+         templates: [InjectionTemplate?], first: [Int64?], horizon: Horizon) {
         self.job = job
         self.link = link
         self.engine = engine
         self.download = download
         self.downloadLookup = downloadLookup
-        self.downloadTemplates = downloadTemplates
+        downloadTemplates = Array(repeating: nil, count: job.downloads.count)
         self.templates = templates
         self.first = first
-        self.last = last
+        self.horizon = horizon
+        announced = Array(repeating: false, count: first.count)
         let announcer = MTKAnnouncer(job.keySource.configuration)
         self.announcer = announcer
         nextEvent = first.map { $0.map(announcer.preroll(firstPacket:)) }
@@ -146,6 +166,16 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
         return m
     }
 
+    /// Whether session `i`'s message due at `second` goes out: while its stream lasts, that is
+    /// while it has a packet at `second` or later — its last packet (pass 1), or one still to
+    /// come from the frame at `offset` on (look-ahead; the same answer when times never go back).
+    private func continues(session i: Int, at second: Int64, from offset: Int) -> Bool {
+        switch horizon {
+        case .lastPackets(let last): return second <= last[i]
+        case .lookahead(let ahead): return ahead.hasPacket(session: i, atOrAfter: second, from: offset)
+        }
+    }
+
     private func emitEvents(upTo limit: Int64, into batch: ReplayBatch, before k: Int) throws {
         guard let soonest = earliestEvent, soonest <= limit else { return }
         let sessions = job.sessions
@@ -157,6 +187,12 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
                 pick = (t, i)
             }
             guard let (t, i) = pick, let template = templates[i], let firstPacket = first[i] else { return }
+            // The pre-roll always goes out (the session's first packet follows); each later
+            // message only while the stream lasts.
+            if announced[i], !continues(session: i, at: t, from: batch.offsets[k]) {
+                nextEvent[i] = nil
+                continue
+            }
             // Before the session's first packet (the pre-roll), announce what will be on the air
             // at that packet: the schedule is never asked about times before the stream.
             let at = max(t, firstPacket)
@@ -170,8 +206,8 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
                 batch.injections.append(.init(before: k, time: UInt64(max(0, t)) * 1_000_000_000, frame: frame))
                 engine.countMIKEY(session: i, bytes: message.count)
             }
-            let next = announcer.nextEvent(after: t)
-            nextEvent[i] = next <= last[i] ? next : nil
+            announced[i] = true
+            nextEvent[i] = announcer.nextEvent(after: t)
         }
     }
 
@@ -187,6 +223,10 @@ final class ReplayWork: @unchecked Sendable {   // used by the work stage's thre
             if consumesFLUTE,
                case .udp(let u) = FrameParser.classify(frame.pointee.bytes, length: frame.pointee.length, linkType: link),
                let d = downloadLookup[u.destination] {
+                if downloadTemplates[d] == nil {
+                    let b = UnsafeRawBufferPointer(start: frame.pointee.bytes, count: u.ipOffset)
+                    downloadTemplates[d] = (InjectionTemplate(linkHeader: Array(b), source: u.source.address, hopLimit: u.hopLimit), u.source.port)
+                }
                 // FLUTE input is consumed: what goes out is the protected channel.
                 let datagram = Array(UnsafeRawBufferPointer(start: frame.pointee.bytes + u.payloadOffset, count: u.datagramEnd - u.payloadOffset))
                 queue(try download.receive(datagram, session: d, at: Double(stamp) / 1e9))
@@ -225,10 +265,14 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
     let reader: CaptureReader
     let writer: CaptureWriter
     let shift: Int64
-    let total: Int
+    /// Frames in the capture, when pass 1 counted them (progress through libpcap, which tells
+    /// no file position).
+    let total: Int?
     let threads: Int
+    /// The first and last frame's time (re-timed, whole seconds): the read step's.
+    private(set) var firstTime: Int64?, lastTime: Int64?
 
-    init(reader: CaptureReader, writer: CaptureWriter, shift: Int64, total: Int, threads: Int) {
+    init(reader: CaptureReader, writer: CaptureWriter, shift: Int64, total: Int?, threads: Int) {
         self.reader = reader
         self.writer = writer
         self.shift = shift
@@ -238,12 +282,20 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
 
     /// Fills `batch` from the reader; false at the end of the capture (batch marked last).
     private func fill(_ batch: ReplayBatch) throws -> Bool {
+        defer {
+            if batch.count > 0 {
+                if firstTime == nil { firstTime = Int64(batch.stamps[0] / 1_000_000_000) }
+                lastTime = Int64(batch.stamps[batch.count - 1] / 1_000_000_000)
+            }
+            batch.fractionRead = reader.fractionRead ?? total.map { Double(reader.framesRead) / Double(max(1, $0)) } ?? 0
+        }
         while batch.hasRoom {
+            let offset = reader.nextRecordOffset ?? 0
             guard let f = try reader.next() else {
                 batch.isLast = true
                 return false
             }
-            batch.append(f.bytes, stamp: ReplayJob.shifted(f.timestampNanoseconds, shift))
+            batch.append(f.bytes, stamp: ReplayJob.shifted(f.timestampNanoseconds, shift), offset: offset)
         }
         return true
     }
@@ -273,7 +325,7 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
     }
 
     /// Runs pass 2; returns each thread's steps, CPU time and time waiting for its turns.
-    func run(work: ReplayWork, progress: (Int, Int) -> Void) throws -> [ReplayJob.ThreadTime] {
+    func run(work: ReplayWork, progress: (ReplayJob.Progress) -> Void) throws -> [ReplayJob.ThreadTime] {
         guard threads > 1 else {
             let start = Self.threadCPUSeconds()
             let batch = ReplayBatch()
@@ -284,7 +336,7 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
                 try work.process(batch)
                 write(batch)
                 written += batch.count
-                progress(written, total)
+                progress(ReplayJob.Progress(frames: written, fractionRead: batch.fractionRead))
             }
             return [ReplayJob.ThreadTime(stages: "read + work + write", cpuSeconds: Self.threadCPUSeconds() - start, waitSeconds: 0)]
         }
@@ -302,7 +354,7 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
 
     /// `threads` lanes: this thread is lane 0 (and reports progress), the others run on threads
     /// of their own.
-    private func runLanes(work: ReplayWork, progress: (Int, Int) -> Void) throws -> [ReplayJob.ThreadTime] {
+    private func runLanes(work: ReplayWork, progress: (ReplayJob.Progress) -> Void) throws -> [ReplayJob.ThreadTime] {
         let n = threads
         let spin = Self.turnSpinRounds(lanes: n, cpus: ProcessInfo.processInfo.activeProcessorCount)
         // turns[step][j] carries the turn for `step` (0 read, 1 work, 2 write) from lane j to
@@ -318,7 +370,7 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
             failure.set(error)
             for step in turns { for ring in step { ring.close() } }
         }
-        @Sendable func lane(_ j: Int, progress: (Int) -> Void) {
+        @Sendable func lane(_ j: Int, progress: (ReplayJob.Progress) -> Void) {
             let cpu = ReplayPipeline.threadCPUSeconds()
             var waited: UInt64 = 0
             defer { times.add("read + work + write", since: cpu, waited: Double(waited) / 1e9) }
@@ -347,7 +399,7 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
                 written.frames += batch.count
                 let done = written.frames
                 outbox[2].push(true)
-                progress(done)
+                progress(ReplayJob.Progress(frames: done, fractionRead: batch.fractionRead))
                 if !more { return }
             }
         }
@@ -361,7 +413,7 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
             t.stackSize = 1 << 20
             t.start()
         }
-        lane(0, progress: { progress($0, total) })
+        lane(0, progress: progress)
         done.wait()
         if let e = failure.error { throw e }
         return times.all

@@ -86,7 +86,26 @@ public final class CaptureReader {
         try records?.checkIntact(path: path, at: records?.offset ?? 0)
     }
 
-    /// Starts again at the first frame (`replay` reads a capture twice).
+    /// File offset of the record `next()` reads next (mapped captures; nil through libpcap).
+    public var nextRecordOffset: Int? { records?.offset }
+
+    /// How much of the file the walk has passed, 0...1 (mapped captures; nil through libpcap,
+    /// which tells no position).
+    public var fractionRead: Double? {
+        guard let r = records else { return nil }
+        let body = r.size - MappedRecords.fileHeaderBytes
+        return body > 0 ? Double(r.offset - MappedRecords.fileHeaderBytes) / Double(body) : 1
+    }
+
+    /// A second walk over the mapped capture, from the record at `offset` (a value this reader's
+    /// `nextRecordOffset` gave) to the end of the file: `replay` looks ahead with it while this
+    /// reader stays where it is. Nil when the capture is read through libpcap.
+    public func walk(from offset: Int) -> CaptureRange? {
+        guard let r = records, offset >= MappedRecords.fileHeaderBytes, offset <= r.size else { return nil }
+        return CaptureRange(source: .mapped(r.range(from: offset, to: r.size)), path: path)
+    }
+
+    /// Starts again at the first frame (`replay` may read a capture twice).
     public func rewind() throws(CaptureError) {
         framesRead = 0
         if records != nil {
@@ -126,8 +145,8 @@ public final class CaptureReader {
     }
 }
 
-/// A walk over part of a capture, for `CaptureReader.scanInParts`: `next()` gives the part's
-/// frames in file order, then nil. Frames stay valid while the reader lives.
+/// A walk over part of a capture, for `CaptureReader.scanInParts` and `walk(from:)`: `next()`
+/// gives the part's frames in file order, then nil. Frames stay valid while the reader lives.
 public struct CaptureRange {
     fileprivate enum Source {
         case mapped(MappedRecords)
@@ -149,7 +168,7 @@ public struct CaptureRange {
     }
 
     /// Offset of the next record (mapped captures; 0 otherwise).
-    fileprivate var offset: Int {
+    public var offset: Int {
         if case .mapped(let r) = source { return r.offset }
         return 0
     }

@@ -111,14 +111,14 @@ enum ReplayBench {
             if copyMallocs == nil { copyMallocs = MallocCounter.thread.flatMap { m1 in m0.map { m1 - $0 } } }
             try? fm.removeItem(atPath: copyPath)
 
-            // Read only (what replay's first pass costs): CaptureReader over the whole capture.
+            // Read only (what a walk over the capture costs): CaptureReader over the whole capture.
             let tr = benchClock()
             let scan = try CaptureReader(path: input)
             scanned = 0
             while try scan.next() != nil { scanned += 1 }
             readTimes.append(Double(benchClock() - tr) / 1e9)
 
-            // Replay: the product's ReplayJob (both passes: scan, then protect + MIKEY + write), on
+            // Replay: the product's ReplayJob (pass 1 to the sessions' starts, then protect + MIKEY + write), on
             // its default thread count; on one thread (the steps one after another: what the
             // lanes buy) and, where the default is not three (fewer CPUs), on three. Each
             // round starts with another of them: the file written first after others were
@@ -171,7 +171,7 @@ enum ReplayBench {
                                      packets: frames, seconds: oneSeconds, payloadOctets: payloadOctets)
         let copyRow = BenchReport.Row(name: "plain copy (CaptureReader -> CaptureWriter)", payloadBytes: "160-1200",
                                       packets: copied, seconds: copySeconds, payloadOctets: payloadOctets, mallocs: copyMallocs)
-        let readRow = BenchReport.Row(name: "read only (CaptureReader; replay's scan pass)", payloadBytes: "160-1200",
+        let readRow = BenchReport.Row(name: "read only (CaptureReader over the whole capture)", payloadBytes: "160-1200",
                                       packets: scanned, seconds: readSeconds, payloadOctets: payloadOctets)
         let stage = try CryptoBench.mixStage(packets: min(packets, 400_000))
         let batchStage = try CryptoBench.mixStageBatch(packets: min(packets, 400_000))
@@ -204,7 +204,7 @@ enum ReplayBench {
                               meaning: "crypto stage ns over (crypto stage + write floor + read only) / \(MachineInfo.cores) CPU(s): the most replay / crypto stage can reach on this machine and folder with perfect parallelism"))
         c.ratios.append(.init(name: "write floor / crypto stage (batch)", value: floorRow.packetsPerSecond / batchStage.packetsPerSecond,
                               meaning: "below 0.8, writing the output alone is slower than the 0.8 x crypto stage the issue asks of replay: on this folder the target is bound by the file system"))
-        c.notes.append("\(frames) frames (\(rtp) RTP in 2 streams of \(perStream), payload 160-1200 B, + RTCP SRs); \(report.statistics.sessions.map(\.mikeySent).reduce(0, +)) MIKEY messages, \(report.statistics.sessions.map(\.mtkSwitches).reduce(0, +)) MTK switches. The capture was just written: it is read from the page cache by both. Folder: \(directory) (\(BenchFilesystem.describe(directory))). replay: \(threads > 1 ? "\(threads) lanes (each reads, works and writes every \(threads == 2 ? "second" : "third") batch, in turn)" : "1 thread") on \(MachineInfo.cores) CPU(s); pass 1 (scan) runs first, split over as many threads (a capture of 4 MiB a part or more). Each row: median of \(replayTimes.count) interleaved round(s) (replay ns/packet per round: \(replayTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", ")); write floor: \(floorTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", "))). First default run: scan \(String(format: "%.0f", report.scanSeconds * 1e9 / Double(frames))) ns/packet (wall), then per packet by thread: \(report.threads.map { "CPU \(String(format: "%.0f", $0.cpuSeconds * 1e9 / Double(frames))) ns, waiting for turns \(String(format: "%.0f", $0.waitSeconds * 1e9 / Double(frames))) ns" }.joined(separator: "; ")). Replay's allocations come from MIKEY events and MTK switches (key schedule, message frames: \(replayMallocs.map { String(format: "%.0f", Double($0) / Double(max(1, report.statistics.sessions.map { $0.mikeySent + $0.mtkSwitches }.reduce(0, +)))) } ?? "n/a") per event here), not from packets: the packet path allocates nothing.")
+        c.notes.append("\(frames) frames (\(rtp) RTP in 2 streams of \(perStream), payload 160-1200 B, + RTCP SRs); \(report.statistics.sessions.map(\.mikeySent).reduce(0, +)) MIKEY messages, \(report.statistics.sessions.map(\.mtkSwitches).reduce(0, +)) MTK switches. The capture was just written: it is read from the page cache by both. Folder: \(directory) (\(BenchFilesystem.describe(directory))). replay: \(threads > 1 ? "\(threads) lanes (each reads, works and writes every \(threads == 2 ? "second" : "third") batch, in turn)" : "1 thread") on \(MachineInfo.cores) CPU(s); \(report.scannedWholeCapture ? "pass 1 (scan) walks the whole capture first, split over as many threads (a capture of 4 MiB a part or more)" : "pass 1 stops at every session's first packet (the capture is read once; pass 2 looks ahead for where each stream ends)"). Each row: median of \(replayTimes.count) interleaved round(s) (replay ns/packet per round: \(replayTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", ")); write floor: \(floorTimes.map { String(format: "%.0f", $0 * 1e9 / Double(frames)) }.joined(separator: ", "))). First default run: scan \(String(format: "%.0f", report.scanSeconds * 1e9 / Double(frames))) ns/packet (wall), then per packet by thread: \(report.threads.map { "CPU \(String(format: "%.0f", $0.cpuSeconds * 1e9 / Double(frames))) ns, waiting for turns \(String(format: "%.0f", $0.waitSeconds * 1e9 / Double(frames))) ns" }.joined(separator: "; ")). Replay's allocations come from MIKEY events and MTK switches (key schedule, message frames: \(replayMallocs.map { String(format: "%.0f", Double($0) / Double(max(1, report.statistics.sessions.map { $0.mikeySent + $0.mtkSwitches }.reduce(0, +)))) } ?? "n/a") per event here), not from packets: the packet path allocates nothing.")
         return c
     }
 }

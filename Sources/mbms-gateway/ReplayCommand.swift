@@ -10,9 +10,11 @@ struct ReplayCommand: ParsableCommand {
         commandName: "replay",
         abstract: "Protect a capture: RTP/RTCP and FLUTE in (pcap/pcapng); SRTP/SRTCP, MIKEY and DCF-protected FLUTE out (pcap).",
         discussion: """
-            The capture's own timestamps are the clock: every packet is protected with the MTK the key schedule has in force at its time (MKI = MSK ID || MTK ID), and MIKEY MTK messages for each session go to its destination address on UDP 2269, every `repeat` and `announceLead` before each MTK switch (and before the session's first packet). Packets are matched to sessions by destination address and port (RTCP: port + 1 or `rtcpDestination`); other traffic passes through untouched unless --drop-unmatched.
+            The capture's own timestamps are the clock: every packet is protected with the MTK the key schedule has in force at its time (MKI = MSK ID || MTK ID), and MIKEY MTK messages for each session go to its destination address on UDP 2269, every `repeat` and `announceLead` before each MTK switch (and `announceLead` before the session's first packet), for as long as the session's stream lasts: a message due at time T goes out while packets of the session with times T or later are still to come. Packets are matched to sessions by destination address and port (RTCP: port + 1 or `rtcpDestination`); other traffic passes through untouched unless --drop-unmatched.
 
             FLUTE sessions (kind: flute): every complete object is wrapped in an OMA DRM v2 DCF (AES-128-CBC with keys from the MTK, `obki` naming it, `odfs` HMAC-SHA1) and sent on the channel again (FLUTE v1), after a new FDT Instance (itself a signed, NULL-encrypted DCF unless --plain-fdt) and the MIKEY MTK message object (application/mikey).
+
+            A classic pcap capture in which every session starts within its first 16 MiB is read once: the sessions' starts are found first, and where each stream ends is looked up ahead in the file as replay goes. Otherwise (pcapng, or a session that starts later or never) a first pass reads the whole capture. A run that fails (a damaged capture, say) removes its partial output.
 
             The output is byte-identical run after run for the same key store, input and --start-time. The key store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's time range are added to it if missing. The store never goes back in time: to replay a capture older than its MSKs, re-time it with --start-time or use a store made with `keys init --at <capture time>`.
 
@@ -85,7 +87,7 @@ struct ReplayCommand: ParsableCommand {
         options.download = flute.options
         let job = ReplayJob(sessions: sessions, downloads: downloads, keySource: keySource, options: options)
         let bar = ProgressBar(enabled: !quiet && isatty(2) != 0, label: "replay")
-        let report = try job.run { done, total in bar.update(done, total) }
+        let report = try job.run { bar.update(fraction: $0.fractionRead, frames: $0.frames) }
         bar.finish()
         print(SummaryTable.render(report))
         if let path = summaryJSON {
@@ -132,13 +134,14 @@ final class ProgressBar {
     let label: String
     var lastPercent = -1
     init(enabled: Bool, label: String) { self.enabled = enabled; self.label = label }
-    func update(_ done: Int, _ total: Int) {
-        guard enabled, total > 0 else { return }
-        let percent = done * 100 / total
+    /// `fraction`: the share of the input read (0...1); `frames`: frames done so far.
+    func update(fraction: Double, frames: Int) {
+        guard enabled else { return }
+        let percent = Int(min(1, max(0, fraction)) * 100)
         guard percent != lastPercent else { return }
         lastPercent = percent
         let width = 30, filled = width * percent / 100
-        let line = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(percent)%  \(done)/\(total) frames"
+        let line = "\r\(label) [\(String(repeating: "#", count: filled))\(String(repeating: ".", count: width - filled))] \(percent)%  \(frames) frames"
         FileHandle.standardError.write(Data(line.utf8))
     }
     func finish() { if enabled && lastPercent >= 0 { FileHandle.standardError.write(Data("\n".utf8)) } }
@@ -149,7 +152,7 @@ enum SummaryTable {
     static func render(_ r: ReplayJob.Report) -> String {
         var out = "replay \(r.input) -> \(r.output)  (\(r.linkType), \(r.statistics.framesIn) frames in, \(r.statistics.framesOut) out, \(String(format: "%.2f", r.seconds)) s)\n"
         // Where the time went: the scan, then each thread of pass 2 (the busiest bounds it).
-        out += "scan \(String(format: "%.2f", r.scanSeconds)) s; then CPU per thread: "
+        out += "scan \(String(format: "%.2f", r.scanSeconds)) s (\(r.scannedWholeCapture ? "the whole capture" : "to every session's first packet")); then CPU per thread: "
             + r.threads.map { "\($0.stages) \(String(format: "%.2f", $0.cpuSeconds)) s (waiting \(String(format: "%.2f", $0.waitSeconds)) s)" }.joined(separator: ", ") + "\n\n"
         let header = ["session", "RTP", "RTCP", "bytes in", "bytes out", "MTK IDs used", "MIKEY sent", "dropped"]
         var rows: [[String]] = [header]

@@ -1,0 +1,64 @@
+import PacketIO
+
+/// Whether a streaming session still has packets to come, asked before each of its periodic
+/// MIKEY MTK messages (`ReplayWork`): a session's messages stop with its stream.
+///
+/// `replay` used to learn this from a first pass over the whole capture (each session's last
+/// packet time). When every session's first packet turns up near the start of the capture, it
+/// now looks ahead instead, in a second walk over the mapped file from the frame being
+/// processed: a message due at second T goes out if the session has a packet at or after that
+/// frame whose time is T or later. In a capture whose times never go back this is exactly the
+/// first pass's rule (the session's last packet is at T or later): every frame before the one
+/// that made T due is earlier than T, every frame from it on is T or later. Each session's
+/// search only moves forward through the file and stops at the first such packet — usually
+/// within a few frames, as a stream sends several packets a second — so the look-ahead reads
+/// a few records per message, and the whole rest of the file at most once per session (when its
+/// stream has ended).
+final class SessionLookahead {
+    private let reader: CaptureReader
+    private let link: LinkType
+    private let sessions: TransportAddressTable<Int>
+    private let shift: Int64
+    /// Per session: where its search has got to (every record before it was looked at), and the
+    /// last packet it found there (its offset and second).
+    private var searchedTo: [Int]
+    private var found: [(offset: Int, second: Int64)?]
+
+    /// `sessions`: RTP and RTCP destinations to session index; `shift`: the --start-time shift.
+    init(reader: CaptureReader, link: LinkType, sessions: TransportAddressTable<Int>, count: Int, shift: Int64) {
+        self.reader = reader
+        self.link = link
+        self.sessions = sessions
+        self.shift = shift
+        searchedTo = Array(repeating: 0, count: count)
+        found = Array(repeating: nil, count: count)
+    }
+
+    /// Whether session `i` has a packet at or after the record at `offset` whose time, in whole
+    /// seconds, is `second` or later. `offset` and `second` never go back between calls for a
+    /// session (frames are processed in file order; a session's message times rise).
+    func hasPacket(session i: Int, atOrAfter second: Int64, from offset: Int) -> Bool {
+        if let f = found[i], f.offset >= offset, f.second >= second { return true }
+        // Every record before searchedTo[i] was looked at for an earlier (lower or equal)
+        // `second` and held nothing later than found[i]: none of them can answer this one.
+        guard var walk = reader.walk(from: max(offset, searchedTo[i])) else { return false }
+        while true {
+            let at = walk.offset
+            // The end of the file, or a damaged record (the reader meets the same error and the
+            // run fails with it): no packet.
+            guard let f = try? walk.next() else { break }
+            guard let base = f.bytes.baseAddress,
+                  case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link),
+                  sessions[u.destination] == i else { continue }
+            let t = Int64(ReplayJob.shifted(f.timestampNanoseconds, shift) / 1_000_000_000)
+            if t >= second {
+                found[i] = (at, t)
+                searchedTo[i] = walk.offset
+                return true
+            }
+        }
+        searchedTo[i] = walk.offset
+        found[i] = nil
+        return false
+    }
+}
