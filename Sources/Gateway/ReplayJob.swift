@@ -166,9 +166,10 @@ public final class ReplayJob {
             }
         }
         let first: [Int64?], templates: [InjectionTemplate?], horizon: ReplayWork.Horizon, total: Int?
-        if scan.isMapped, !options.scanWholeCapture, !quick.first.contains(where: { $0 == nil }) {
+        if !options.scanWholeCapture, !quick.first.contains(where: { $0 == nil }),
+           let ahead = SessionLookahead(reader: scan, link: link, sessions: lookupTable, count: sessionCount, shift: shift) {
             (first, templates, total) = (quick.first, quick.templates, nil)
-            horizon = .lookahead(SessionLookahead(reader: scan, link: link, sessions: lookupTable, count: sessionCount, shift: shift))
+            horizon = .lookahead(ahead)
         } else {
             // The whole walk, split over the threads pass 2 will use (`scanInParts`: the same
             // frames, in order, as one walk); the parts are merged in file order.

@@ -82,12 +82,13 @@ final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lan
     }
 }
 
-/// The work stage of `replay`'s pass 2: everything that needs the key source (key epochs,
-/// MIKEY MTK messages) or per-flow state, on one thread, frame by frame in capture order —
+/// The work step of `replay`'s pass 2: everything that needs the key source (key epochs,
+/// MIKEY MTK messages) or per-flow state, by one lane at a time (the work turn), batch after
+/// batch and frame by frame in capture order —
 /// MIKEY events due at or before each frame's second, then paced FLUTE output due by its
 /// timestamp, then the frame itself (FLUTE input consumed by the download engine, streaming
 /// frames staged into the `StreamingEngine` and protected per flow at the end of the batch).
-final class ReplayWork: @unchecked Sendable {   // used by the work stage's thread only
+final class ReplayWork: @unchecked Sendable {   // used by the lane holding the work turn only
     let job: ReplayJob
     let link: LinkType
     let engine: StreamingEngine

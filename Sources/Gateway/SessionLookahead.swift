@@ -15,7 +15,9 @@ import PacketIO
 /// a few records per message, and the whole rest of the file at most once per session (when its
 /// stream has ended).
 final class SessionLookahead {
-    private let reader: CaptureReader
+    /// A walk of its own over the mapped capture (never the reader's, which another lane may be
+    /// moving meanwhile), restarted for each search.
+    private let file: CaptureRange
     private let link: LinkType
     private let sessions: TransportAddressTable<Int>
     private let shift: Int64
@@ -25,8 +27,10 @@ final class SessionLookahead {
     private var found: [(offset: Int, second: Int64)?]
 
     /// `sessions`: RTP and RTCP destinations to session index; `shift`: the --start-time shift.
-    init(reader: CaptureReader, link: LinkType, sessions: TransportAddressTable<Int>, count: Int, shift: Int64) {
-        self.reader = reader
+    /// Nil when the capture is not mapped (read through libpcap: no second walk).
+    init?(reader: CaptureReader, link: LinkType, sessions: TransportAddressTable<Int>, count: Int, shift: Int64) {
+        guard let file = reader.separateWalk() else { return nil }
+        self.file = file
         self.link = link
         self.sessions = sessions
         self.shift = shift
@@ -41,7 +45,7 @@ final class SessionLookahead {
         if let f = found[i], f.offset >= offset, f.second >= second { return true }
         // Every record before searchedTo[i] was looked at for an earlier (lower or equal)
         // `second` and held nothing later than found[i]: none of them can answer this one.
-        guard var walk = reader.walk(from: max(offset, searchedTo[i])) else { return false }
+        guard var walk = file.restarted(at: max(offset, searchedTo[i])) else { return false }
         while true {
             let at = walk.offset
             // The end of the file, or a damaged record (the reader meets the same error and the

@@ -97,12 +97,12 @@ public final class CaptureReader {
         return body > 0 ? Double(r.offset - MappedRecords.fileHeaderBytes) / Double(body) : 1
     }
 
-    /// A second walk over the mapped capture, from the record at `offset` (a value this reader's
-    /// `nextRecordOffset` gave) to the end of the file: `replay` looks ahead with it while this
-    /// reader stays where it is. Nil when the capture is read through libpcap.
-    public func walk(from offset: Int) -> CaptureRange? {
-        guard let r = records, offset >= MappedRecords.fileHeaderBytes, offset <= r.size else { return nil }
-        return CaptureRange(source: .mapped(r.range(from: offset, to: r.size)), path: path)
+    /// A second walk over the mapped capture, from its first record to the end of the file,
+    /// independent of this reader's position (`replay` looks ahead with it, `restarted(at:)`,
+    /// while the reader goes on). Nil when the capture is read through libpcap.
+    public func separateWalk() -> CaptureRange? {
+        guard let r = records else { return nil }
+        return CaptureRange(source: .mapped(r.range(from: MappedRecords.fileHeaderBytes, to: r.size)), path: path)
     }
 
     /// Starts again at the first frame (`replay` may read a capture twice).
@@ -171,6 +171,14 @@ public struct CaptureRange {
     public var offset: Int {
         if case .mapped(let r) = source { return r.offset }
         return 0
+    }
+
+    /// This walk started again at the record at `offset` (a position a walk over the same file
+    /// gave), to the end of the file: a value of its own, so it can be made and walked on a
+    /// thread other than the one that walks this one. Nil through libpcap.
+    public func restarted(at offset: Int) -> CaptureRange? {
+        guard case .mapped(let r) = source, offset >= MappedRecords.fileHeaderBytes, offset <= r.size else { return nil }
+        return CaptureRange(source: .mapped(r.range(from: offset, to: r.size)), path: path)
     }
 }
 
