@@ -96,6 +96,26 @@ final class SessionLookaheadTests: XCTestCase {
         return dropped
     }
 
+    /// The same capture as pcapng (written by Wireshark's editcap, read through libpcap: no
+    /// mapping, so pass 1 walks it all) gives the bytes the classic pcap read once gives.
+    func testPcapngGetsTheWholeFirstPassAndTheSameBytes() throws {
+        let source = try TestGateway.fixture("rtp-h264-aac.pcap")
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/editcap") else { throw XCTSkip("editcap (wireshark-common) not installed") }
+        let gw = try TestGateway(yaml: Self.yaml(["video", "audio"]))
+        let ng = gw.path("capture.pcapng")
+        XCTAssertEqual(try Tool.run("/usr/bin/editcap", ["-F", "pcapng", source, ng]).status, 0)
+        let (once, r) = try run(gw, source, threads: 2, wholeScan: false)
+        XCTAssertFalse(r.scannedWholeCapture)
+        for threads in [1, 2] {
+            var fractions: [Double] = []
+            let (whole, rw) = try run(gw, ng, threads: threads, wholeScan: false) { fractions.append($0.fractionRead) }
+            XCTAssertTrue(rw.scannedWholeCapture)
+            XCTAssertTrue(whole == once, "pcapng, \(threads) threads: other bytes than the pcap")
+            XCTAssertEqual(fractions, fractions.sorted())
+            XCTAssertEqual(fractions.last, 1)
+        }
+    }
+
     /// The three streams with a 20 s pause in the second (its messages go on through it: the
     /// stream resumes), with and without --start-time.
     func testStreamsThatEndEarlyOrPauseGiveTheBytesOfTheWholeFirstPass() throws {
