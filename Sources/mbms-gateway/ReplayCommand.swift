@@ -74,7 +74,8 @@ struct ReplayCommand: ParsableCommand {
         do {
             manager = try KeyManager.openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: false)
         } catch {
-            throw ValidationError("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+            // A run-time failure, as in `run`: the message and exit status 1, no usage text.
+            throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
         }
         let keySource = try KeySource(manager: manager)
         var options = ReplayJob.Options(input: input, output: output)

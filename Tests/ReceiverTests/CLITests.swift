@@ -148,6 +148,54 @@ final class CLITests: XCTestCase {
     }
 }
 
+/// `replay`'s failures a user meets first: no key store yet, and a damaged capture. Each names
+/// the problem and the fix, exits 1 without the usage text, and leaves no output file.
+final class ReplayFailureCLITests: XCTestCase {
+    func testNoKeyStoreAndADamagedCaptureFailCleanly() throws {
+        let fixture = try Paths.fixture("rtp-multicast.pcap")
+        let dir = Paths.temporary("replay-failures-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = dir + "/gateway.yaml"
+        try """
+        keyDomain: { mcc: "001", mnc: "01" }
+        bmscFQDN: bmsc.example.org
+        keyStore: { path: keys.sqlite }
+        schedule:
+          epoch: 2026-01-01T00:00:00Z
+          mtk: { period: 10s, announceLead: 2s, repeat: 1s }
+          msk: { period: 1d }
+        sessions:
+          - { name: mcvideo, kind: rtp, destination: 239.255.10.1:5020, keyGroup: 1, protection: { auth: hmac-sha1-80 } }
+          - { name: mcaudio, kind: rtp, destination: 239.255.10.1:5022, keyGroup: 2, protection: { auth: hmac-sha1-80 } }
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        let env = ["MBMS_KEK": String(repeating: "ab", count: 32)]
+        let output = dir + "/out.pcap"
+        var r = try CLI.run(["replay", "--config", config, "--input", fixture, "--output", output, "--quiet"], environment: env)
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("Create the key store first: mbms-gateway keys init --config \(config)"), r.output)
+        XCTAssertFalse(r.output.contains("Usage:"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output))
+
+        r = try CLI.run(["keys", "init", "--config", config, "--at", "2026-11-20T00:00:00Z"], environment: env)
+        XCTAssertEqual(r.status, 0, r.output)
+        // Every session starts at once, so the capture is read once and the cut last record is
+        // met after most of the output was written: the run fails and removes it.
+        let whole = try Data(contentsOf: URL(fileURLWithPath: fixture))
+        let cut = dir + "/cut.pcap"
+        try whole.prefix(whole.count - 10).write(to: URL(fileURLWithPath: cut))
+        r = try CLI.run(["replay", "--config", config, "--input", cut, "--output", output, "--quiet"], environment: env)
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("cut.pcap") && r.output.contains("truncated dump file"), r.output)
+        XCTAssertFalse(r.output.contains("Usage:"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output), "a failed replay left its partial output")
+
+        r = try CLI.run(["replay", "--config", config, "--input", fixture, "--output", output, "--quiet"], environment: env)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("(to every session's first packet)"), r.output)
+    }
+}
+
 /// The issue's "done when": the three RTP captures through `replay` (the gateway), back through
 /// `receive` (MSK messages from `keys deliver`), byte-identical RTP and RTCP payloads packet by
 /// packet; and Debian's libsrtp2 authenticates and decrypts the replay output's SRTP and SRTCP
