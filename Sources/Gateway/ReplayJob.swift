@@ -99,6 +99,8 @@ public final class ReplayJob {
 
     public let sessions: [StreamingSession]
     public let downloads: [DownloadSession]
+    /// Records the last run's look-ahead examined (0 after a whole first pass; tests).
+    private(set) var lookaheadRecords = 0
     public let keySource: KeySource
     public let options: Options
 
@@ -209,6 +211,7 @@ public final class ReplayJob {
             Self.removePartialOutput(options.output)
             throw error
         }
+        if case .lookahead(let ahead) = horizon { lookaheadRecords = ahead.recordsExamined }
         progress(Progress(frames: engine.statistics.framesIn, fractionRead: 1))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         return Report(input: options.input, output: options.output, linkType: link.name,

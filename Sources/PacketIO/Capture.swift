@@ -173,6 +173,13 @@ public struct CaptureRange {
         return 0
     }
 
+    /// Where the walk ends (mapped captures: the end of its part, or of the file; 0 otherwise):
+    /// `offset == endOffset` once it has gone all the way.
+    public var endOffset: Int {
+        if case .mapped(let r) = source { return r.end }
+        return 0
+    }
+
     /// This walk started again at the record at `offset` (a position a walk over the same file
     /// gave), to the end of the file: a value of its own, so it can be made and walked on a
     /// thread other than the one that walks this one. Nil through libpcap.

@@ -133,6 +133,30 @@ final class SessionLookaheadTests: XCTestCase {
         _ = try assertSameAsWholeScan(gw, input, start: 1_790_000_100_500_000_000, "pause, --start-time")
     }
 
+    /// Five streams that end one after another (7.5, 15, 30, 60 and 120 s): the same bytes as the
+    /// whole first pass, and the look-ahead reads less than the file once — from where the first
+    /// stream ends to the end, not once per stream that ends (that first search to the end notes
+    /// every session's last packet).
+    func testStreamsEndingOneAfterAnotherCostLessThanOneWalk() throws {
+        let gw = try TestGateway()
+        XCTAssertEqual(gw.sessions.count, 5)
+        let input = gw.path("five.pcap")
+        let ports: [(UInt32, UInt16)] = [(0x7F00_0014, 5004), (0x7F00_0014, 5006), (0x7F00_0014, 5010), (0xEFFF_0A01, 5020), (0xEFFF_0A01, 5022)]
+        let frames = try SyntheticCapture(
+            source: .v4(0x0A00_000A),
+            streams: ports.enumerated().map { k, p in
+                .init(destination: TransportAddress(.v4(p.0), p.1), ssrc: 0x1000_0000 + UInt32(k), packetsPerSecond: 400 >> k, payloadBytes: 200...300)
+            },
+            startNanoseconds: 1_790_000_003_000_000_000, packetsPerStream: 3000).write(to: input)
+        let r = try assertSameAsWholeScan(gw, input, "five streams")
+        XCTAssertEqual(r.statistics.sessions.filter { $0.mikeySent > 0 }.count, 5)
+        let job = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager),
+                            options: .init(input: input, output: gw.path("five-out.pcap")))
+        _ = try job.run()
+        XCTAssertGreaterThan(job.lookaheadRecords, frames / 2, "the first stream ends at 7.5 s of 120: its search runs to the end")
+        XCTAssertLessThan(job.lookaheadRecords, frames, "\(job.lookaheadRecords) records looked at for \(frames) in the capture")
+    }
+
     /// A capture whose last frame is a stray copy of one from the first stream's second second
     /// (times going back): that stream's messages still stop when it does — at 15 s, though the
     /// capture goes on to 120 s — as without the stray. (The whole first pass took the stray as
