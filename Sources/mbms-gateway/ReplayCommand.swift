@@ -49,7 +49,7 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress bar even on a terminal.")
     var quiet = false
 
-    @Option(name: .long, help: ArgumentHelp("Threads for pass 2. 1: everything on one thread. 2 or 3: each thread reads, protects (with MIKEY and FLUTE) and writes every second (third) batch of frames, taking turns in capture order through lock-free rings; the output is the same bytes either way. More threads than CPUs only wait for one another. Default: one per CPU, up to 3.", valueName: "1|2|3"))
+    @Option(name: .long, help: ArgumentHelp("Threads. 1: everything on one thread. 2 or 3: each thread reads, protects (with MIKEY and FLUTE) and writes every second (third) batch of frames, taking turns in capture order through lock-free rings; the output is the same bytes either way. More threads than CPUs only wait for one another. Default: one per CPU, up to 3.", valueName: "1|2|3"))
     var threads: Int = ReplayJob.defaultThreads
 
     func validate() throws {
