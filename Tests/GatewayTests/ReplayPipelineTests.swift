@@ -152,6 +152,26 @@ final class ReplayPipelineTests: XCTestCase {
         }
     }
 
+    /// A failure in the work step (here: the capture re-timed to 2020, before the key store's
+    /// first MSK, so no key epoch exists for it) stops every lane at its next turn: the run
+    /// throws the key source's error on every thread count, without hanging, and leaves no
+    /// output.
+    func testAWorkStepFailureStopsEveryLane() throws {
+        let gw = try TestGateway()
+        let input = try TestGateway.fixture("rtp-h264-aac.pcap")
+        var messages: Set<String> = []
+        for threads in [1, 2, 3] {
+            let output = gw.path("past-\(threads).pcap")
+            var options = ReplayJob.Options(input: input, output: output)
+            options.threads = threads
+            options.startNanoseconds = 1_577_836_800_000_000_000   // 2020-01-01T00:00:00Z
+            XCTAssertThrowsError(try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run(),
+                                 "threads \(threads)") { messages.insert("\($0)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output), "threads \(threads): a failed run left its output")
+        }
+        XCTAssertEqual(messages.count, 1, "\(messages)")
+    }
+
     /// Frames from 14 bytes to libpcap's maximum snapshot length (batches close on the arena,
     /// not only at 64 frames) pass through unchanged and in order.
     func testFramesOfEverySizePassThroughInOrder() throws {
