@@ -122,6 +122,6 @@ let package = Package(
         .testTarget(name: "KeyManagementTests", dependencies: ["TestSupport", "KeyManagement", "MIKEY", "CryptoCore"]),
         .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
         .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
-        .testTarget(name: "ReceiverTests", dependencies: ["Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
+        .testTarget(name: "ReceiverTests", dependencies: ["TestSupport", "Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )

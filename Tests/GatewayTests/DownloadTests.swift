@@ -7,20 +7,14 @@ import KeyManagement
 import MIKEY
 import PacketIO
 import Receiver
+import TestSupport
 import XCTest
 
 /// Download protection (TS 33.246 6.6.3) through `replay`, checked from the UE side and by the
 /// independent FLUTE receiver of the fixtures README (PyPI flute-alc).
 final class DownloadTests: XCTestCase {
-    static let yaml = """
-        keyDomain: { mcc: "001", mnc: "01" }
-        bmscFQDN: bmsc.example.org
-        keyStore: { path: keys.sqlite }
-        schedule:
-          epoch: 2026-01-01T00:00:00Z
-          mtk: { period: 10s, announceLead: 2s, repeat: 1s }
-          msk: { period: 1d }
-        sessions:
+    static let yaml = TestConfiguration.header + """
+
           - { name: files, kind: flute, destination: 127.0.0.30:4000, tsi: 7, keyGroup: 7 }
           - { name: mcfiles, kind: flute, destination: 239.255.20.1:4100, tsi: 9, keyGroup: 8 }
         """

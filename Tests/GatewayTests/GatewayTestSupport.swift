@@ -26,16 +26,7 @@ struct TestGateway {
     }
 
     /// Everything but the sessions: key domain, store, a 10 s MTK grid.
-    static let header = """
-        keyDomain: { mcc: "001", mnc: "01" }
-        bmscFQDN: bmsc.example.org
-        keyStore: { path: keys.sqlite }
-        schedule:
-          epoch: 2026-01-01T00:00:00Z
-          mtk: { period: 10s, announceLead: 2s, repeat: 1s }
-          msk: { period: 1d }
-        sessions:
-        """
+    static let header = TestConfiguration.header
 
     static let yaml = header + """
 

@@ -3,6 +3,7 @@ import Foundation
 import KeyManagement
 import MIKEY
 import SRTP
+import TestSupport
 import XCTest
 @testable import Receiver
 
@@ -157,18 +158,11 @@ final class ReplayFailureCLITests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let config = dir + "/gateway.yaml"
-        try """
-        keyDomain: { mcc: "001", mnc: "01" }
-        bmscFQDN: bmsc.example.org
-        keyStore: { path: keys.sqlite }
-        schedule:
-          epoch: 2026-01-01T00:00:00Z
-          mtk: { period: 10s, announceLead: 2s, repeat: 1s }
-          msk: { period: 1d }
-        sessions:
+        try (TestConfiguration.header + """
+
           - { name: mcvideo, kind: rtp, destination: 239.255.10.1:5020, keyGroup: 1, protection: { auth: hmac-sha1-80 } }
           - { name: mcaudio, kind: rtp, destination: 239.255.10.1:5022, keyGroup: 2, protection: { auth: hmac-sha1-80 } }
-        """.write(toFile: config, atomically: true, encoding: .utf8)
+        """).write(toFile: config, atomically: true, encoding: .utf8)
         let env = ["MBMS_KEK": String(repeating: "ab", count: 32)]
         let output = dir + "/out.pcap"
         var r = try CLI.run(["replay", "--config", config, "--input", fixture, "--output", output, "--quiet"], environment: env)

@@ -57,3 +57,19 @@ public struct SplitMix64: RandomNumberGenerator {
     }
     public mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
 }
+
+/// The gateway configuration tests share, up to its session list: key domain 001/01, an SQLite
+/// store beside the file, a 10 s MTK grid (2 s lead, 1 s repeat) and daily MSKs. Append
+/// `  - { name: ..., kind: ..., ... }` lines.
+public enum TestConfiguration {
+    public static let header = """
+        keyDomain: { mcc: "001", mnc: "01" }
+        bmscFQDN: bmsc.example.org
+        keyStore: { path: keys.sqlite }
+        schedule:
+          epoch: 2026-01-01T00:00:00Z
+          mtk: { period: 10s, announceLead: 2s, repeat: 1s }
+          msk: { period: 1d }
+        sessions:
+        """
+}
