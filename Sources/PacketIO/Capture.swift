@@ -145,7 +145,7 @@ public final class CaptureReader {
     }
 }
 
-/// A walk over part of a capture, for `CaptureReader.scanInParts` and `walk(from:)`: `next()`
+/// A walk over part of a capture, for `CaptureReader.scanInParts` and `separateWalk()`: `next()`
 /// gives the part's frames in file order, then nil. Frames stay valid while the reader lives.
 public struct CaptureRange {
     fileprivate enum Source {
@@ -212,7 +212,7 @@ extension CaptureReader {
     func scanInParts<Part: Sendable>(_ parts: Int, minimumPartBytes: Int, _ body: @escaping @Sendable (inout CaptureRange) throws -> Part) throws
         -> (parts: [Part], rescanned: Int) {
         guard let records, parts > 1, records.size >= minimumPartBytes * parts else {
-            var whole = CaptureRange(source: records.map { .mapped($0.range(from: MappedRecords.fileHeaderBytes, to: $0.size)) } ?? .reader(self), path: path)
+            var whole = separateWalk() ?? CaptureRange(source: .reader(self), path: path)
             if records == nil { try rewind() }
             defer { if records == nil { try? rewind() } }
             return ([try body(&whole)], 0)
