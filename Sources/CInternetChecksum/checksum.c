@@ -72,14 +72,63 @@ static uint64_t sum_avx2(const uint8_t *p, size_t n) {
     return total + sum_words(p, n);
 }
 
+// sum_avx2 that also stores every 64 octets it loads at d (the rest: memcpy).
+__attribute__((target("avx2")))
+static uint64_t sum_copy_avx2(uint8_t *d, const uint8_t *p, size_t n) {
+    uint64_t total = 0;
+    const __m256i zero = _mm256_setzero_si256();
+    while (n >= 64) {
+        size_t slice = n < (1u << 20) ? n : (1u << 20);
+        size_t end = slice & ~(size_t)63;
+        __m256i a = zero, b = zero, c = zero, e = zero;
+        for (size_t i = 0; i < end; i += 64) {
+            __m256i x = _mm256_loadu_si256((const __m256i *)(p + i));
+            __m256i y = _mm256_loadu_si256((const __m256i *)(p + i + 32));
+            _mm256_storeu_si256((__m256i *)(d + i), x);
+            _mm256_storeu_si256((__m256i *)(d + i + 32), y);
+            a = _mm256_add_epi32(a, _mm256_unpacklo_epi16(x, zero));
+            b = _mm256_add_epi32(b, _mm256_unpackhi_epi16(x, zero));
+            c = _mm256_add_epi32(c, _mm256_unpacklo_epi16(y, zero));
+            e = _mm256_add_epi32(e, _mm256_unpackhi_epi16(y, zero));
+        }
+        __m256i s = _mm256_add_epi64(_mm256_add_epi64(_mm256_unpacklo_epi32(a, zero), _mm256_unpackhi_epi32(a, zero)),
+                                     _mm256_add_epi64(_mm256_unpacklo_epi32(b, zero), _mm256_unpackhi_epi32(b, zero)));
+        s = _mm256_add_epi64(s, _mm256_add_epi64(_mm256_unpacklo_epi32(c, zero), _mm256_unpackhi_epi32(c, zero)));
+        s = _mm256_add_epi64(s, _mm256_add_epi64(_mm256_unpacklo_epi32(e, zero), _mm256_unpackhi_epi32(e, zero)));
+        uint64_t lanes[4];
+        _mm256_storeu_si256((__m256i *)lanes, s);
+        total += lanes[0] + lanes[1] + lanes[2] + lanes[3];
+        p += end;
+        d += end;
+        n -= end;
+    }
+    if (n) memcpy(d, p, n);
+    return total + sum_words(p, n);
+}
+
 static int use_avx2 = -1;
 
-uint32_t mbms_csum16(const void *p, size_t n) {
+static int avx2_chosen(void) {
     int avx2 = __atomic_load_n(&use_avx2, __ATOMIC_RELAXED);
     if (avx2 < 0) {
         const char *e = getenv("MBMS_CSUM_PORTABLE");
         avx2 = (e == NULL || e[0] == '0') && __builtin_cpu_supports("avx2");
         __atomic_store_n(&use_avx2, avx2, __ATOMIC_RELAXED);
     }
-    return finish(avx2 ? sum_avx2(p, n) : sum_words(p, n));
+    return avx2;
+}
+
+uint32_t mbms_csum16(const void *p, size_t n) {
+    return finish(avx2_chosen() ? sum_avx2(p, n) : sum_words(p, n));
+}
+
+uint32_t mbms_csum16_copy(void *d, const void *p, size_t n) {
+    if (avx2_chosen()) return finish(sum_copy_avx2(d, p, n));
+    if (n) memcpy(d, p, n);
+    return finish(sum_words(p, n));
+}
+
+uint32_t mbms_csum16_copy_portable(void *d, const void *p, size_t n) {
+    if (n) memcpy(d, p, n);
+    return finish(sum_words(p, n));
 }

@@ -505,14 +505,24 @@ public final class CaptureWriter {
         vectors.deallocate()
     }
 
-    /// The 16-octet record header (host byte order, as libpcap writes it) into the staging area.
+    /// Octets of a record header.
+    public static let recordHeaderBytes = 16
+
+    /// Stores the 16-octet record header of a `length`-octet frame at `h` (host byte order,
+    /// microseconds, as libpcap writes it): for callers that lay records out themselves
+    /// (`write(records:frames:frameBytes:)`).
     @inline(__always)
-    private func stageHeader(_ nanoseconds: UInt64, length: Int) {
-        let h = staging + staged
+    public static func storeRecordHeader(_ h: UnsafeMutableRawPointer, timestampNanoseconds nanoseconds: UInt64, length: Int) {
         h.storeBytes(of: UInt32(truncatingIfNeeded: nanoseconds / 1_000_000_000), as: UInt32.self)
         h.storeBytes(of: UInt32(truncatingIfNeeded: nanoseconds % 1_000_000_000 / 1_000), toByteOffset: 4, as: UInt32.self)
         h.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 8, as: UInt32.self)
         h.storeBytes(of: UInt32(truncatingIfNeeded: length), toByteOffset: 12, as: UInt32.self)
+    }
+
+    /// The record header into the staging area.
+    @inline(__always)
+    private func stageHeader(_ nanoseconds: UInt64, length: Int) {
+        Self.storeRecordHeader(staging + staged, timestampNanoseconds: nanoseconds, length: length)
         appendStaged(16)
     }
 
@@ -569,6 +579,19 @@ public final class CaptureWriter {
         }
         framesWritten += 1
         bytesWritten += bytes.count
+    }
+
+    /// Writes `frames` complete records (each a header from `storeRecordHeader` and its
+    /// frame, `frameBytes` frame octets in all) laid out back to back by the caller, without
+    /// copying them: `records` must stay valid and unchanged until the next `flush()` (or
+    /// `finish()`/`close()`). One record-aligned block goes out as one vector.
+    public func write(records: UnsafeRawBufferPointer, frames: Int, frameBytes: Int) {
+        guard !closed, let b = records.baseAddress, records.count > 0 else { return }
+        makeRoom(staging: 0, vectors: 1)
+        vectors[vectorCount] = iovec(iov_base: UnsafeMutableRawPointer(mutating: b), iov_len: records.count)
+        vectorCount += 1
+        framesWritten += frames
+        bytesWritten += frameBytes
     }
 
     /// Writes everything gathered so far (one `writev(2)` unless the kernel takes less).

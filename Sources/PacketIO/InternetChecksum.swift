@@ -56,6 +56,13 @@ public enum InternetChecksum {
         sum &+= UInt64(UInt16(truncatingIfNeeded: s).byteSwapped)
     }
 
+    /// `add`, copying the region to `destination` on the way: one pass over the octets (the
+    /// regions must not overlap).
+    @inline(__always)
+    public static func addCopying(_ p: UnsafeRawPointer, _ count: Int, to destination: UnsafeMutableRawPointer, sum: inout UInt64) {
+        sum &+= UInt64(mbms_csum16_copy(destination, p, count))
+    }
+
     @inline(__always)
     public static func add16(_ v: UInt16, to sum: inout UInt64) { sum &+= UInt64(v) }
     @inline(__always)

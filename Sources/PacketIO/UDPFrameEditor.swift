@@ -51,6 +51,37 @@ public enum UDPFrameEditor {
     /// RFC 768 / RFC 8200 8.1 checksum over the pseudo-header and the UDP datagram
     /// (the checksum field must be zero while computing). 0 is sent as 0xFFFF.
     public static func udpChecksum(_ p: UnsafeRawPointer, frame: UDPFrame) -> UInt16 {
+        var s = pseudoHeaderSum(p, frame: frame)
+        InternetChecksum.add(p + frame.udpOffset, 8 + frame.payloadLength, to: &s)
+        let c = InternetChecksum.finish(s)
+        return c == 0 ? 0xFFFF : c
+    }
+
+    /// Copies the first `length` octets of the frame at `p` to `destination`, and there fills
+    /// the UDP checksum as `fillUDPChecksum` would in place (the checksum field at `p` must be
+    /// 0, as `resizePayload` leaves it deferring): the datagram is summed as it is copied, one
+    /// pass over it (replay lays its output out this way). `p` is not changed.
+    public static func copyFillingUDPChecksum(_ p: UnsafeRawPointer, frame: UDPFrame, length: Int, to destination: UnsafeMutableRawPointer,
+                                              checksum: ChecksumPolicy = .recompute) {
+        let end = frame.datagramEnd
+        guard needsUDPChecksum(frame, checksum), end <= length else {
+            destination.copyMemory(from: p, byteCount: length)
+            if needsUDPChecksum(frame, checksum), frame.udpOffset + 8 <= length {
+                storeBE16(destination, frame.udpOffset + 6, udpChecksum(p, frame: frame))
+            }
+            return
+        }
+        destination.copyMemory(from: p, byteCount: frame.udpOffset)
+        var s = pseudoHeaderSum(p, frame: frame)
+        InternetChecksum.addCopying(p + frame.udpOffset, end - frame.udpOffset, to: destination + frame.udpOffset, sum: &s)
+        if length > end { (destination + end).copyMemory(from: p + end, byteCount: length - end) }
+        let c = InternetChecksum.finish(s)
+        storeBE16(destination, frame.udpOffset + 6, c == 0 ? 0xFFFF : c)
+    }
+
+    /// The RFC 768 / RFC 8200 8.1 pseudo-header's sum (addresses, protocol, UDP length).
+    @inline(__always)
+    static func pseudoHeaderSum(_ p: UnsafeRawPointer, frame: UDPFrame) -> UInt64 {
         var s: UInt64 = 0
         let udpLength = 8 + frame.payloadLength
         if frame.ipVersion == 4 {
@@ -62,9 +93,7 @@ public enum UDPFrameEditor {
             InternetChecksum.add32(UInt32(udpLength), to: &s)
             InternetChecksum.add16(17, to: &s)
         }
-        InternetChecksum.add(p + frame.udpOffset, udpLength, to: &s)
-        let c = InternetChecksum.finish(s)
-        return c == 0 ? 0xFFFF : c
+        return s
     }
 
     /// A complete frame carrying `payload` from `source` to `destination`, with the link-layer

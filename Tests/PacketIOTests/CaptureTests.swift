@@ -171,16 +171,37 @@ final class CaptureTests: XCTestCase {
         for link in [LinkType.ethernet, .rawLinux, .linuxSLL2] {
             let ours = tempPath("ours-\(link.rawValue).pcap"), theirs = tempPath("libpcap-\(link.rawValue).pcap")
             let w = try CaptureWriter(path: ours, dataLinkType: link.rawValue)
-            for (i, (stamp, bytes)) in frames.enumerated() {
+            var laidOut = 0
+            var i = 0
+            while i < frames.count {
+                let (stamp, bytes) = frames[i]
                 if i % 3 == 0 {
                     bytes.withUnsafeBytes { w.write(timestampNanoseconds: stamp, borrowing: $0) }
                     w.flush()   // borrowed bytes must be out before `bytes` goes away
+                } else if i % 6 == 1, i + 1 < frames.count {
+                    // Laid out by the caller, as replay's batches are: this record and the next
+                    // in one block (headers from storeRecordHeader), written as one vector.
+                    var block = [UInt8]()
+                    for (t, b) in frames[i...(i + 1)] {
+                        var h = [UInt8](repeating: 0, count: CaptureWriter.recordHeaderBytes)
+                        h.withUnsafeMutableBytes { CaptureWriter.storeRecordHeader($0.baseAddress!, timestampNanoseconds: t, length: b.count) }
+                        block += h + b
+                    }
+                    let octets = bytes.count + frames[i + 1].1.count
+                    block.withUnsafeBytes { w.write(records: $0, frames: 2, frameBytes: octets) }
+                    w.flush()
+                    laidOut += 2
+                    i += 2
+                    continue
                 } else {
                     w.write(timestampNanoseconds: stamp, bytes: bytes)
                 }
+                i += 1
             }
             try w.finish()
             XCTAssertEqual(w.framesWritten, frames.count)
+            XCTAssertEqual(w.bytesWritten, frames.map(\.1.count).reduce(0, +))
+            XCTAssertGreaterThan(laidOut, 50)
 
             let dead = try XCTUnwrap(pcap_open_dead_with_tstamp_precision(link.rawValue, 262_144, UInt32(PCAP_TSTAMP_PRECISION_MICRO)))
             let dumper = try XCTUnwrap(pcap_dump_open(dead, theirs))
@@ -429,6 +450,16 @@ final class CaptureTests: XCTestCase {
                     let want = definition(region)
                     XCTAssertEqual(mbms_csum16(region.baseAddress!, n), want, "length \(n) at offset \(offset)")
                     XCTAssertEqual(mbms_csum16_portable(region.baseAddress!, n), want, "portable, length \(n) at offset \(offset)")
+                    // The copying sums: the same sum, exactly the n octets copied, nothing
+                    // written around them (guard octets), at a destination offset of its own.
+                    for (copy, name) in [(mbms_csum16_copy, "copy"), (mbms_csum16_copy_portable, "portable copy")] {
+                        var out = [UInt8](repeating: 0xA5, count: n + 80)
+                        let sum = out.withUnsafeMutableBytes { copy($0.baseAddress! + 8 + offset, region.baseAddress!, n) }
+                        XCTAssertEqual(sum, want, "\(name), length \(n) at offset \(offset)")
+                        XCTAssertTrue(out[(8 + offset)..<(8 + offset + n)].elementsEqual(region), "\(name) copied, length \(n)")
+                        XCTAssertTrue(out[..<(8 + offset)].allSatisfy { $0 == 0xA5 } && out[(8 + offset + n)...].allSatisfy { $0 == 0xA5 },
+                                      "\(name) wrote outside the destination, length \(n)")
+                    }
                 }
             }
         }
@@ -438,6 +469,9 @@ final class CaptureTests: XCTestCase {
                     let want = definition(b)
                     XCTAssertEqual(mbms_csum16(b.baseAddress!, b.count), want, "\(b.count) octets")
                     XCTAssertEqual(mbms_csum16_portable(b.baseAddress!, b.count), want, "portable, \(b.count) octets")
+                    var out = [UInt8](repeating: 0, count: b.count)
+                    XCTAssertEqual(out.withUnsafeMutableBytes { mbms_csum16_copy($0.baseAddress!, b.baseAddress!, b.count) }, want, "copy, \(b.count) octets")
+                    XCTAssertTrue(out.elementsEqual(b), "copy of \(b.count) octets")
                 }
             }
         }

@@ -96,6 +96,7 @@ final class PacketIOTests: XCTestCase {
                     var frame = UDPFrameEditor.buildFrame(linkType: link, template: nil, source: s, destination: d, hopLimit: 7, payload: payload)
                     writer.write(timestampNanoseconds: UInt64(written) * 1_000_000, bytes: frame)
                     written += 1
+                    let original = frame
                     // Grow the payload by 20 bytes in place, as SRTP protection does.
                     frame += [UInt8](repeating: 0xAB, count: 20)
                     let grown = try frame.withUnsafeMutableBytes { (b) -> Int in
@@ -109,6 +110,21 @@ final class PacketIOTests: XCTestCase {
                     }
                     XCTAssertEqual(grown, frame.count)
                     writer.write(timestampNanoseconds: UInt64(written) * 1_000_000, bytes: frame)
+                    written += 1
+                    // The same growth with the UDP checksum deferred, then filled while the frame
+                    // is copied out (replay's output layout): the same bytes, checked by tshark too.
+                    var deferred = original + [UInt8](repeating: 0xAB, count: 20)
+                    let copied = try deferred.withUnsafeMutableBytes { (b) -> [UInt8] in
+                        guard case .udp(var u) = FrameParser.classify(b.baseAddress!, length: b.count - 20, linkType: link) else {
+                            throw XCTSkip("built frame did not parse")
+                        }
+                        let total = UDPFrameEditor.resizePayload(b.baseAddress!, frame: &u, newPayloadLength: n + 20, deferringChecksum: true)
+                        var out = [UInt8](repeating: 0, count: total)
+                        out.withUnsafeMutableBytes { UDPFrameEditor.copyFillingUDPChecksum(b.baseAddress!, frame: u, length: total, to: $0.baseAddress!) }
+                        return out
+                    }
+                    XCTAssertEqual(copied, frame, "link \(link), \(n) octets")
+                    writer.write(timestampNanoseconds: UInt64(written) * 1_000_000, bytes: copied)
                     written += 1
                 }
             }

@@ -11,4 +11,11 @@ uint32_t mbms_csum16(const void *p, size_t n);
 
 /// The same without the AVX2 path (tests compare the two; MBMS_CSUM_PORTABLE=1 forces it).
 uint32_t mbms_csum16_portable(const void *p, size_t n);
+
+/// mbms_csum16(p, n), copying the n octets to d on the way (one pass over them; the regions
+/// must not overlap): replay lays its output out and checksums it at once.
+uint32_t mbms_csum16_copy(void *d, const void *p, size_t n);
+
+/// The same without the AVX2 path.
+uint32_t mbms_csum16_copy_portable(void *d, const void *p, size_t n);
 #endif
