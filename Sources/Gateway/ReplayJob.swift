@@ -195,7 +195,7 @@ public final class ReplayJob {
         defer { writer.close() }
         let engine = try StreamingEngine(sessions: sessions, keySource: keySource, dropUnmatched: options.dropUnmatched,
                                          checksum: options.checksum)
-        engine.deferUDPChecksums = true   // the write stage fills them (ReplayPipeline.write)
+        engine.deferUDPChecksums = true   // filled as each batch's output is laid out (ReplayBatch.prepareOutput)
         let download = DownloadEngine(sessions: downloads, keySource: keySource, options: options.download)
         let work = ReplayWork(job: self, link: link, engine: engine, download: download, downloadLookup: downloadLookup,
                               templates: templates, first: first, horizon: horizon)

@@ -55,8 +55,9 @@ public final class StreamingEngine {
     public let checksum: UDPFrameEditor.ChecksumPolicy
     public private(set) var statistics: GatewayStatistics
     /// Leave the UDP checksum of protected frames for the caller (`EngineFrame.deferredChecksum`):
-    /// `replay` computes it in its write stage, which has time to spare, instead of in the work
-    /// stage, which has none.
+    /// `replay` computes it as it copies each batch's output out (`ReplayBatch.prepareOutput`,
+    /// one pass over the bytes, outside the work turn) instead of in the work turn, which every
+    /// lane waits for.
     public var deferUDPChecksums = false
 
     private var flows: [SessionFlows]
