@@ -48,6 +48,26 @@ public final class ReplayJob {
         /// Pass 2's threads: their steps, CPU time and time waiting for their turns.
         public var threads: [ThreadTime]
         public struct Flow: Sendable, Codable { public var session: String; public var ssrc: String; public var roc: UInt32 }
+
+        /// Each step's wall time summed over pass 2's threads. Read, work and write are done
+        /// by one lane at a time (their turns), so however many CPUs and lanes there are, pass 2
+        /// takes at least the largest of those three sums: `turnBound`.
+        public var steps: StepSeconds { threads.reduce(StepSeconds()) { $0 + $1.steps } }
+        /// The least time pass 2 could take on any number of CPUs with these step costs: the
+        /// longest turn-held step (read, work or write) summed over the lanes.
+        public var turnBound: Double { let s = steps; return max(s.read, s.work, s.write) }
+    }
+
+    /// Wall seconds one thread spent in each step of pass 2. Read, work and write hold their
+    /// turn; laying the output out (`ReplayBatch.prepareOutput`) needs none.
+    public struct StepSeconds: Sendable, Codable, Equatable {
+        public var read = 0.0, work = 0.0, layOut = 0.0, write = 0.0
+        public init() {}
+        static func + (a: Self, b: Self) -> Self {
+            var r = a
+            r.read += b.read; r.work += b.work; r.layOut += b.layOut; r.write += b.write
+            return r
+        }
     }
 
     /// One of pass 2's threads: which steps it ran ("read + work + write"), its CPU time (the
@@ -58,6 +78,8 @@ public final class ReplayJob {
         public var stages: String
         public var cpuSeconds: Double
         public var waitSeconds: Double
+        /// Wall time in each step (`Report.steps`, `Report.turnBound`).
+        public var steps: StepSeconds
     }
 
     /// What pass 1 learns from a run of consecutive frames; runs merge in capture order.

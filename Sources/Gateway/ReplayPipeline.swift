@@ -394,16 +394,23 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
             let start = Self.threadCPUSeconds()
             let batch = ReplayBatch()
             var more = true, written = 0
+            var clock = StepClock()
             while more {
                 batch.reset()
                 more = try fill(batch)
+                clock.lap(.read)
                 try work.process(batch)
+                clock.lap(.work)
                 batch.prepareOutput()
+                clock.lap(.layOut)
                 write(batch)
+                clock.lap(.write)
                 written += batch.count
                 progress(ReplayJob.Progress(frames: written, fractionRead: batch.fractionRead))
+                clock.restart()
             }
-            return [ReplayJob.ThreadTime(stages: "read + work + write", cpuSeconds: Self.threadCPUSeconds() - start, waitSeconds: 0)]
+            return [ReplayJob.ThreadTime(stages: "read + work + write", cpuSeconds: Self.threadCPUSeconds() - start, waitSeconds: 0,
+                                         steps: clock.steps)]
         }
         return try runLanes(work: work, progress: progress)
     }
@@ -438,12 +445,17 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
         @Sendable func lane(_ j: Int, progress: (ReplayJob.Progress) -> Void) {
             let cpu = ReplayPipeline.threadCPUSeconds()
             var waited: UInt64 = 0
-            defer { times.add("read + work + write", since: cpu, waited: Double(waited) / 1e9) }
+            var clock = StepClock()
+            defer { times.add("read + work + write", since: cpu, waited: Double(waited) / 1e9, steps: clock.steps) }
             let inbox = turns.map { $0[(j + n - 1) % n] }, outbox = turns.map { $0[j] }
             // Waits for the turn of `step`; nil once the rings are closed (an error somewhere).
+            // The step's own clock starts once the turn is here.
             func turn(_ step: Int) -> Bool? {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                defer { waited += DispatchTime.now().uptimeNanoseconds - t0 }
+                defer {
+                    clock.restart()
+                    waited += clock.start - t0
+                }
                 return inbox[step].pop()
             }
             let batch = ReplayBatch()
@@ -455,15 +467,20 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
                 batch.reset()
                 let more: Bool
                 do { more = try fill(batch) } catch { return fail(error) }
+                clock.lap(.read)
                 outbox[0].push(more)
                 guard turn(1) != nil else { return }
                 do { try work.process(batch) } catch { return fail(error) }
+                clock.lap(.work)
                 outbox[1].push(true)
+                clock.restart()
                 batch.prepareOutput()
+                clock.lap(.layOut)
                 guard turn(2) != nil else { return }
                 write(batch)
                 written.frames += batch.count
                 let done = written.frames
+                clock.lap(.write)
                 outbox[2].push(true)
                 progress(ReplayJob.Progress(frames: done, fractionRead: batch.fractionRead))
                 if !more { return }
@@ -485,6 +502,26 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
         return times.all
     }
 
+    /// Wall time per step of one thread: `lap` adds the time since the last `restart` (or lap)
+    /// to a step. Two clock reads per step and batch (a few hundred packets).
+    struct StepClock {
+        var steps = ReplayJob.StepSeconds()
+        var start = DispatchTime.now().uptimeNanoseconds
+        mutating func restart() { start = DispatchTime.now().uptimeNanoseconds }
+        enum Step { case read, work, layOut, write }
+        mutating func lap(_ step: Step) {
+            let now = DispatchTime.now().uptimeNanoseconds
+            let t = Double(now - start) / 1e9
+            switch step {
+            case .read: steps.read += t
+            case .work: steps.work += t
+            case .layOut: steps.layOut += t
+            case .write: steps.write += t
+            }
+            start = now
+        }
+    }
+
     /// Frames written so far: touched only by the lane holding the write turn.
     final class WrittenFrames: @unchecked Sendable { var frames = 0 }
 
@@ -499,8 +536,8 @@ final class ReplayPipeline: @unchecked Sendable {   // the reader, writer and wo
     final class ThreadTimes: @unchecked Sendable {
         private let lock = NSLock()
         private var times: [ReplayJob.ThreadTime] = []
-        func add(_ stages: String, since start: Double, waited: Double) {
-            let t = ReplayJob.ThreadTime(stages: stages, cpuSeconds: ReplayPipeline.threadCPUSeconds() - start, waitSeconds: waited)
+        func add(_ stages: String, since start: Double, waited: Double, steps: ReplayJob.StepSeconds) {
+            let t = ReplayJob.ThreadTime(stages: stages, cpuSeconds: ReplayPipeline.threadCPUSeconds() - start, waitSeconds: waited, steps: steps)
             lock.lock(); times.append(t); lock.unlock()
         }
         var all: [ReplayJob.ThreadTime] { lock.lock(); defer { lock.unlock() }; return times }

@@ -41,7 +41,10 @@ struct BenchCommand: ParsableCommand {
               replay / crypto stage (batch protect over the same payload mix
               on one core: the stage replay runs; the throughput issue asks
               for >= 0.8); replay / write floor; write floor / crypto stage
-              (below 0.8: the folder, not the gateway, bounds replay).
+              (below 0.8: the folder, not the gateway, bounds replay); the
+              bound of the turns (crypto stage over the longest step done in
+              turn, read, work or write, summed over the lanes: what replay
+              could reach on any number of CPUs as its steps are now).
             live: LiveGateway in process on 127.0.0.1; a sender thread sends RTP
               to its RTP port, a receiver thread counts what comes out; then the
               same recvmmsg/sendmmsg loop without protection. 3 s each (--quick

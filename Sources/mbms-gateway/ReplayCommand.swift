@@ -154,7 +154,12 @@ enum SummaryTable {
         var out = "replay \(r.input) -> \(r.output)  (\(r.linkType), \(r.statistics.framesIn) frames in, \(r.statistics.framesOut) out, \(String(format: "%.2f", r.seconds)) s)\n"
         // Where the time went: the scan, then each thread of pass 2 (the busiest bounds it).
         out += "scan \(String(format: "%.2f", r.scanSeconds)) s (\(r.scannedWholeCapture ? "the whole capture" : "to every session's first packet")); then CPU per thread: "
-            + r.threads.map { "\($0.stages) \(String(format: "%.2f", $0.cpuSeconds)) s (waiting \(String(format: "%.2f", $0.waitSeconds)) s)" }.joined(separator: ", ") + "\n\n"
+            + r.threads.map { "\($0.stages) \(String(format: "%.2f", $0.cpuSeconds)) s (waiting \(String(format: "%.2f", $0.waitSeconds)) s)" }.joined(separator: ", ") + "\n"
+        // The steps done in turn, summed over the threads: the longest bounds pass 2 however many
+        // CPUs and threads there are.
+        let s = r.steps
+        out += "steps: read \(String(format: "%.2f", s.read)) s, work \(String(format: "%.2f", s.work)) s, lay-out \(String(format: "%.2f", s.layOut)) s, write \(String(format: "%.2f", s.write)) s"
+            + " (read, work and write are done in turn: pass 2 takes at least \(String(format: "%.2f", r.turnBound)) s on any number of CPUs)\n\n"
         let header = ["session", "RTP", "RTCP", "bytes in", "bytes out", "MTK IDs used", "MIKEY sent", "dropped"]
         var rows: [[String]] = [header]
         for s in r.statistics.sessions {

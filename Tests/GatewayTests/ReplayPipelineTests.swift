@@ -72,6 +72,10 @@ final class ReplayPipelineTests: XCTestCase {
         XCTAssertEqual(r1.threads.map(\.stages), ["read + work + write"])
         XCTAssertGreaterThan(r1.threads[0].cpuSeconds, 0)
         XCTAssertEqual(r1.threads[0].waitSeconds, 0)
+        // Each step took time, and one thread's steps fit in the run.
+        let s1 = r1.threads[0].steps
+        XCTAssertTrue(s1.read > 0 && s1.work > 0 && s1.layOut > 0 && s1.write > 0, "\(s1)")
+        XCTAssertLessThanOrEqual(s1.read + s1.work + s1.layOut + s1.write, r1.seconds)
         XCTAssertGreaterThan(r1.scanSeconds, 0)
         XCTAssertEqual(r1.firstPacketTime, 1_790_000_100)
         XCTAssertEqual(r1.lastPacketTime, 1_790_000_100 + 120)
@@ -83,6 +87,11 @@ final class ReplayPipelineTests: XCTestCase {
             // summary's "CPU per thread" line).
             XCTAssertEqual(r.threads.map(\.stages), Array(repeating: "read + work + write", count: threads))
             XCTAssertTrue(r.threads.allSatisfy { $0.cpuSeconds > 0 && $0.waitSeconds > 0 && $0.waitSeconds < r.seconds }, "\(r.threads)")
+            // Every lane did every step; the steps done in turn never overlap, so each one's sum
+            // over the lanes fits in the run (the turn bound).
+            XCTAssertTrue(r.threads.allSatisfy { $0.steps.read > 0 && $0.steps.work > 0 && $0.steps.layOut > 0 && $0.steps.write > 0 }, "\(r.threads)")
+            XCTAssertLessThanOrEqual(r.turnBound, r.seconds)
+            XCTAssertEqual(r.turnBound, max(r.steps.read, r.steps.work, r.steps.write))
             XCTAssertEqual(r.firstPacketTime, r1.firstPacketTime)
             XCTAssertEqual(r.lastPacketTime, r1.lastPacketTime)
             XCTAssertEqual(r.statistics.sessions.map(\.mikeySent), r1.statistics.sessions.map(\.mikeySent), "\(threads) threads")
