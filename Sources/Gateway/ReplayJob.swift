@@ -15,8 +15,8 @@ public final class ReplayJob {
         /// Re-time the capture so its first frame is at this Unix time (nanoseconds); every
         /// frame keeps its offset. Nil: the capture's own timestamps.
         public var startNanoseconds: UInt64?
-        /// 1: everything on the caller's thread. 2 or 3: as many lanes, each taking every
-        /// second (third) batch through read, protect (+ MIKEY and FLUTE) and write, in
+        /// 1: everything on the caller's thread. 2 to 4: as many lanes, each taking every
+        /// second (third, fourth) batch through read, protect (+ MIKEY and FLUTE) and write, in
         /// capture order by turns handed between them through SPSC rings (`ReplayPipeline`);
         /// the caller's thread is one of them. The output is byte-identical either way.
         /// Default: `ReplayJob.defaultThreads`.
@@ -59,13 +59,14 @@ public final class ReplayJob {
     }
 
     /// Wall seconds one thread spent in each step of pass 2. Read, work and write hold their
-    /// turn; laying the output out (`ReplayBatch.prepareOutput`) needs none.
+    /// turn; protecting (the SRTP encryption, MACs and tails the work step left,
+    /// `SRTPPendingCrypto`) and laying the output out (`ReplayBatch.prepareOutput`) need none.
     public struct StepSeconds: Sendable, Codable, Equatable {
-        public var read = 0.0, work = 0.0, layOut = 0.0, write = 0.0
+        public var read = 0.0, work = 0.0, protect = 0.0, layOut = 0.0, write = 0.0
         public init() {}
         static func + (a: Self, b: Self) -> Self {
             var r = a
-            r.read += b.read; r.work += b.work; r.layOut += b.layOut; r.write += b.write
+            r.read += b.read; r.work += b.work; r.protect += b.protect; r.layOut += b.layOut; r.write += b.write
             return r
         }
     }
@@ -137,10 +138,15 @@ public final class ReplayJob {
         shift >= 0 ? t &+ UInt64(shift) : (t > UInt64(-shift) ? t - UInt64(-shift) : 0)
     }
 
-    /// One lane per CPU, up to three: lanes take turns at the work step, so more lanes than
-    /// CPUs only wait for one another (the 2-CPU development VM, `replay` of 1 M packets,
-    /// alternating runs: 2 lanes 0.49-0.60 s wall, 3 lanes 0.72-0.75 s).
-    public static var defaultThreads: Int { min(3, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
+    /// One lane per CPU, up to four. More lanes than CPUs only wait for one another (the 2-CPU
+    /// development VM, `replay` of 1 M packets, alternating runs: 2 lanes 0.49-0.60 s wall, 3
+    /// lanes 0.72-0.75 s). Read, work and write are done in turn, one lane at a time; with the
+    /// SRTP crypto outside the work turn (`SRTPPendingCrypto`) the write step is the longest
+    /// there (about 290 ns per packet into tmpfs, 120 ns for work and for read), while a lane
+    /// spends about 900 ns of CPU per packet in all: three lanes would each need about 300 ns
+    /// per packet, four fit within the write step. Not measured beyond 2 CPUs (none here).
+    public static let maximumThreads = 4
+    public static var defaultThreads: Int { min(maximumThreads, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
     /// How far a run has got: input frames through all three steps, and the share of the input
     /// read (0...1).

@@ -32,8 +32,10 @@ struct SessionFlows {
     /// through the batch protect (`SRTPProtector.protectRTP(batch:)`: one batched AES-CM call and
     /// one multi-message HMAC-SHA1 call per group; byte-identical to one by one, RFC 3711 per-SSRC
     /// ROC state). Each slot reports its result. `scratch` and `owner` hold at least 64 entries.
+    /// With `pending`, the encryption, MACs and tails are left to `pending.run()`.
     mutating func protectRTP(mixed slots: UnsafeMutableBufferPointer<SRTPPacketSlot>, keys: SRTPSessionKeys,
-                             scratch: UnsafeMutableBufferPointer<SRTPPacketSlot>, owner: UnsafeMutableBufferPointer<Int>) {
+                             scratch: UnsafeMutableBufferPointer<SRTPPacketSlot>, owner: UnsafeMutableBufferPointer<Int>,
+                             deferringCryptoTo pending: SRTPPendingCrypto? = nil) {
         var base = 0
         while base < slots.count {
             let n = Swift.min(64, slots.count - base)
@@ -50,7 +52,8 @@ struct SessionFlows {
                 // Through the index, not `subscript(_:default:)`: that accessor allocated twice per call here.
                 if rtpStreams.index(forKey: ssrc) == nil { rtpStreams[ssrc] = SRTPSenderStream(initialROC: protector.policy.initialROC) }
                 if let at = rtpStreams.index(forKey: ssrc) {
-                    protector.protectRTP(batch: UnsafeMutableBufferPointer(rebasing: scratch[0..<m]), keys: keys, stream: &rtpStreams.values[at])
+                    protector.protectRTP(batch: UnsafeMutableBufferPointer(rebasing: scratch[0..<m]), keys: keys, stream: &rtpStreams.values[at],
+                                         deferringCryptoTo: pending)
                 }
                 for j in 0..<m { slots[owner[j]] = scratch[j] }
             }

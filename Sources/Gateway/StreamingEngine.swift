@@ -59,6 +59,10 @@ public final class StreamingEngine {
     /// one pass over the bytes, outside the work turn) instead of in the work turn, which every
     /// lane waits for.
     public var deferUDPChecksums = false
+    /// Where `completeStaged()` leaves the SRTP packets' encryption, MACs and tails, when set
+    /// (`SRTPPendingCrypto`): the caller runs it before the frames go out. `replay` sets each
+    /// batch's own, and its lanes run it outside the work turn.
+    public var pendingCrypto: SRTPPendingCrypto?
 
     private var flows: [SessionFlows]
     private let keySource: KeySource
@@ -191,7 +195,8 @@ public final class StreamingEngine {
                 staged[k].done = true
                 n += 1
             }
-            flows[i].protectRTP(mixed: UnsafeMutableBufferPointer(rebasing: slots[0..<n]), keys: keys, scratch: scratch, owner: scratchOwner)
+            flows[i].protectRTP(mixed: UnsafeMutableBufferPointer(rebasing: slots[0..<n]), keys: keys, scratch: scratch, owner: scratchOwner,
+                                deferringCryptoTo: pendingCrypto)
             for j in 0..<n {
                 let k = slotOwner[j]
                 let f = staged[k].frame

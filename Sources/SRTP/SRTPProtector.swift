@@ -229,45 +229,35 @@ public struct SRTPProtector: Sendable {
     @discardableResult
     public func protectRTP(batch: UnsafeMutableBufferPointer<SRTPPacketSlot>, keys: SRTPSessionKeys,
                            stream: inout SRTPSenderStream) -> Int {
+        protectRTP(batch: batch, keys: keys, stream: &stream, deferringCryptoTo: nil)
+    }
+
+    /// As above; with `pending`, each group is laid out (headers checked, ROCs computed and
+    /// staged, each slot's length and result final, the stream advanced) and its encryption,
+    /// MACs, MKIs and tags are left to `pending.run`, which may run later on another thread
+    /// (`replay` does them outside its work turn). A group `pending` has no room for is done here.
+    @discardableResult
+    public func protectRTP(batch: UnsafeMutableBufferPointer<SRTPPacketSlot>, keys: SRTPSessionKeys,
+                           stream: inout SRTPSenderStream, deferringCryptoTo pending: SRTPPendingCrypto?) -> Int {
         let lanes = Self.groupSize
         let batchCipher = keys.srtpCipherBatch
         let deferEncryption = batchCipher != nil
         let view = KeyView(keys)
-        let mki = view.mki
-        // The MBMS tail fast path (little-endian hosts): the 6 MKI octets in memory order in
-        // the low bytes of one word.
-        let mbmsTail = mki.length == MasterKeyIdentifier.mbmsLength && UInt16(1).littleEndian == 1
-        let mkiWord = (UInt64(UInt32(truncatingIfNeeded: mki.value >> 16).bigEndian)
-            | UInt64(UInt16(truncatingIfNeeded: mki.value).bigEndian) << 32)
-        // Per group, on the stack (no allocation per call): MAC a/b pointers and lengths, the
-        // ROCs (b parts), slot index, tag offset, MAC length and where the MKI still goes;
-        // cipher data pointers, lengths, slot index and IVs; the digests.
-        // A fixed-size value on the stack: withUnsafeTemporaryAllocation of this size fell back
-        // to the heap (one malloc per call, seen by `mbms-gateway bench`'s malloc counter).
+        let tail = TailWriter(mki: view.mki)
+        // Per group (`GroupScratch` on the stack, or a group of `pending`; no allocation per
+        // call): MAC a/b pointers and lengths, the ROCs (b parts), slot index, tag offset, MAC
+        // length and where the MKI still goes; cipher data pointers, lengths, slot index and
+        // IVs; the digests. A fixed-size value on the stack: withUnsafeTemporaryAllocation of
+        // this size fell back to the heap (one malloc per call, seen by `mbms-gateway bench`'s
+        // malloc counter).
         var storage = GroupScratch()
-        return withUnsafeMutableBytes(of: &storage) { scratch -> Int in
-            guard let base = scratch.baseAddress else { return 0 }
-            // Layout (`groupScratchBytes`): eleven word arrays, the ROCs, the IVs, the digests.
-            let w = 8 * lanes
-            let a = (base + 0).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
-            let aLengths = (base + w).bindMemory(to: Int.self, capacity: lanes)
-            let b = (base + 2 * w).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
-            let bLengths = (base + 3 * w).bindMemory(to: Int.self, capacity: lanes)
-            let slotIndex = (base + 4 * w).bindMemory(to: Int.self, capacity: lanes)
-            let tagOffset = (base + 5 * w).bindMemory(to: Int.self, capacity: lanes)
-            let macLength = (base + 6 * w).bindMemory(to: Int.self, capacity: lanes)
-            // Per MAC lane: -1, nothing left to write before the tag; else the MKI offset
-            // (staged ROC), with `stagedROCField` set when the RFC 4771 ROC field follows the MKI.
-            let staged = (base + 7 * w).bindMemory(to: Int.self, capacity: lanes)
-            let encData = (base + 8 * w).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: lanes)
-            let encLengths = (base + 9 * w).bindMemory(to: Int.self, capacity: lanes)
-            let encSlot = (base + 10 * w).bindMemory(to: Int.self, capacity: lanes)
-            let rocs = (base + 11 * w).bindMemory(to: UInt32.self, capacity: lanes)
-            let ivs = base + 11 * w + 4 * lanes   // 16 bytes per packet
-            let digests = ivs + 16 * lanes        // 20 bytes per packet
+        return withUnsafeMutableBytes(of: &storage) { stack -> Int in
+            guard let stackBase = stack.baseAddress else { return 0 }
             var ok = 0
             var i = batch.startIndex
             while i < batch.endIndex {
+                let deferred = pending?.reserveGroup(keys)
+                let g = GroupArrays(deferred ?? stackBase)
                 var n = 0   // MAC lanes
                 var e = 0   // payloads to encrypt
                 var split = 0   // MAC lanes with the ROC apart (b part)
@@ -278,35 +268,35 @@ public struct SRTPProtector: Sendable {
                     let length = batch[i].length
                     do throws(SRTPError) {
                         var mac = PendingMAC()
-                        var pending = PendingCipher()
+                        var cipher = PendingCipher()
                         let total = try encryptRTP(packet, length: length, capacity: batch[i].capacity,
                                                    keys: keys, view: view, stream: &stream, mac: &mac,
-                                                   deferEncryption: deferEncryption, stageROC: true, cipher: &pending)
-                        if pending.count > 0 {
-                            encData[e] = packet + pending.offset
-                            encLengths[e] = pending.count
-                            encSlot[e] = i
-                            (ivs + 16 * e).storeBytes(of: pending.iv.0, as: UInt64.self)
-                            (ivs + 16 * e + 8).storeBytes(of: pending.iv.1, as: UInt64.self)
+                                                   deferEncryption: deferEncryption, stageROC: true, cipher: &cipher)
+                        if cipher.count > 0 {
+                            g.encData[e] = packet + cipher.offset
+                            g.encLengths[e] = cipher.count
+                            g.encSlot[e] = i
+                            (g.ivs + 16 * e).storeBytes(of: cipher.iv.0, as: UInt64.self)
+                            (g.ivs + 16 * e + 8).storeBytes(of: cipher.iv.1, as: UInt64.self)
                             e += 1
                         }
                         if mac.length > 0 {
-                            a[n] = UnsafeRawPointer(packet)
-                            rocs[n] = mac.rocBE
+                            g.a[n] = UnsafeRawPointer(packet)
+                            g.rocs[n] = mac.rocBE
                             if mac.staged {
-                                aLengths[n] = length + 4
-                                bLengths[n] = 0
-                                staged[n] = length | (mac.carriesROC ? Self.stagedROCField : 0)
+                                g.aLengths[n] = length + 4
+                                g.bLengths[n] = 0
+                                g.staged[n] = length | (mac.carriesROC ? Self.stagedROCField : 0)
                             } else {
-                                aLengths[n] = length
-                                b[n] = UnsafeRawPointer(rocs + n)
-                                bLengths[n] = 4
-                                staged[n] = -1
+                                g.aLengths[n] = length
+                                g.b[n] = UnsafeRawPointer(g.rocs + n)
+                                g.bLengths[n] = 4
+                                g.staged[n] = -1
                                 split += 1
                             }
-                            slotIndex[n] = i
-                            tagOffset[n] = mac.tagOffset
-                            macLength[n] = mac.length
+                            g.slotIndex[n] = i
+                            g.tagOffset[n] = mac.tagOffset
+                            g.macLength[n] = mac.length
                             n += 1
                         }
                         batch[i].length = total
@@ -317,61 +307,129 @@ public struct SRTPProtector: Sendable {
                     }
                     i += 1
                 }
+                if deferred != nil {
+                    pending?.commitGroup(macs: n, encryptions: e, split: split)
+                    continue
+                }
                 if e > 0, let batchCipher,
-                   !batchCipher.xorKeystreams(count: e, ivs: UnsafeRawPointer(ivs), data: encData, lengths: encLengths) {
+                   !batchCipher.xorKeystreams(count: e, ivs: UnsafeRawPointer(g.ivs), data: g.encData, lengths: g.encLengths) {
                     // As the single-packet path: the packet fails with the ROC already advanced.
                     for k in 0..<e {
-                        let s = encSlot[k]
-                        batch[s].length = (encData[k].map { $0 - batch[s].bytes } ?? 0) + encLengths[k]
+                        let s = g.encSlot[k]
+                        batch[s].length = (g.encData[k].map { $0 - batch[s].bytes } ?? 0) + g.encLengths[k]
                         batch[s].error = .cryptoFailure
                         ok -= 1
                         stream.packets &-= 1
                     }
                     var kept = 0
                     split = 0
-                    for k in 0..<n where batch[slotIndex[k]].error == nil {
-                        a[kept] = a[k]; aLengths[kept] = aLengths[k]
-                        rocs[kept] = rocs[k]; b[kept] = UnsafeRawPointer(rocs + kept); bLengths[kept] = bLengths[k]
-                        slotIndex[kept] = slotIndex[k]; tagOffset[kept] = tagOffset[k]; macLength[kept] = macLength[k]
-                        staged[kept] = staged[k]
-                        if bLengths[kept] != 0 { split += 1 }
+                    for k in 0..<n where batch[g.slotIndex[k]].error == nil {
+                        g.a[kept] = g.a[k]; g.aLengths[kept] = g.aLengths[k]
+                        g.rocs[kept] = g.rocs[k]; g.b[kept] = UnsafeRawPointer(g.rocs + kept); g.bLengths[kept] = g.bLengths[k]
+                        g.slotIndex[kept] = g.slotIndex[k]; g.tagOffset[kept] = g.tagOffset[k]; g.macLength[kept] = g.macLength[k]
+                        g.staged[kept] = g.staged[k]
+                        if g.bLengths[kept] != 0 { split += 1 }
                         kept += 1
                     }
                     n = kept
                 }
-                guard n > 0 else { continue }
-                if split == 0 {
-                    keys.srtpAuthBatch.authenticate(count: n, messages: a, lengths: aLengths, digests: digests)
-                } else {
-                    for k in 0..<n where bLengths[k] == 0 { b[k] = nil }
-                    keys.srtpAuthBatch.authenticate(count: n, a: a, aLengths: aLengths, b: b, bLengths: bLengths, digests: digests)
-                }
-                for k in 0..<n {
-                    guard let packet = UnsafeMutableRawPointer(mutating: a[k]) else { continue }   // the slot's bytes
-                    let at = staged[k]
-                    if at >= 0, at & Self.stagedROCField == 0, mbmsTail, macLength[k] == 10 {
-                        // TS 33.246 MKI (6 octets) ‖ 80-bit tag, no RFC 4771 ROC field: the 16-byte
-                        // tail as two 8-byte stores (octets 0-5 MKI, 6-7 the tag's first two, 8-15
-                        // the rest).
-                        let d = digests + 20 * k
-                        let tagHead = UInt64(d.loadUnaligned(as: UInt16.self)) << 48
-                        (packet + at).storeBytes(of: mkiWord | tagHead, as: UInt64.self)
-                        (packet + at + 8).storeBytes(of: d.loadUnaligned(fromByteOffset: 2, as: UInt64.self), as: UInt64.self)
-                        continue
-                    }
-                    if at >= 0 {
-                        // Over the staged ROC: the MKI (RFC 3711 3.1), then on RFC 4771 carrying
-                        // packets the ROC field in front of the MAC.
-                        let mkiOffset = at & ~Self.stagedROCField
-                        mki.write(to: packet + mkiOffset)
-                        if at & Self.stagedROCField != 0 {
-                            (packet + tagOffset[k] - 4).storeBytes(of: rocs[k], as: UInt32.self)
-                        }
-                    }
-                    Self.copyTag(to: packet + tagOffset[k], from: digests + 20 * k, count: macLength[k])
-                }
+                Self.authenticate(g, count: n, split: split, auth: keys.srtpAuthBatch, tail: tail)
             }
             return ok
+        }
+    }
+
+    /// One group's arrays, bound in its scratch (`groupScratchBytes`): eleven word arrays, the
+    /// ROCs, the IVs (16 bytes per packet), the digests (20 bytes per packet).
+    struct GroupArrays {
+        let a: UnsafeMutablePointer<UnsafeRawPointer?>
+        let aLengths: UnsafeMutablePointer<Int>
+        let b: UnsafeMutablePointer<UnsafeRawPointer?>
+        let bLengths: UnsafeMutablePointer<Int>
+        let slotIndex: UnsafeMutablePointer<Int>
+        let tagOffset: UnsafeMutablePointer<Int>
+        let macLength: UnsafeMutablePointer<Int>
+        /// Per MAC lane: -1, nothing left to write before the tag; else the MKI offset (staged
+        /// ROC), with `stagedROCField` set when the RFC 4771 ROC field follows the MKI.
+        let staged: UnsafeMutablePointer<Int>
+        let encData: UnsafeMutablePointer<UnsafeMutableRawPointer?>
+        let encLengths: UnsafeMutablePointer<Int>
+        let encSlot: UnsafeMutablePointer<Int>
+        let rocs: UnsafeMutablePointer<UInt32>
+        let ivs: UnsafeMutableRawPointer
+        let digests: UnsafeMutableRawPointer
+
+        @inline(__always)
+        init(_ base: UnsafeMutableRawPointer) {
+            let lanes = SRTPProtector.groupSize
+            let w = 8 * lanes
+            a = (base + 0).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
+            aLengths = (base + w).bindMemory(to: Int.self, capacity: lanes)
+            b = (base + 2 * w).bindMemory(to: UnsafeRawPointer?.self, capacity: lanes)
+            bLengths = (base + 3 * w).bindMemory(to: Int.self, capacity: lanes)
+            slotIndex = (base + 4 * w).bindMemory(to: Int.self, capacity: lanes)
+            tagOffset = (base + 5 * w).bindMemory(to: Int.self, capacity: lanes)
+            macLength = (base + 6 * w).bindMemory(to: Int.self, capacity: lanes)
+            staged = (base + 7 * w).bindMemory(to: Int.self, capacity: lanes)
+            encData = (base + 8 * w).bindMemory(to: UnsafeMutableRawPointer?.self, capacity: lanes)
+            encLengths = (base + 9 * w).bindMemory(to: Int.self, capacity: lanes)
+            encSlot = (base + 10 * w).bindMemory(to: Int.self, capacity: lanes)
+            rocs = (base + 11 * w).bindMemory(to: UInt32.self, capacity: lanes)
+            ivs = base + 11 * w + 4 * lanes
+            digests = ivs + 16 * lanes
+        }
+    }
+
+    /// The MKI as the tails take it: the 6 TS 33.246 octets in memory order in the low bytes of
+    /// one word, for the two-store fast path on little-endian hosts.
+    struct TailWriter {
+        let mki: MasterKeyIdentifier
+        let mbmsTail: Bool
+        let mkiWord: UInt64
+
+        @inline(__always)
+        init(mki: MasterKeyIdentifier) {
+            self.mki = mki
+            mbmsTail = mki.length == MasterKeyIdentifier.mbmsLength && UInt16(1).littleEndian == 1
+            mkiWord = (UInt64(UInt32(truncatingIfNeeded: mki.value >> 16).bigEndian)
+                | UInt64(UInt16(truncatingIfNeeded: mki.value).bigEndian) << 32)
+        }
+    }
+
+    /// A laid-out group's MACs by one multi-message HMAC-SHA1 call, then each packet's tail:
+    /// MKI (over the staged ROC), RFC 4771 ROC field, tag.
+    @inline(__always)
+    static func authenticate(_ g: GroupArrays, count n: Int, split: Int, auth: HMACSHA1Batch, tail: TailWriter) {
+        guard n > 0 else { return }
+        if split == 0 {
+            auth.authenticate(count: n, messages: g.a, lengths: g.aLengths, digests: g.digests)
+        } else {
+            for k in 0..<n where g.bLengths[k] == 0 { g.b[k] = nil }
+            auth.authenticate(count: n, a: g.a, aLengths: g.aLengths, b: g.b, bLengths: g.bLengths, digests: g.digests)
+        }
+        for k in 0..<n {
+            guard let packet = UnsafeMutableRawPointer(mutating: g.a[k]) else { continue }   // the slot's bytes
+            let at = g.staged[k]
+            if at >= 0, at & stagedROCField == 0, tail.mbmsTail, g.macLength[k] == 10 {
+                // TS 33.246 MKI (6 octets) ‖ 80-bit tag, no RFC 4771 ROC field: the 16-byte
+                // tail as two 8-byte stores (octets 0-5 MKI, 6-7 the tag's first two, 8-15
+                // the rest).
+                let d = g.digests + 20 * k
+                let tagHead = UInt64(d.loadUnaligned(as: UInt16.self)) << 48
+                (packet + at).storeBytes(of: tail.mkiWord | tagHead, as: UInt64.self)
+                (packet + at + 8).storeBytes(of: d.loadUnaligned(fromByteOffset: 2, as: UInt64.self), as: UInt64.self)
+                continue
+            }
+            if at >= 0 {
+                // Over the staged ROC: the MKI (RFC 3711 3.1), then on RFC 4771 carrying
+                // packets the ROC field in front of the MAC.
+                let mkiOffset = at & ~stagedROCField
+                tail.mki.write(to: packet + mkiOffset)
+                if at & stagedROCField != 0 {
+                    (packet + g.tagOffset[k] - 4).storeBytes(of: g.rocs[k], as: UInt32.self)
+                }
+            }
+            copyTag(to: packet + g.tagOffset[k], from: g.digests + 20 * k, count: g.macLength[k])
         }
     }
 

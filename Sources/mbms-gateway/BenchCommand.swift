@@ -34,7 +34,7 @@ struct BenchCommand: ParsableCommand {
               with plain 64 KiB write(2) calls, right after replay's output
               is removed, as before each replay row: what the file system
               allows).
-              Replay runs on its default thread count (one per CPU, up to 3),
+              Replay runs on its default thread count (one per CPU, up to 4),
               and also on 1 (and 3 where the default is fewer). Every row runs
               once per round, 5 interleaved rounds (--quick 1), median counts.
               Ratios: replay / plain copy (what protection adds to pcap I/O);

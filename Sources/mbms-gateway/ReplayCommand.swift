@@ -49,14 +49,14 @@ struct ReplayCommand: ParsableCommand {
     @Flag(name: .long, help: "No progress bar even on a terminal.")
     var quiet = false
 
-    @Option(name: .long, help: ArgumentHelp("Threads. 1: everything on one thread. 2 or 3: each thread reads, protects (with MIKEY and FLUTE) and writes every second (third) batch of frames, taking turns in capture order through lock-free rings; the output is the same bytes either way. More threads than CPUs only wait for one another. Default: one per CPU, up to 3.", valueName: "1|2|3"))
+    @Option(name: .long, help: ArgumentHelp("Threads. 1: everything on one thread. 2 to 4: each thread reads, protects (with MIKEY and FLUTE) and writes every second (third, fourth) batch of frames, taking turns in capture order through lock-free rings for the steps that need one thread at a time (reading, flows and keys, writing); the output is the same bytes either way. More threads than CPUs only wait for one another. Default: one per CPU, up to 4.", valueName: "1-4"))
     var threads: Int = ReplayJob.defaultThreads
 
     func validate() throws {
         guard UDPFrameEditor.ChecksumPolicy(rawValue: udpChecksum) != nil else {
             throw ValidationError("--udp-checksum must be recompute or zero (got \(udpChecksum))")
         }
-        guard (1...3).contains(threads) else { throw ValidationError("--threads must be 1, 2 or 3 (got \(threads))") }
+        guard (1...ReplayJob.maximumThreads).contains(threads) else { throw ValidationError("--threads must be 1 to \(ReplayJob.maximumThreads) (got \(threads))") }
         guard input != output else { throw ValidationError("--output must differ from --input") }
         if let s = startTime, ISO8601DateFormatter().date(from: s) == nil {
             throw ValidationError("--start-time \(s) is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")
@@ -158,7 +158,7 @@ enum SummaryTable {
         // The steps done in turn, summed over the threads: the longest bounds pass 2 however many
         // CPUs and threads there are.
         let s = r.steps
-        out += "steps: read \(String(format: "%.2f", s.read)) s, work \(String(format: "%.2f", s.work)) s, lay-out \(String(format: "%.2f", s.layOut)) s, write \(String(format: "%.2f", s.write)) s"
+        out += "steps: read \(String(format: "%.2f", s.read)) s, work \(String(format: "%.2f", s.work)) s, protect \(String(format: "%.2f", s.protect)) s, lay-out \(String(format: "%.2f", s.layOut)) s, write \(String(format: "%.2f", s.write)) s"
             + " (read, work and write are done in turn: pass 2 takes at least \(String(format: "%.2f", r.turnBound)) s on any number of CPUs)\n\n"
         let header = ["session", "RTP", "RTCP", "bytes in", "bytes out", "MTK IDs used", "MIKEY sent", "dropped"]
         var rows: [[String]] = [header]

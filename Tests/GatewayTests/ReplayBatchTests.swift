@@ -1,6 +1,7 @@
 import Foundation
 @testable import Gateway
 import PacketIO
+import SRTP
 import XCTest
 
 /// `ReplayBatch.prepareOutput`: a batch's output laid out as the capture file takes it, outside
@@ -95,5 +96,39 @@ final class ReplayBatchTests: XCTestCase {
         batch.frames[0].verdict = .passThrough
         batch.prepareOutput()
         XCTAssertEqual(batch.prepared?.frames, 1)
+    }
+
+    /// A lane's cipher contexts: one copy per session key while its batches use it (the same
+    /// copy every time, never the work state's own object), dropped after the first batch
+    /// that does not use it.
+    func testLaneCipherKeysCopyOncePerKeyAndForgetRetiredOnes() throws {
+        func keys(_ mtk: UInt16) throws -> SRTPSessionKeys {
+            try SRTPSessionKeys(masterKey: [UInt8](repeating: UInt8(mtk), count: 16), masterSalt: [UInt8](repeating: 1, count: 14),
+                                mki: MasterKeyIdentifier(keyGroup: 1, keyNumber: 1, mtkID: mtk), cipher: .aesCM128)
+        }
+        let a = try keys(1), b = try keys(2), c = try keys(3)
+        let lane = ReplayPipeline.LaneCipherKeys()
+        XCTAssertNil(lane.keys(for: a), "no copy before prepare")
+        lane.prepare(a)
+        lane.prepare(b)
+        let a1 = try XCTUnwrap(lane.keys(for: a)), b1 = try XCTUnwrap(lane.keys(for: b))
+        XCTAssertFalse(a1 === a)
+        XCTAssertFalse(b1 === b)
+        lane.prepare(a)
+        XCTAssertTrue(lane.keys(for: a) === a1, "the same copy within a batch")
+        XCTAssertEqual(a1.mki, a.mki)
+        lane.endBatch()
+        XCTAssertEqual(lane.count, 2)
+        // Next batch: a and c (an MTK switch retired b).
+        lane.prepare(a)
+        lane.prepare(c)
+        XCTAssertTrue(lane.keys(for: a) === a1, "the same copy in the next batch")
+        let c1 = try XCTUnwrap(lane.keys(for: c))
+        XCTAssertFalse(c1 === c)
+        lane.endBatch()
+        XCTAssertEqual(lane.count, 2, "b's copy is gone after a batch without it")
+        XCTAssertNil(lane.keys(for: b))
+        lane.prepare(b)
+        XCTAssertFalse(lane.keys(for: b) === b1, "b comes back as a new copy")
     }
 }

@@ -24,7 +24,7 @@ final class ReplayPipelineTests: XCTestCase {
         return (try bytes(output), report)
     }
 
-    func testTwoAndThreeThreadsWriteTheSameBytesAsOneOnEveryRTPFixture() throws {
+    func testEveryLaneCountWritesTheSameBytesAsOneOnEveryRTPFixture() throws {
         for name in ["rtp-seqwrap.pcap", "rtp-multicast.pcap", "rtp-h264-aac.pcap"] {
             let input: String
             do { input = try TestGateway.fixture(name) } catch { continue }
@@ -39,6 +39,8 @@ final class ReplayPipelineTests: XCTestCase {
             XCTAssertEqual(r1.statistics.sessions.map(\.mikeySent), r3.statistics.sessions.map(\.mikeySent), name)
             XCTAssertEqual(one.count, three.count, name)
             XCTAssertTrue(one == three, "\(name): pipelined output differs from the one-thread output")
+            let (four, _) = try replay(gw, input, threads: 4)
+            XCTAssertTrue(one == four, "\(name): four-lane output differs from the one-thread output")
         }
     }
 
@@ -74,13 +76,13 @@ final class ReplayPipelineTests: XCTestCase {
         XCTAssertEqual(r1.threads[0].waitSeconds, 0)
         // Each step took time, and one thread's steps fit in the run.
         let s1 = r1.threads[0].steps
-        XCTAssertTrue(s1.read > 0 && s1.work > 0 && s1.layOut > 0 && s1.write > 0, "\(s1)")
-        XCTAssertLessThanOrEqual(s1.read + s1.work + s1.layOut + s1.write, r1.seconds)
+        XCTAssertTrue(s1.read > 0 && s1.work > 0 && s1.protect > 0 && s1.layOut > 0 && s1.write > 0, "\(s1)")
+        XCTAssertLessThanOrEqual(s1.read + s1.work + s1.protect + s1.layOut + s1.write, r1.seconds)
         XCTAssertGreaterThan(r1.scanSeconds, 0)
         XCTAssertEqual(r1.firstPacketTime, 1_790_000_100)
         XCTAssertEqual(r1.lastPacketTime, 1_790_000_100 + 120)
         XCTAssertEqual(r1.statistics.sessions.filter { $0.packetsOut > 0 }.count, 3)
-        for threads in [2, 3] {
+        for threads in [2, 3, 4] {
             let (out, r) = try run(threads)
             XCTAssertTrue(out == one, "\(threads) threads: output differs from the one-thread output")
             // The report has each lane's steps, CPU time and time waiting for its turns (the
@@ -89,7 +91,8 @@ final class ReplayPipelineTests: XCTestCase {
             XCTAssertTrue(r.threads.allSatisfy { $0.cpuSeconds > 0 && $0.waitSeconds > 0 && $0.waitSeconds < r.seconds }, "\(r.threads)")
             // Every lane did every step; the steps done in turn never overlap, so each one's sum
             // over the lanes fits in the run (the turn bound).
-            XCTAssertTrue(r.threads.allSatisfy { $0.steps.read > 0 && $0.steps.work > 0 && $0.steps.layOut > 0 && $0.steps.write > 0 }, "\(r.threads)")
+            XCTAssertTrue(r.threads.allSatisfy { $0.steps.read > 0 && $0.steps.work > 0 && $0.steps.protect > 0 && $0.steps.layOut > 0 && $0.steps.write > 0 },
+                          "\(r.threads)")
             XCTAssertLessThanOrEqual(r.turnBound, r.seconds)
             XCTAssertEqual(r.turnBound, max(r.steps.read, r.steps.work, r.steps.write))
             XCTAssertEqual(r.firstPacketTime, r1.firstPacketTime)
@@ -135,7 +138,7 @@ final class ReplayPipelineTests: XCTestCase {
         }
     }
 
-    func testTwoAndThreeThreadsWriteTheSameBytesAsOneOnFLUTE() throws {
+    func testEveryLaneCountWritesTheSameBytesAsOneOnFLUTE() throws {
         let input = try TestGateway.fixture("flute-files.pcap")
         let gw = try TestGateway(yaml: DownloadTests.yaml)
         let (one, r1) = try replay(gw, input, threads: 1, downloads: true)
@@ -145,6 +148,8 @@ final class ReplayPipelineTests: XCTestCase {
         XCTAssertEqual(r1.download.map(\.objectsOut), r3.download.map(\.objectsOut))
         XCTAssertGreaterThan(r1.download.map(\.objectsOut).reduce(0, +), 0)
         XCTAssertTrue(one == three, "pipelined FLUTE output differs from the one-thread output")
+        let (four, _) = try replay(gw, input, threads: 4, downloads: true)
+        XCTAssertTrue(one == four, "four-lane FLUTE output differs from the one-thread output")
     }
 
     /// A capture that ends inside a record: every thread count stops with the reader's error,
@@ -154,7 +159,7 @@ final class ReplayPipelineTests: XCTestCase {
         let whole = try Data(contentsOf: URL(fileURLWithPath: try TestGateway.fixture("rtp-multicast.pcap")))
         let input = gw.path("cut.pcap")
         try whole.prefix(whole.count - 10).write(to: URL(fileURLWithPath: input))
-        for threads in [1, 2, 3] {
+        for threads in [1, 2, 3, 4] {
             XCTAssertThrowsError(try replay(gw, input, threads: threads), "threads \(threads)") { e in
                 XCTAssertTrue("\(e)".contains("cut.pcap") && "\(e)".contains("truncated dump file"), "threads \(threads): \(e)")
             }
@@ -239,7 +244,7 @@ final class ReplayPipelineTests: XCTestCase {
             for (t, b) in frames.prefix(count) { w.write(timestampNanoseconds: t, bytes: b) }
             w.close()
             let (one, r1) = try replay(gw, input, threads: 1)
-            for threads in [2, 3] {
+            for threads in [2, 3, 4] {
                 let (out, r) = try replay(gw, input, threads: threads)
                 XCTAssertTrue(out == one, "\(count) frames, \(threads) threads")
                 XCTAssertEqual(r.statistics.framesIn, r1.statistics.framesIn)

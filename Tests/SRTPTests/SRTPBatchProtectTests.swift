@@ -126,60 +126,151 @@ final class SRTPBatchProtectTests: XCTestCase {
         XCTAssertGreaterThan(packetsCompared, 500)
     }
 
-    /// Protects `count` random packets both ways (of `payloadLength` payload bytes each, or
-    /// random lengths below `maxPayload`); returns how many were compared.
-    private func compare(protector: SRTPProtector, keys: SRTPSessionKeys, count: Int, firstSeq: UInt16, initialROC: UInt32,
-                         rng: inout SplitMix64, label: String, maxPayload: Int = 1400, payloadLength: Int? = nil) throws -> Int {
-        let stride = maxPayload + 200
-        let batchStorage = UnsafeMutableRawPointer.allocate(byteCount: stride * count, alignment: 64)
-        let singleStorage = UnsafeMutableRawPointer.allocate(byteCount: stride * count, alignment: 64)
-        defer { batchStorage.deallocate(); singleStorage.deallocate() }
+    /// The batch protect with its encryption, MACs and tails left to an `SRTPPendingCrypto`
+    /// (replay's lanes run them outside the work turn): after `run` the same bytes, lengths,
+    /// results and stream state as packet by packet, for every tag layout and the NULL cipher;
+    /// with the work state's own contexts or a copy's (another thread's); with room for one
+    /// group only (the rest done at once) or many; and several batches with different keys and
+    /// streams left in one store and run together. Before `run` the payloads are still plain.
+    func testDeferredCryptoEqualsSinglePacket() throws {
+        let policies: [SRTPPolicy] = [
+            SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80),
+            SRTPPolicy(cipher: .aesCM256, authentication: .hmacSHA1_32),
+            SRTPPolicy(cipher: .aesCM128, authentication: .rccm1, rocTransmissionRate: 3),
+            SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 4),
+            SRTPPolicy(cipher: .aesCM192, authentication: .rccm3, rocTransmissionRate: 2),
+            SRTPPolicy(cipher: .null, authentication: .hmacSHA1_80, mkiLength: 0),
+        ]
+        var rng = SplitMix64(seed: 0xBA7C_0004)
+        var packetsCompared = 0
+        for policy in policies {
+            let protector = try SRTPProtector(policy: policy)
+            let mki = policy.mkiLength == 0 ? MasterKeyIdentifier.none : MasterKeyIdentifier(keyGroup: 7, keyNumber: 3, mtkID: 9)
+            let keys = try SRTPSessionKeys(masterKey: rng.bytes(policy.cipher == .null ? 16 : policy.cipher.sessionKeyLength),
+                                           masterSalt: rng.bytes(14), mki: mki, cipher: policy.cipher)
+            let copy = keys.copy()
+            for trial in 0..<12 {
+                let pending = SRTPPendingCrypto(groups: trial % 3 == 0 ? 1 : 64)
+                let cipherKeys: (SRTPSessionKeys) -> SRTPSessionKeys = trial % 2 == 0 ? { $0 } : { k in k === keys ? copy : k }
+                packetsCompared += try compare(protector: protector, keys: keys, count: 1 + Int(rng.next() % 60),
+                                               firstSeq: UInt16(truncatingIfNeeded: 65_535 - Int(rng.next() % 30)),
+                                               initialROC: UInt32(truncatingIfNeeded: rng.next() % 3), rng: &rng,
+                                               label: "deferred \(policy.authentication) \(policy.cipher) trial \(trial)",
+                                               deferringTo: pending, cipherKeys: cipherKeys)
+                XCTAssertTrue(pending.isEmpty, "run forgets its groups")
+            }
+        }
+        // Two batches, two keys and two streams in one store, one run.
+        let protector = try SRTPProtector(policy: SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80))
+        let keysA = try SRTPSessionKeys(masterKey: rng.bytes(16), masterSalt: rng.bytes(14), mki: MasterKeyIdentifier(keyGroup: 1, keyNumber: 1, mtkID: 1), cipher: .aesCM128)
+        let keysB = try SRTPSessionKeys(masterKey: rng.bytes(16), masterSalt: rng.bytes(14), mki: MasterKeyIdentifier(keyGroup: 1, keyNumber: 1, mtkID: 2), cipher: .aesCM128)
+        let pending = SRTPPendingCrypto(groups: 64)
+        var a = try Batch(count: 37, firstSeq: 100, maxPayload: 1400, payloadLength: nil, rng: &rng)
+        var b = try Batch(count: 21, firstSeq: 65_530, maxPayload: 1400, payloadLength: nil, rng: &rng)
+        defer { a.free(); b.free() }
+        var streamA = SRTPSenderStream(initialROC: 0), streamB = SRTPSenderStream(initialROC: 4)
+        let okA = a.slots.withUnsafeMutableBufferPointer { protector.protectRTP(batch: $0, keys: keysA, stream: &streamA, deferringCryptoTo: pending) }
+        let okB = b.slots.withUnsafeMutableBufferPointer { protector.protectRTP(batch: $0, keys: keysB, stream: &streamB, deferringCryptoTo: pending) }
+        XCTAssertGreaterThan(pending.groups, 2)
+        XCTAssertTrue(pending.run { $0.copy() })
+        packetsCompared += a.verify(protector: protector, keys: keysA, initialROC: 0, protected: okA, stream: streamA, label: "store A")
+        packetsCompared += b.verify(protector: protector, keys: keysB, initialROC: 4, protected: okB, stream: streamB, label: "store B")
+        XCTAssertGreaterThan(packetsCompared, 1000)
+    }
+
+    /// Random packets in two copies: `slots` over one for the batch path, the other protected
+    /// packet by packet by `verify`.
+    private struct Batch {
+        let stride: Int
+        let batchStorage: UnsafeMutableRawPointer
+        let singleStorage: UnsafeMutableRawPointer
         var slots: [SRTPPacketSlot] = []
         var plainLengths: [Int] = []   // the batch overwrites each slot's length
-        for i in 0..<count {
-            let seq = firstSeq &+ UInt16(i)
-            let r = rng.next() % 20
-            var packet = rtpPacket(seq: seq, payload: rng.bytes(payloadLength ?? Int(rng.next() % UInt64(maxPayload))))
-            var capacity = stride
-            if r == 0 { packet = Array(packet.prefix(5)) }              // malformed: shorter than a header
-            if r == 1 { capacity = packet.count + 1 }                    // too little tailroom for MKI and tag
-            // Odd offsets: packets need not be aligned.
-            let offset = Int(rng.next() % 16)
-            for storage in [batchStorage, singleStorage] {
-                packet.withUnsafeBytes { p in
-                    if let src = p.baseAddress { (storage + i * stride + offset).copyMemory(from: src, byteCount: packet.count) }
+        /// Each packet as it was before protection (deferral checks).
+        var plain: [[UInt8]] = []
+
+        init(count: Int, firstSeq: UInt16, maxPayload: Int, payloadLength: Int?, rng: inout SplitMix64) throws {
+            stride = maxPayload + 200
+            batchStorage = .allocate(byteCount: stride * count, alignment: 64)
+            singleStorage = .allocate(byteCount: stride * count, alignment: 64)
+            for i in 0..<count {
+                let seq = firstSeq &+ UInt16(i)
+                let r = rng.next() % 20
+                var packet = rtpPacket(seq: seq, payload: rng.bytes(payloadLength ?? Int(rng.next() % UInt64(maxPayload))))
+                var capacity = stride
+                if r == 0 { packet = Array(packet.prefix(5)) }              // malformed: shorter than a header
+                if r == 1 { capacity = packet.count + 1 }                    // too little tailroom for MKI and tag
+                // Odd offsets: packets need not be aligned.
+                let offset = Int(rng.next() % 16)
+                for storage in [batchStorage, singleStorage] {
+                    packet.withUnsafeBytes { p in
+                        if let src = p.baseAddress { (storage + i * stride + offset).copyMemory(from: src, byteCount: packet.count) }
+                    }
+                }
+                plainLengths.append(packet.count)
+                plain.append(packet)
+                slots.append(SRTPPacketSlot(bytes: batchStorage + i * stride + offset, length: packet.count,
+                                            capacity: min(capacity, stride - offset)))
+            }
+        }
+
+        func free() { batchStorage.deallocate(); singleStorage.deallocate() }
+
+        /// Protects the second copy packet by packet and checks the batch's slots against it;
+        /// returns how many were compared.
+        func verify(protector: SRTPProtector, keys: SRTPSessionKeys, initialROC: UInt32, protected: Int,
+                    stream batchStream: SRTPSenderStream, label: String) -> Int {
+            var singleStream = SRTPSenderStream(initialROC: initialROC)
+            var expectedProtected = 0
+            for (i, slot) in slots.enumerated() {
+                let packet = singleStorage + (slot.bytes - batchStorage)
+                let plainLength = plainLengths[i]
+                var single: Result<Int, SRTPError>
+                do throws(SRTPError) {
+                    single = .success(try protector.protectRTP(packet, length: plainLength, capacity: slot.capacity, keys: keys, stream: &singleStream))
+                } catch {
+                    single = .failure(error)
+                }
+                switch single {
+                case .success(let n):
+                    expectedProtected += 1
+                    XCTAssertNil(slot.error, label)
+                    XCTAssertEqual(slot.length, n, label)
+                    XCTAssertEqual(Array(UnsafeRawBufferPointer(start: slot.bytes, count: slot.length)),
+                                   Array(UnsafeRawBufferPointer(start: packet, count: n)), "\(label) packet \(i)")
+                case .failure(let e):
+                    XCTAssertEqual(slot.error, e, label)
                 }
             }
-            plainLengths.append(packet.count)
-            slots.append(SRTPPacketSlot(bytes: batchStorage + i * stride + offset, length: packet.count,
-                                        capacity: min(capacity, stride - offset)))
+            XCTAssertEqual(protected, expectedProtected, label)
+            XCTAssertEqual(batchStream, singleStream, label)
+            return slots.count
         }
+    }
+
+    /// Protects `count` random packets both ways (of `payloadLength` payload bytes each, or
+    /// random lengths below `maxPayload`); returns how many were compared. With `pending`, the
+    /// batch path defers its crypto there and `run` does it (with `cipherKeys`) before the check;
+    /// the first protected packet's payload must still be plain in between.
+    private func compare(protector: SRTPProtector, keys: SRTPSessionKeys, count: Int, firstSeq: UInt16, initialROC: UInt32,
+                         rng: inout SplitMix64, label: String, maxPayload: Int = 1400, payloadLength: Int? = nil,
+                         deferringTo pending: SRTPPendingCrypto? = nil,
+                         cipherKeys: (SRTPSessionKeys) -> SRTPSessionKeys = { $0 }) throws -> Int {
+        var batch = try Batch(count: count, firstSeq: firstSeq, maxPayload: maxPayload, payloadLength: payloadLength, rng: &rng)
+        defer { batch.free() }
         var batchStream = SRTPSenderStream(initialROC: initialROC)
-        var singleStream = SRTPSenderStream(initialROC: initialROC)
-        let protected = slots.withUnsafeMutableBufferPointer { protector.protectRTP(batch: $0, keys: keys, stream: &batchStream) }
-        var expectedProtected = 0
-        for (i, slot) in slots.enumerated() {
-            let packet = singleStorage + (slot.bytes - batchStorage)
-            let plainLength = plainLengths[i]
-            var single: Result<Int, SRTPError>
-            do throws(SRTPError) {
-                single = .success(try protector.protectRTP(packet, length: plainLength, capacity: slot.capacity, keys: keys, stream: &singleStream))
-            } catch {
-                single = .failure(error)
-            }
-            switch single {
-            case .success(let n):
-                expectedProtected += 1
-                XCTAssertNil(slot.error, label)
-                XCTAssertEqual(slot.length, n, label)
-                XCTAssertEqual(Array(UnsafeRawBufferPointer(start: slot.bytes, count: slot.length)),
-                               Array(UnsafeRawBufferPointer(start: packet, count: n)), "\(label) packet \(i)")
-            case .failure(let e):
-                XCTAssertEqual(slot.error, e, label)
-            }
+        let protected = batch.slots.withUnsafeMutableBufferPointer {
+            protector.protectRTP(batch: $0, keys: keys, stream: &batchStream, deferringCryptoTo: pending)
         }
-        XCTAssertEqual(protected, expectedProtected, label)
-        XCTAssertEqual(batchStream, singleStream, label)
-        return count
+        if let pending {
+            // The first packet laid out is in the first group, which the store always has room
+            // for: its payload (after the 12-octet header of `rtpPacket`) is still in the clear.
+            if let i = batch.slots.firstIndex(where: { $0.error == nil }), protector.policy.cipher != .null, batch.plain[i].count > 12 {
+                XCTAssertEqual(Array(UnsafeRawBufferPointer(start: batch.slots[i].bytes + 12, count: batch.plain[i].count - 12)),
+                               Array(batch.plain[i][12...]), "\(label): encrypted before run")
+            }
+            XCTAssertTrue(pending.run(cipherKeys: cipherKeys), label)
+        }
+        return batch.verify(protector: protector, keys: keys, initialROC: initialROC, protected: protected, stream: batchStream, label: label)
     }
 }
