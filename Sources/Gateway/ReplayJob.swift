@@ -148,7 +148,7 @@ public final class ReplayJob {
     public static let maximumThreads = 4
     public static var defaultThreads: Int { min(maximumThreads, max(1, ProcessInfo.processInfo.activeProcessorCount)) }
 
-    /// How far a run has got: input frames through all three steps, and the share of the input
+    /// How far a run has got: input frames through every step, and the share of the input
     /// read (0...1).
     public struct Progress: Sendable {
         public var frames: Int
@@ -215,8 +215,8 @@ public final class ReplayJob {
         }
         let scanSeconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
 
-        // Pass 2: protect, interleave MIKEY, write: three steps per batch (read -> work ->
-        // write, see `ReplayPipeline`), on `threads` lanes.
+        // Pass 2: protect, interleave MIKEY, write: five steps per batch (read -> work ->
+        // protect -> lay-out -> write, see `ReplayPipeline`), on `threads` lanes.
         try scan.rewind()
         let reader = scan
         let writer = try CaptureWriter(path: options.output, dataLinkType: reader.dataLinkType)

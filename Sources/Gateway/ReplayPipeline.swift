@@ -321,9 +321,9 @@ final class ReplayWork: @unchecked Sendable {   // used by the lane holding the 
 ///     ─▶ lay-out (`ReplayBatch.prepareOutput`: pcap records, UDP checksums) ─▶ write (CaptureWriter)
 ///
 /// on `threads` threads. One thread runs them one after another. Several run as *lanes*: lane
-/// j takes batches j, j + n, j + 2n, ... through all three steps on its own core, so a batch's
+/// j takes batches j, j + n, j + 2n, ... through all the steps on its own core, so a batch's
 /// bytes are read, protected and written from one cache and never cross to another core. The
-/// steps keep capture order by turns that go round the lanes: one token per step, handed from
+/// steps keep capture order by turns that go round the lanes: one token per turn-held step (read, work, write), handed from
 /// lane j to lane j + 1 through an SPSC ring once lane j has done that step for its batch. A
 /// lane reads when the lane before it has read, works when it has worked, writes when it has
 /// written, so the reader, the work state (key source, flows, MIKEY, FLUTE) and the writer
