@@ -5,11 +5,12 @@ import SRTP
 
 /// A batch of captured frames moving through `replay`'s pass 2 (`DESIGN.md` §4: batches over
 /// preallocated buffers). Up to 256 frames: each turn handed between threads can cost a futex
-/// wake, so a turn covers a few hundred packets; the work step still protects them 64 at most
-/// per call (`StreamingEngine`'s staging), and the lane lays the batch's output out as one
+/// wake, so a turn covers a few hundred packets; the work step still lays SRTP packets out 64
+/// at most per call (`StreamingEngine`'s staging), the lane protects them after its work turn
+/// (`pendingCrypto`), and lays the batch's output out as one
 /// block of pcap records (`prepareOutput`) that the write step sends with one `writev(2)`
-/// call. The frames are packed into the batch's own arena,
-/// each with `StreamingEngine.tailroom` bytes behind it, and protected there in place. What the
+/// call. The frames are packed into the batch's own arena, each with
+/// `StreamingEngine.tailroom` bytes behind it, and protected there in place. What the
 /// gateway originates between them (MIKEY MTK messages, FLUTE output) rides along in
 /// `injections`, each written before frame `before`.
 final class ReplayBatch: @unchecked Sendable {   // owned by one thread (its lane)
