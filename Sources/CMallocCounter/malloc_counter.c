@@ -4,7 +4,18 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
-#if defined(__GLIBC__) || defined(__linux__)
+// Under a sanitizer its own malloc must stay in charge (it tracks every block): an executable
+// built with --sanitize=thread or address that forwarded to glibc here crashed at start-up.
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer) || __has_feature(address_sanitizer)
+#define MBMS_SANITIZED 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+#define MBMS_SANITIZED 1
+#endif
+
+#if (defined(__GLIBC__) || defined(__linux__)) && !defined(MBMS_SANITIZED)
 extern void *__libc_malloc(size_t);
 extern void *__libc_calloc(size_t, size_t);
 extern void *__libc_realloc(void *, size_t);

@@ -6,6 +6,8 @@
 // calloc, realloc, free, posix_memalign, aligned_alloc and memalign, counts each allocating
 // call and forwards to glibc's own (__libc_malloc, ...). Being in the executable, these
 // definitions interpose every library's calls too (Swift runtime, OpenSSL, libpcap, ...).
+// Not in a build with a sanitizer (its own malloc must stay): the counts are then 0 and
+// mbms_malloc_counter_active() says so (the bench prints n/a).
 
 /// Allocating calls (malloc, calloc, realloc, the aligned variants) since start, all threads.
 uint64_t mbms_malloc_count(void);
