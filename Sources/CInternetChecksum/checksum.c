@@ -42,39 +42,10 @@ uint32_t mbms_csum16_portable(const void *p, size_t n) { return finish(sum_words
 
 // 16-bit words zero-extended into 32-bit lanes of four accumulators: one word per lane per
 // 64 octets, so a lane stays below 2^30 within a 1 MiB slice; longer regions go slice by slice.
-__attribute__((target("avx2")))
-static uint64_t sum_avx2(const uint8_t *p, size_t n) {
-    uint64_t total = 0;
-    const __m256i zero = _mm256_setzero_si256();
-    while (n >= 64) {
-        size_t slice = n < (1u << 20) ? n : (1u << 20);
-        size_t end = slice & ~(size_t)63;
-        __m256i a = zero, b = zero, c = zero, d = zero;
-        for (size_t i = 0; i < end; i += 64) {
-            __m256i x = _mm256_loadu_si256((const __m256i *)(p + i));
-            __m256i y = _mm256_loadu_si256((const __m256i *)(p + i + 32));
-            a = _mm256_add_epi32(a, _mm256_unpacklo_epi16(x, zero));
-            b = _mm256_add_epi32(b, _mm256_unpackhi_epi16(x, zero));
-            c = _mm256_add_epi32(c, _mm256_unpacklo_epi16(y, zero));
-            d = _mm256_add_epi32(d, _mm256_unpackhi_epi16(y, zero));
-        }
-        // Widen to 64-bit lanes before adding the four together.
-        __m256i s = _mm256_add_epi64(_mm256_add_epi64(_mm256_unpacklo_epi32(a, zero), _mm256_unpackhi_epi32(a, zero)),
-                                     _mm256_add_epi64(_mm256_unpacklo_epi32(b, zero), _mm256_unpackhi_epi32(b, zero)));
-        s = _mm256_add_epi64(s, _mm256_add_epi64(_mm256_unpacklo_epi32(c, zero), _mm256_unpackhi_epi32(c, zero)));
-        s = _mm256_add_epi64(s, _mm256_add_epi64(_mm256_unpacklo_epi32(d, zero), _mm256_unpackhi_epi32(d, zero)));
-        uint64_t lanes[4];
-        _mm256_storeu_si256((__m256i *)lanes, s);
-        total += lanes[0] + lanes[1] + lanes[2] + lanes[3];
-        p += end;
-        n -= end;
-    }
-    return total + sum_words(p, n);
-}
-
-// sum_avx2 that also stores every 64 octets it loads at d (the rest: memcpy).
-__attribute__((target("avx2")))
-static uint64_t sum_copy_avx2(uint8_t *d, const uint8_t *p, size_t n) {
+// With `copy`, every octet summed is also stored at `d`: one pass for replay's copy-and-checksum.
+// Always inlined into the two callers below with `copy` a constant, so neither loop tests it.
+__attribute__((target("avx2"), always_inline))
+static inline uint64_t sum_avx2_into(uint8_t *d, const uint8_t *p, size_t n, const int copy) {
     uint64_t total = 0;
     const __m256i zero = _mm256_setzero_si256();
     while (n >= 64) {
@@ -84,13 +55,16 @@ static uint64_t sum_copy_avx2(uint8_t *d, const uint8_t *p, size_t n) {
         for (size_t i = 0; i < end; i += 64) {
             __m256i x = _mm256_loadu_si256((const __m256i *)(p + i));
             __m256i y = _mm256_loadu_si256((const __m256i *)(p + i + 32));
-            _mm256_storeu_si256((__m256i *)(d + i), x);
-            _mm256_storeu_si256((__m256i *)(d + i + 32), y);
+            if (copy) {
+                _mm256_storeu_si256((__m256i *)(d + i), x);
+                _mm256_storeu_si256((__m256i *)(d + i + 32), y);
+            }
             a = _mm256_add_epi32(a, _mm256_unpacklo_epi16(x, zero));
             b = _mm256_add_epi32(b, _mm256_unpackhi_epi16(x, zero));
             c = _mm256_add_epi32(c, _mm256_unpacklo_epi16(y, zero));
             e = _mm256_add_epi32(e, _mm256_unpackhi_epi16(y, zero));
         }
+        // Widen to 64-bit lanes before adding the four together.
         __m256i s = _mm256_add_epi64(_mm256_add_epi64(_mm256_unpacklo_epi32(a, zero), _mm256_unpackhi_epi32(a, zero)),
                                      _mm256_add_epi64(_mm256_unpacklo_epi32(b, zero), _mm256_unpackhi_epi32(b, zero)));
         s = _mm256_add_epi64(s, _mm256_add_epi64(_mm256_unpacklo_epi32(c, zero), _mm256_unpackhi_epi32(c, zero)));
@@ -99,12 +73,18 @@ static uint64_t sum_copy_avx2(uint8_t *d, const uint8_t *p, size_t n) {
         _mm256_storeu_si256((__m256i *)lanes, s);
         total += lanes[0] + lanes[1] + lanes[2] + lanes[3];
         p += end;
-        d += end;
+        if (copy) d += end;
         n -= end;
     }
-    if (n) memcpy(d, p, n);
+    if (copy && n) memcpy(d, p, n);
     return total + sum_words(p, n);
 }
+
+__attribute__((target("avx2")))
+static uint64_t sum_avx2(const uint8_t *p, size_t n) { return sum_avx2_into(NULL, p, n, 0); }
+
+__attribute__((target("avx2")))
+static uint64_t sum_copy_avx2(uint8_t *d, const uint8_t *p, size_t n) { return sum_avx2_into(d, p, n, 1); }
 
 static int use_avx2 = -1;
 

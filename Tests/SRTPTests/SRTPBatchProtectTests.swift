@@ -57,15 +57,18 @@ final class SRTPBatchProtectTests: XCTestCase {
         XCTAssertGreaterThan(packetsCompared, 2000)
     }
 
+    /// Every tag layout (HMAC-SHA1-80/32, RFC 4771 RCCm1/2/3) and the NULL cipher.
+    static let everyTagLayout: [SRTPPolicy] = [
+        SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80),
+        SRTPPolicy(cipher: .aesCM256, authentication: .hmacSHA1_32),
+        SRTPPolicy(cipher: .aesCM128, authentication: .rccm1, rocTransmissionRate: 3),
+        SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 4),
+        SRTPPolicy(cipher: .aesCM192, authentication: .rccm3, rocTransmissionRate: 2),
+        SRTPPolicy(cipher: .null, authentication: .hmacSHA1_80, mkiLength: 0),
+    ]
+
     func testBatchEqualsSinglePacketForRandomBatches() throws {
-        let policies: [SRTPPolicy] = [
-            SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80),
-            SRTPPolicy(cipher: .aesCM256, authentication: .hmacSHA1_32),
-            SRTPPolicy(cipher: .aesCM128, authentication: .rccm1, rocTransmissionRate: 3),
-            SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 4),
-            SRTPPolicy(cipher: .aesCM192, authentication: .rccm3, rocTransmissionRate: 2),
-            SRTPPolicy(cipher: .null, authentication: .hmacSHA1_80, mkiLength: 0),
-        ]
+        let policies = Self.everyTagLayout
         var rng = SplitMix64(seed: 0xBA7C_0001)
         var packetsCompared = 0
         for impl in MultiHash.Implementation.allCases where MultiHash.isAvailable(impl) {
@@ -133,14 +136,7 @@ final class SRTPBatchProtectTests: XCTestCase {
     /// group only (the rest done at once) or many; and several batches with different keys and
     /// streams left in one store and run together. Before `run` the payloads are still plain.
     func testDeferredCryptoEqualsSinglePacket() throws {
-        let policies: [SRTPPolicy] = [
-            SRTPPolicy(cipher: .aesCM128, authentication: .hmacSHA1_80),
-            SRTPPolicy(cipher: .aesCM256, authentication: .hmacSHA1_32),
-            SRTPPolicy(cipher: .aesCM128, authentication: .rccm1, rocTransmissionRate: 3),
-            SRTPPolicy(cipher: .aesCM128, authentication: .rccm2, rocTransmissionRate: 4),
-            SRTPPolicy(cipher: .aesCM192, authentication: .rccm3, rocTransmissionRate: 2),
-            SRTPPolicy(cipher: .null, authentication: .hmacSHA1_80, mkiLength: 0),
-        ]
+        let policies = Self.everyTagLayout
         var rng = SplitMix64(seed: 0xBA7C_0004)
         var packetsCompared = 0
         for policy in policies {
