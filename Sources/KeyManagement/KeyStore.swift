@@ -126,6 +126,8 @@ public enum KeyStoreError: Error, Sendable, CustomStringConvertible {
     case corrupt(String)
     case io(path: String, reason: String)
     case invalidChange(String)
+    /// Every block of a per-MTK sender counter is reserved (`KeyStore.reserveSenderIndices`).
+    case senderIndicesExhausted(String)
 
     public var description: String {
         switch self {
@@ -141,6 +143,8 @@ public enum KeyStoreError: Error, Sendable, CustomStringConvertible {
             return "\(path): \(reason)"
         case let .invalidChange(what):
             return "rejected key store change: \(what)"
+        case let .senderIndicesExhausted(what):
+            return "every block of the \(what) is reserved (too many restarts within one MTK period); packets wait for the next MTK; fix: shorten the MTK period"
         }
     }
 }
@@ -163,4 +167,29 @@ public protocol KeyStore: AnyObject, Sendable {
     func nextMSKMessageCounter(ueID: String) throws -> UInt32
     /// The last counter handed out for this UE (nil if none).
     func mskMessageCounter(ueID: String) throws -> UInt32?
+    /// Reserves the block `[first, first + count)` of one sender counter of one MTK
+    /// (`SenderIndexCounter`) and returns `first`: durably committed **before** it is returned,
+    /// and never handed out again to any caller (this process after a restart, a replay, a
+    /// second gateway on the same store), so an (MTK, SSRC, packet index) is used once, ever
+    /// (`DESIGN.md` §7). Throws `KeyStoreError.senderIndicesExhausted` when `first + count`
+    /// would pass `limit`.
+    func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64
+}
+
+/// One per-MTK sender counter that is reserved in blocks before use (`DESIGN.md` §7): the RTP
+/// ROC (RFC 3711 3.3.1: each ROC value stands for 2^16 packet indices of every SSRC) or the
+/// 31-bit SRTCP index (RFC 3711 3.4).
+public struct SenderIndexCounter: Hashable, Sendable, CustomStringConvertible {
+    public enum Kind: Int, Sendable { case rtpROC = 0, srtcpIndex = 1 }
+    public let mskID: MSKID
+    public let mtkID: MTKID
+    public let kind: Kind
+    public init(mskID: MSKID, mtkID: MTKID, kind: Kind) {
+        self.mskID = mskID
+        self.mtkID = mtkID
+        self.kind = kind
+    }
+    public var description: String {
+        "\(kind == .rtpROC ? "RTP ROC" : "SRTCP index") of MSK \(mskID.hex) MTK \(mtkID.rawValue)"
+    }
 }

@@ -93,6 +93,19 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             try db.execute(sql: "INSERT INTO meta (id, revision, keyDomainID, kekCheck) VALUES (1, 0, NULL, ?)",
                            arguments: [Data(kekCheck)])
         }
+        m.registerMigration("v2 sender index reservations") { db in
+            // DESIGN.md §7: per (MSK, MTK) the next RTP ROC and SRTCP index no one has reserved.
+            try db.execute(sql: """
+                CREATE TABLE senderIndex (
+                    keyGroup INTEGER NOT NULL,
+                    keyNumber INTEGER NOT NULL,
+                    mtkID INTEGER NOT NULL CHECK (mtkID BETWEEN 1 AND 65534),
+                    kind INTEGER NOT NULL CHECK (kind IN (0, 1)),
+                    next INTEGER NOT NULL CHECK (next >= 0),
+                    PRIMARY KEY (keyGroup, keyNumber, mtkID, kind)
+                )
+                """)
+        }
         return m
     }
 
@@ -205,6 +218,9 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                 case let .purge(id):
                     try db.execute(sql: "UPDATE msk SET sealedMSK = NULL, sealedSeed = NULL WHERE keyGroup = ? AND keyNumber = ?",
                                    arguments: [Int64(id.keyGroup), Int64(id.keyNumber)])
+                    // A purged MSK's MTKs can never be derived again: their reservations can go.
+                    try db.execute(sql: "DELETE FROM senderIndex WHERE keyGroup = ? AND keyNumber = ?",
+                                   arguments: [Int64(id.keyGroup), Int64(id.keyNumber)])
                 }
             }
             try db.execute(sql: "UPDATE meta SET revision = ? WHERE id = 1", arguments: [revision + 1])
@@ -222,6 +238,24 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         }
         // The transaction is committed (synchronous = FULL) before the value is returned.
         return UInt32(truncatingIfNeeded: v)
+    }
+
+    public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
+        let key: [DatabaseValueConvertible] = [Int64(counter.mskID.keyGroup), Int64(counter.mskID.keyNumber),
+                                               Int64(counter.mtkID.rawValue), Int64(counter.kind.rawValue)]
+        return try pool.write { db -> UInt64 in
+            let first = try Int64.fetchOne(db, sql: "SELECT next FROM senderIndex WHERE keyGroup = ? AND keyNumber = ? AND mtkID = ? AND kind = ?",
+                                           arguments: StatementArguments(key)) ?? 0
+            guard first >= 0, UInt64(first) <= limit, count <= limit - UInt64(first) else {
+                throw KeyStoreError.senderIndicesExhausted("\(counter)")
+            }
+            try db.execute(sql: """
+                INSERT INTO senderIndex (keyGroup, keyNumber, mtkID, kind, next) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (keyGroup, keyNumber, mtkID, kind) DO UPDATE SET next = excluded.next
+                """, arguments: StatementArguments(key + [first + Int64(count)]))
+            // Committed (synchronous = FULL) when `write` returns, before anyone uses the block.
+            return UInt64(first)
+        }
     }
 
     public func mskMessageCounter(ueID: String) throws -> UInt32? {

@@ -76,6 +76,16 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         return counters[ueID]
     }
+
+    private var senderIndices: [SenderIndexCounter: UInt64] = [:]
+
+    func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
+        lock.lock(); defer { lock.unlock() }
+        let first = senderIndices[counter, default: 0]
+        guard first <= limit, count <= limit - first else { throw KeyStoreError.senderIndicesExhausted("\(counter)") }
+        senderIndices[counter] = first + count
+        return first
+    }
 }
 
 /// A stand-in MIKEY MTK builder for tests that only need "same inputs → same bytes":
