@@ -22,9 +22,17 @@ public enum SRTPKeyDerivation {
             throw .invalidIVLength(algorithm: "SRTP master salt", got: masterSalt.count, expected: masterSaltLength)
         }
         var iv = masterSalt + [0, 0]
+        defer { SecureZero.zero(&iv) }
         // key_id = label (8) ‖ r (48) is right-aligned in the 112-bit salt: the label lands on octet 7.
         iv[7] ^= label.rawValue
         return try prf.keystream(iv: iv, count: length)
+    }
+
+    /// `derive` into a `SecretBytes`, zeroing the transient array.
+    static func deriveSecret(prf: AESCounterMode, masterSalt: [UInt8], label: Label, length: Int) throws(CryptoError) -> SecretBytes {
+        var key = try derive(prf: prf, masterSalt: masterSalt, label: label, length: length)
+        defer { SecureZero.zero(&key) }
+        return SecretBytes(key)
     }
 
     /// The six session keys of one master key.
@@ -32,11 +40,11 @@ public enum SRTPKeyDerivation {
         let prf = try AESCounterMode(key: masterKey)
         let n = cipher == .null ? 0 : cipher.sessionKeyLength
         return SessionKeyMaterial(
-            srtpEncryptionKey: SecretBytes(try derive(prf: prf, masterSalt: masterSalt, label: .srtpEncryption, length: n)),
-            srtpAuthenticationKey: SecretBytes(try derive(prf: prf, masterSalt: masterSalt, label: .srtpAuthentication, length: authenticationKeyLength)),
+            srtpEncryptionKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtpEncryption, length: n),
+            srtpAuthenticationKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtpAuthentication, length: authenticationKeyLength),
             srtpSalt: try derive(prf: prf, masterSalt: masterSalt, label: .srtpSalt, length: masterSaltLength),
-            srtcpEncryptionKey: SecretBytes(try derive(prf: prf, masterSalt: masterSalt, label: .srtcpEncryption, length: n)),
-            srtcpAuthenticationKey: SecretBytes(try derive(prf: prf, masterSalt: masterSalt, label: .srtcpAuthentication, length: authenticationKeyLength)),
+            srtcpEncryptionKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtcpEncryption, length: n),
+            srtcpAuthenticationKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtcpAuthentication, length: authenticationKeyLength),
             srtcpSalt: try derive(prf: prf, masterSalt: masterSalt, label: .srtcpSalt, length: masterSaltLength))
     }
 

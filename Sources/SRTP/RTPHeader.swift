@@ -32,6 +32,7 @@ enum RTPHeader {
 
     @inline(__always) static func sequenceNumber(_ p: UnsafeRawPointer) -> UInt16 { loadBE16(p, 2) }
     @inline(__always) static func ssrc(_ p: UnsafeRawPointer) -> UInt32 { loadBE32(p, 8) }
+    @inline(__always) static func timestamp(_ p: UnsafeRawPointer) -> UInt32 { loadBE32(p, 4) }
     /// SSRC of the (first) RTCP packet's sender: octets 4...7 (RFC 3550 6.4.1).
     @inline(__always) static func rtcpSSRC(_ p: UnsafeRawPointer) -> UInt32 { loadBE32(p, 4) }
 

@@ -29,6 +29,12 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
     case invalidRTCPHeader(offset: Int)
     /// The crypto library failed (should not happen).
     case cryptoFailure
+    /// Sender: this packet's index already went out under this MTK with the same RTP timestamp
+    /// (a duplicate); sending it again would reuse a keystream (`DESIGN.md` §7).
+    case senderIndexReused(index: UInt64)
+    /// Sender: the block of RTP ROC values or SRTCP indices reserved for this MTK is used up
+    /// (`SenderIndexBlock`); packets wait for the next MTK.
+    case senderIndexBlockExhausted
 
     /// Byte offset in the packet where the problem lies.
     public var offset: Int {
@@ -41,7 +47,8 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
         case .insufficientTailroom(_, let capacity): return capacity
         case .unknownMKI(let offset), .authenticationFailed(let offset), .invalidRTCPHeader(let offset): return offset
         case .replayed, .tooOld, .rocUnknown: return 2
-        case .srtcpIndexExhausted, .cryptoFailure: return 0
+        case .srtcpIndexExhausted, .cryptoFailure, .senderIndexBlockExhausted: return 0
+        case .senderIndexReused: return 2
         }
     }
 
@@ -62,6 +69,8 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
         case .srtcpIndexExhausted: return "RFC 3711 3.4: SRTCP index space of the master key exhausted"
         case .invalidRTCPHeader: return "RFC 3550 6.4 / RFC 5761 4: not an RTCP header"
         case .cryptoFailure: return "crypto backend failure"
+        case .senderIndexReused: return "RFC 3711 9.1: a packet index is never reused under one master key (a duplicate packet)"
+        case .senderIndexBlockExhausted: return "RFC 3711 9.1 / DESIGN.md §7: the packet indices reserved for this MTK are used up"
         }
     }
 
@@ -85,6 +94,8 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
         case .srtcpIndexExhausted: return "srtcp_index_exhausted"
         case .invalidRTCPHeader: return "bad_rtcp_header"
         case .cryptoFailure: return "crypto_failure"
+        case .senderIndexReused: return "index_reused"
+        case .senderIndexBlockExhausted: return "index_exhausted"
         }
     }
 

@@ -1,30 +1,90 @@
 import CryptoCore
 
 /// Sender-side state of one SRTP stream (one SSRC): owned by exactly one thread.
+///
+/// The packet index (ROC ‖ SEQ, RFC 3711 3.3.1) it gives a packet is always one it has never
+/// given before (`DESIGN.md` §7: an (MTK, SSRC, index) is used once, ever): upstream SEQs are
+/// not trusted. A SEQ ahead of the highest one sent moves forward (across a wrap, the ROC + 1);
+/// a SEQ behind it but inside the last `reorderWindow` indices takes that index if it is still
+/// unused (a reordered packet), and is dropped as `indexReused` if the same index went out with
+/// the same RTP timestamp (a duplicate). Anything else that goes back — a restarted encoder
+/// with the same SSRC, a SEQ jump, a packet older than the window — starts the next ROC
+/// (`rocJumps`): RFC 4771 carries the ROC in-band, so receivers follow at the next
+/// ROC-carrying packet. The ROC also never leaves the block of ROC values this process
+/// reserved for the MTK (`SenderIndexBlock`).
 public struct SRTPSenderStream: Sendable, Equatable {
+    /// ROC and s_l of the highest index sent so far (`isSynchronised`: anything sent yet).
     public var rollover: RolloverCounterState
     public var packets: UInt64 = 0
+    /// Times a SEQ that went back started a higher ROC.
+    public var rocJumps: UInt64 = 0
+    /// Bit k: index top − k has been sent (top: `rollover`'s index).
+    var used: UInt32 = 0
+    /// The RTP timestamp sent with index i, at i mod `reorderWindow` (tells a duplicate from a
+    /// new packet with a reused SEQ).
+    var timestamps = SIMD32<UInt32>()
+
+    /// Indices behind the highest one sent that a late packet may still take.
+    public static let reorderWindow = 32
 
     public init(initialROC: UInt32 = 0) {
         rollover = RolloverCounterState(roc: initialROC)
     }
 
-    /// The ROC for `seq`, advancing across SEQ wraps (RFC 3711 3.3.1 applied at the sender,
-    /// so a briefly reordered source does not bump the ROC).
+    /// The ROC for the packet with `seq` and RTP `timestamp`: an index never used before by this
+    /// stream, with ROC in `floor..<limit`. Throws (nothing changed) for a duplicate or when the
+    /// block is used up.
     @inline(__always)
-    mutating func roc(for seq: UInt16) -> UInt32 {
-        if !rollover.isSynchronised {
-            rollover.isSynchronised = true
-            rollover.highestSequence = seq
-            return rollover.roc
+    mutating func roc(for seq: UInt16, timestamp: UInt32, floor: UInt32, limit: UInt64) throws(SRTPError) -> UInt32 {
+        let slot = Int(seq) & (Self.reorderWindow - 1)
+        let roc = Int64(rollover.roc), sl = Int64(rollover.highestSequence), s = Int64(seq)
+        // RFC 3711 3.3.1's estimate, in signed arithmetic (ROC 0 going back is ROC −1: older).
+        var v: Int64
+        if sl < 32768 { v = s - sl > 32768 ? roc - 1 : roc } else { v = sl - 32768 > s ? roc + 1 : roc }
+        if !rollover.isSynchronised || roc < Int64(floor) {
+            // First packet, or the stream enters a block above everything it sent.
+            v = Swift.max(roc, Int64(floor))
+            guard UInt64(v) < limit else { throw .senderIndexBlockExhausted }
+            rollover = RolloverCounterState(roc: UInt32(v), highestSequence: seq, isSynchronised: true)
+            used = 1
+            timestamps[slot] = timestamp
+            return UInt32(v)
         }
-        let v = rollover.estimateROC(for: seq)
-        rollover.accept(roc: v, sequence: seq)
-        return v
+        let top = roc << 16 | sl
+        let index = v << 16 | s
+        if index > top {
+            guard UInt64(v) < limit else { throw .senderIndexBlockExhausted }
+            let shift = index - top
+            used = shift >= Int64(Self.reorderWindow) ? 1 : used << UInt32(shift) | 1
+            rollover.roc = UInt32(v)
+            rollover.highestSequence = seq
+            timestamps[slot] = timestamp
+            return UInt32(v)
+        }
+        let behind = top - index
+        if behind < Int64(Self.reorderWindow) {
+            let bit: UInt32 = 1 << UInt32(behind)
+            if used & bit == 0 {
+                used |= bit
+                timestamps[slot] = timestamp
+                return UInt32(v)
+            }
+            if timestamps[slot] == timestamp { throw .senderIndexReused(index: UInt64(index)) }
+        }
+        // SEQ went back onto used (or unknown) indices: a new source. Next ROC, above all sent.
+        v = roc + 1
+        guard UInt64(v) < limit else { throw .senderIndexBlockExhausted }
+        rollover.roc = UInt32(v)
+        rollover.highestSequence = seq
+        used = 1
+        timestamps[slot] = timestamp
+        rocJumps &+= 1
+        return UInt32(v)
     }
 }
 
-/// Sender-side state of one SRTCP stream: the 31-bit SRTCP index (RFC 3711 3.4).
+/// Sender-side state of one SRTCP stream: the 31-bit SRTCP index (RFC 3711 3.4). It only
+/// moves forward, and never leaves the block this process reserved for the MTK.
 public struct SRTCPSenderStream: Sendable, Equatable {
     public var nextIndex: UInt32
     public init(firstIndex: UInt32 = 0) { nextIndex = firstIndex & 0x7FFF_FFFF }
@@ -115,12 +175,17 @@ public struct SRTPProtector: Sendable {
         let salt: SaltWords
         /// Whether the policy encrypts (not the NULL cipher).
         let encrypts: Bool
+        /// The ROC values this sender may use under this MTK (`SenderIndexBlock`).
+        let rocFloor: UInt32
+        let rocLimit: UInt64
 
         @inline(__always)
         init(_ keys: SRTPSessionKeys) {
             mki = keys.mki
             salt = keys.srtpSalt
             encrypts = keys.srtpCipher != nil
+            rocFloor = keys.senderIndices.rocFloor
+            rocLimit = keys.senderIndices.rocLimit
         }
     }
 
@@ -150,7 +215,7 @@ public struct SRTPProtector: Sendable {
         let total = length + mkiLength + layout.length
         guard total <= capacity else { throw .insufficientTailroom(needed: total, capacity: capacity) }
 
-        let roc = stream.roc(for: seq)
+        let roc = try stream.roc(for: seq, timestamp: RTPHeader.timestamp(packet), floor: keys.rocFloor, limit: keys.rocLimit)
         let index = RolloverCounterState.index(roc: roc, sequence: seq)
 
         // Encrypt the payload (RFC 3711 4.1.1).
@@ -193,8 +258,11 @@ public struct SRTPProtector: Sendable {
         let mkiLength = keys.mki.length
         let total = length + 4 + mkiLength + policy.srtcpTagLength
         guard total <= capacity else { throw .insufficientTailroom(needed: total, capacity: capacity) }
-        let index = stream.nextIndex
+        // Forward only, inside this process's block for the MTK (DESIGN.md §7).
+        let block = keys.senderIndices
+        let index = Swift.max(stream.nextIndex, block.srtcpFloor)
         guard index <= 0x7FFF_FFFF else { throw .srtcpIndexExhausted }
+        guard UInt64(index) < block.srtcpLimit else { throw .senderIndexBlockExhausted }
 
         let encrypt = policy.srtcpEncryption && keys.srtcpCipher != nil
         if encrypt, let cipher = keys.srtcpCipher, length > 8 {

@@ -56,6 +56,15 @@ public struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
     public mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8(truncatingIfNeeded: next()) } }
+
+    /// A generator seeded from `MBMS_TEST_SEED` when set, else from the clock; prints the seed
+    /// so a failing random test can be replayed (`MBMS_TEST_SEED=<seed> swift test --filter …`).
+    public static func seeded(_ label: String) -> SplitMix64 {
+        let seed = ProcessInfo.processInfo.environment["MBMS_TEST_SEED"].flatMap { UInt64($0) }
+            ?? UInt64(truncatingIfNeeded: DispatchTime.now().uptimeNanoseconds)
+        print("\(label): seed \(seed) (replay with MBMS_TEST_SEED=\(seed))")
+        return SplitMix64(seed: seed)
+    }
 }
 
 /// The gateway configuration tests share, up to its session list: key domain 001/01, an SQLite
