@@ -169,7 +169,9 @@ public final class DownloadEngine {
                 channels[i].mikey = (m.mtkID.rawValue, m.mskID.rawValue, toi, bytes, file)
             }
             // A CBC IV unpredictable to anyone without K_enc, yet deterministic for replay.
-            let iv = Array(try HMACSHA256.authenticate(key: keys.encryptionKey.revealedBytes(),
+            var encryptionKey = keys.encryptionKey.revealedBytes()
+            defer { SecureZero.zero(&encryptionKey) }
+            let iv = Array(try HMACSHA256.authenticate(key: encryptionKey,
                                                        message: Array("DCF-IV".utf8) + withUnsafeBytes(of: object.tsi.bigEndian, Array.init)
                                                        + withUnsafeBytes(of: object.toi.bigEndian, Array.init) + SHA256.hash(object.data)).prefix(16))
             payload = try DCFWriter().protect(plaintext: object.data, contentType: originalType,

@@ -18,7 +18,9 @@ public final class KeyEpoch: @unchecked Sendable {
         mtkID = m.mtkID
         validFrom = m.validFrom
         validUntil = m.validUntil
-        keys = try SRTPSessionKeys(masterKey: m.mtk, masterSalt: m.salt.revealedBytes(), mki: MasterKeyIdentifier(bytes: m.mki), cipher: cipher)
+        var salt = m.salt.revealedBytes()
+        defer { SecureZero.zero(&salt) }
+        keys = try SRTPSessionKeys(masterKey: m.mtk, masterSalt: salt, mki: MasterKeyIdentifier(bytes: m.mki), cipher: cipher)
     }
 
     @inline(__always) func covers(_ t: Int64) -> Bool { t >= validFrom && t < validUntil }
