@@ -13,14 +13,15 @@ public final class KeyEpoch: @unchecked Sendable {
     public let validUntil: Int64
     public let keys: SRTPSessionKeys
 
-    init(_ m: ScheduledMTK, cipher: SRTP.SRTPCipher) throws(CryptoError) {
+    init(_ m: ScheduledMTK, cipher: SRTP.SRTPCipher, senderIndices: SenderIndexBlock) throws(CryptoError) {
         mskID = m.mskID
         mtkID = m.mtkID
         validFrom = m.validFrom
         validUntil = m.validUntil
         var salt = m.salt.revealedBytes()
         defer { SecureZero.zero(&salt) }
-        keys = try SRTPSessionKeys(masterKey: m.mtk, masterSalt: salt, mki: MasterKeyIdentifier(bytes: m.mki), cipher: cipher)
+        keys = try SRTPSessionKeys(masterKey: m.mtk, masterSalt: salt, mki: MasterKeyIdentifier(bytes: m.mki), cipher: cipher,
+                                   senderIndices: senderIndices)
     }
 
     @inline(__always) func covers(_ t: Int64) -> Bool { t >= validFrom && t < validUntil }
@@ -35,6 +36,19 @@ public enum KeyScheduleError: Error, CustomStringConvertible {
     }
 }
 
+/// Where the packet indices of a key source's senders come from (`DESIGN.md` §7).
+public enum SenderIndexMode: Sendable, Equatable {
+    /// A block of RTP ROC values and one of SRTCP indices per MTK, reserved in the key store
+    /// (committed) before the MTK's first packet: a restart, a replay or a second gateway on
+    /// the same store never uses an index this process used, or the other way round. A fresh
+    /// store's first blocks start at 0.
+    case reserve
+    /// Nothing written: every MTK's indices start at 0 (`replay --key-store-readonly`). The same
+    /// input gives the same bytes on every run — and the same keystreams as anything else that
+    /// protected other traffic under the same MTKs from this store.
+    case unreserved
+}
+
 /// Answers "which key epoch protects session S at t" and "which MIKEY messages are due",
 /// from the key store's time-grid schedule (`KeySchedule`). Extends the store lazily
 /// (`KeyManager.maintain`) when t reaches past the MSKs it holds, so replays of old or
@@ -42,11 +56,44 @@ public enum KeyScheduleError: Error, CustomStringConvertible {
 public final class KeySource {
     public let manager: KeyManager
     public private(set) var schedule: KeySchedule
+    public let senderIndexMode: SenderIndexMode
     private var messageCache: [String: [UInt8]] = [:]
+    /// The blocks this process holds, per MTK (one reservation per MTK, however often its epoch is built).
+    private var senderBlocks: [SenderIndexCounter: SenderIndexBlock] = [:]
+    /// Blocks reserved in the store so far (two per MTK used: ROC and SRTCP).
+    public private(set) var senderIndexReservations = 0
 
-    public init(manager: KeyManager) throws {
+    /// ROC values per block: 2^14 × 2^16 = 2^30 packet indices per SSRC, and 2^14 SEQ jumps,
+    /// per process and MTK; 2^18 processes (restarts) per MTK before the ROC space is used up.
+    public static let rocBlock: UInt64 = 1 << 14
+    /// SRTCP indices per block: 2^18 SRTCP packets per SSRC per process and MTK (three days at
+    /// one a second); 2^13 processes (restarts) per MTK before the 31-bit space is used up.
+    public static let srtcpBlock: UInt64 = 1 << 18
+
+    public init(manager: KeyManager, senderIndices: SenderIndexMode = .reserve) throws {
         self.manager = manager
         self.schedule = try manager.schedule()
+        senderIndexMode = senderIndices
+    }
+
+    /// This process's packet indices under MTK `m`: reserved in the store the first time
+    /// (`SenderIndexMode.reserve`), committed before the epoch, and so before any packet.
+    func senderIndexBlock(for m: ScheduledMTK) throws -> SenderIndexBlock {
+        guard senderIndexMode == .reserve else { return .unrestricted }
+        let rocCounter = SenderIndexCounter(mskID: m.mskID, mtkID: m.mtkID, kind: .rtpROC)
+        if let b = senderBlocks[rocCounter] { return b }
+        let store = manager.store
+        let roc = try store.reserveSenderIndices(rocCounter, count: Self.rocBlock, limit: 1 << 32)
+        let srtcp = try store.reserveSenderIndices(SenderIndexCounter(mskID: m.mskID, mtkID: m.mtkID, kind: .srtcpIndex),
+                                                   count: Self.srtcpBlock, limit: 1 << 31)
+        senderIndexReservations += 2
+        let block = SenderIndexBlock(rocFloor: UInt32(roc), rocLimit: roc + Self.rocBlock,
+                                     srtcpFloor: UInt32(srtcp), srtcpLimit: srtcp + Self.srtcpBlock)
+        // Only the current and next MTK of each session are in use: forget older blocks on long
+        // runs (an MTK that comes back gets a new block, above the old one).
+        if senderBlocks.count >= 256 { senderBlocks.removeAll(keepingCapacity: true) }
+        senderBlocks[rocCounter] = block
+        return block
     }
 
     private func withSchedule<T>(at t: Int64, _ body: (KeySchedule) throws -> T) throws -> T {
@@ -62,7 +109,7 @@ public final class KeySource {
     public func epoch(for session: StreamingSession, at t: Int64) throws -> KeyEpoch {
         do {
             let m = try withSchedule(at: t) { try $0.currentMTK(keyGroup: session.keyGroup, at: Date(timeIntervalSince1970: TimeInterval(t))) }
-            return try KeyEpoch(m, cipher: session.policy.cipher)
+            return try KeyEpoch(m, cipher: session.policy.cipher, senderIndices: try senderIndexBlock(for: m))
         } catch {
             throw KeyScheduleError.schedule(session: session.name, at: t, underlying: "\(error)")
         }

@@ -52,8 +52,9 @@ struct TestGateway {
 
     func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    func replay(_ input: String, output: String) throws -> ReplayJob.Report {
-        try ReplayJob(sessions: sessions, keySource: try KeySource(manager: manager), options: .init(input: input, output: output)).run()
+    func replay(_ input: String, output: String, senderIndices: SenderIndexMode = .reserve) throws -> ReplayJob.Report {
+        try ReplayJob(sessions: sessions, keySource: try KeySource(manager: manager, senderIndices: senderIndices),
+                      options: .init(input: input, output: output)).run()
     }
 }
 

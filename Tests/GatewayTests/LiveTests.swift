@@ -311,6 +311,12 @@ final class LiveCollector: @unchecked Sendable {
         return datagrams.reduce(0) { $0 + ($1.destination == destination ? 1 : 0) }
     }
 
+    /// The payloads received on `destination`, in arrival order.
+    func payloads(_ destination: TransportAddress) -> [[UInt8]] {
+        lock.lock(); defer { lock.unlock() }
+        return datagrams.sorted { $0.time < $1.time }.filter { $0.destination == destination }.map(\.payload)
+    }
+
     /// Everything received, in arrival order, as Ethernet frames with the wall clock of the test.
     func writeCapture(to path: String) throws {
         lock.lock(); let all = datagrams.sorted { $0.time < $1.time }; lock.unlock()
@@ -345,7 +351,9 @@ final class LiveHarness {
     /// Extra `run` arguments.
     let runArguments: [String]
 
-    init(test: String, output withOutput: Bool = true, multicast: Bool = false, ipv6: Bool = false, keysInit: Bool = true) throws {
+    init(test: String, output withOutput: Bool = true, multicast: Bool = false, ipv6: Bool = false, keysInit: Bool = true,
+         mtk: String = "{ period: 4s, announceLead: 1s, repeat: 1s }",
+         protection: String = "{ cipher: aes-256-cm, auth: rccm2, rocRate: 16 }") throws {
         guard let b = LiveHarness.product("mbms-gateway") else {
             throw XCTSkip("mbms-gateway executable not found: build it first (swift build --build-tests)")
         }
@@ -387,10 +395,10 @@ final class LiveHarness {
             keyStore: { path: keys.sqlite, kekFile: kek.hex }
             schedule:
               epoch: 2026-01-01T00:00:00Z
-              mtk: { period: 4s, announceLead: 1s, repeat: 1s }
+              mtk: \(mtk)
               msk: { period: 1d }
             sessions:
-              - { name: live, kind: rtp, destination: "\(input)"\(outputLine), keyGroup: 1, protection: { cipher: aes-256-cm, auth: rccm2, rocRate: 16 } }
+              - { name: live, kind: rtp, destination: "\(input)"\(outputLine), keyGroup: 1, protection: \(protection) }
             """
         try yaml.write(toFile: configPath, atomically: true, encoding: .utf8)
         guard keysInit else { return }
@@ -410,8 +418,9 @@ final class LiveHarness {
     }
 
     /// Starts `run` and waits (bounded) for its first MIKEY message: the sockets are bound then.
-    func start(metrics: String?) throws {
-        collector.start()
+    func start(metrics: String?, startCollector: Bool = true) throws {
+        if startCollector { collector.start() }
+        let before = collector.count(mikey)
         let p = Process()
         p.executableURL = binary
         var args = ["run", "--config", configPath, "--duration", "40", "--log-level", "info"] + runArguments
@@ -425,7 +434,7 @@ final class LiveHarness {
         try p.run()
         process = p
         let deadline = Date().addingTimeInterval(20)
-        while collector.count(mikey) == 0 {
+        while collector.count(mikey) == before {
             guard p.isRunning else {
                 throw LiveTestError("gateway exited (\(p.terminationStatus)) before sending MIKEY:\n\(read("stderr.txt"))")
             }
@@ -437,13 +446,18 @@ final class LiveHarness {
     /// Sends the fixture's payloads to the gateway in capture order, `perBatch` datagrams
     /// per sendmmsg, `pacing` seconds apart.
     func send(_ f: LiveFixture, pacing: Double, perBatch: Int) throws {
+        try send(f.order, pacing: pacing, perBatch: perBatch)
+    }
+
+    /// Sends (payload, isRTCP) datagrams to the gateway's RTP and RTCP ports, in order.
+    func send(_ order: [([UInt8], Bool)], pacing: Double, perBatch: Int) throws {
         let local: IPAddress
         if case .v6 = input.address { local = .v6(0, 1) } else { local = multicast ? .v4(0) : .v4(0x7F00_0001) }
         let socket = try UDPBatchSocket(bind: TransportAddress(local, 0), options: socketOptions, maxBatch: 64)
         let rtcpInput = TransportAddress(input.address, input.port + 1)
         var start = 0
-        while start < f.order.count {
-            let chunk = f.order[start..<min(f.order.count, start + perBatch)]
+        while start < order.count {
+            let chunk = order[start..<min(order.count, start + perBatch)]
             let total = chunk.reduce(0) { $0 + $1.0.count }
             let pool = UnsafeMutableRawPointer.allocate(byteCount: max(1, total), alignment: 16)
             defer { pool.deallocate() }
@@ -475,6 +489,14 @@ final class LiveHarness {
             if n != last { last = n; stableSince = Date() } else if Date().timeIntervalSince(stableSince) > 0.5 { return }
             usleep(50_000)
         }
+    }
+
+    /// kill -9 (no drain, no summary), then waits for the exit; the collector keeps running.
+    func killHard() {
+        guard let p = process else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        process = nil
     }
 
     /// SIGINT, then waits (bounded) for the exit; the collector stops after a short drain.

@@ -20,7 +20,7 @@ final class ReplayPipelineTests: XCTestCase {
         options.threads = threads
         let report = try ReplayJob(sessions: gw.sessions,
                                    downloads: downloads ? try DownloadSession.sessions(of: gw.configuration) : [],
-                                   keySource: try KeySource(manager: gw.manager), options: options).run()
+                                   keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved), options: options).run()
         return (try bytes(output), report)
     }
 
@@ -67,7 +67,7 @@ final class ReplayPipelineTests: XCTestCase {
             var options = ReplayJob.Options(input: input, output: output)
             options.threads = threads
             options.startNanoseconds = 1_790_000_100_500_000_000
-            let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run()
+            let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved), options: options).run()
             return (try bytes(output), report)
         }
         let (one, r1) = try run(1)
@@ -115,7 +115,7 @@ final class ReplayPipelineTests: XCTestCase {
                 var options = ReplayJob.Options(input: input, output: output)
                 options.threads = threads
                 options.checksum = policy
-                let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run()
+                let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved), options: options).run()
                 XCTAssertGreaterThan(report.statistics.sessions.map(\.packetsOut).reduce(0, +), 1000)
                 let out = try Tool.run(Tool.tshark, ["-r", output, "-o", "ip.check_checksum:TRUE", "-o", "udp.check_checksum:TRUE",
                                                      "-T", "fields", "-e", "ip.checksum.status", "-e", "udp.checksum.status", "-e", "udp.checksum"]).stdout
@@ -179,7 +179,7 @@ final class ReplayPipelineTests: XCTestCase {
             var options = ReplayJob.Options(input: input, output: output)
             options.threads = threads
             options.startNanoseconds = 1_577_836_800_000_000_000   // 2020-01-01T00:00:00Z
-            XCTAssertThrowsError(try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run(),
+            XCTAssertThrowsError(try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved), options: options).run(),
                                  "threads \(threads)") { messages.insert("\($0)") }
             XCTAssertFalse(FileManager.default.fileExists(atPath: output), "threads \(threads): a failed run left its output")
         }
@@ -218,7 +218,7 @@ final class ReplayPipelineTests: XCTestCase {
         let out = gw.path("sizes-out.pcap")
         var options = ReplayJob.Options(input: input, output: out)
         options.threads = 3
-        _ = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run()
+        _ = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved), options: options).run()
         let r = try CaptureReader(path: out)
         var k = 0
         while let f = try r.next() {

@@ -26,7 +26,7 @@ final class SessionLookaheadTests: XCTestCase {
         options.threads = threads
         options.scanWholeCapture = wholeScan
         options.startNanoseconds = start
-        let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run(progress: progress)
+        let report = try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved), options: options).run(progress: progress)
         return (try Data(contentsOf: URL(fileURLWithPath: output)), report)
     }
 
@@ -150,7 +150,7 @@ final class SessionLookaheadTests: XCTestCase {
             startNanoseconds: 1_790_000_003_000_000_000, packetsPerStream: 3000).write(to: input)
         let r = try assertSameAsWholeScan(gw, input, "five streams")
         XCTAssertEqual(r.statistics.sessions.filter { $0.mikeySent > 0 }.count, 5)
-        let job = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager),
+        let job = ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved),
                             options: .init(input: input, output: gw.path("five-out.pcap")))
         _ = try job.run()
         XCTAssertGreaterThan(job.lookaheadRecords, frames / 2, "the first stream ends at 7.5 s of 120: its search runs to the end")
@@ -188,7 +188,7 @@ final class SessionLookaheadTests: XCTestCase {
                 var options = ReplayJob.Options(input: input, output: output)
                 options.threads = threads
                 options.scanWholeCapture = wholeScan
-                XCTAssertThrowsError(try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options).run()) { e in
+                XCTAssertThrowsError(try ReplayJob(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager, senderIndices: .unreserved), options: options).run()) { e in
                     XCTAssertTrue("\(e)".contains("cut.pcap") && "\(e)".contains("truncated dump file"), "\(e)")
                 }
                 XCTAssertFalse(FileManager.default.fileExists(atPath: output), "threads \(threads), whole scan \(wholeScan): a failed run left its output")
