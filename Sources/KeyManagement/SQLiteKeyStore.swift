@@ -258,6 +258,18 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         }
     }
 
+    /// Every reserved sender-index counter and the next value no one holds (`keys show`, checks).
+    public func senderIndexReservations() throws -> [SenderIndexCounter: UInt64] {
+        let rows = try pool.read { db in try Row.fetchAll(db, sql: "SELECT keyGroup, keyNumber, mtkID, kind, next FROM senderIndex") }
+        var out: [SenderIndexCounter: UInt64] = [:]
+        for r in rows {
+            let id = MSKID(keyGroup: UInt16(truncatingIfNeeded: r["keyGroup"] as Int64), keyNumber: UInt16(truncatingIfNeeded: r["keyNumber"] as Int64))
+            let kind: SenderIndexCounter.Kind = (r["kind"] as Int64) == 0 ? .rtpROC : .srtcpIndex
+            out[SenderIndexCounter(mskID: id, mtkID: MTKID(UInt16(truncatingIfNeeded: r["mtkID"] as Int64)), kind: kind)] = UInt64(r["next"] as Int64)
+        }
+        return out
+    }
+
     public func mskMessageCounter(ueID: String) throws -> UInt32? {
         try pool.read { db in try Int64.fetchOne(db, sql: "SELECT counter FROM ueCounter WHERE ueID = ?", arguments: [ueID]) }
             .map { UInt32(truncatingIfNeeded: $0) }

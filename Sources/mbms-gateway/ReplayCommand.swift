@@ -16,7 +16,7 @@ struct ReplayCommand: ParsableCommand {
 
             A classic pcap capture in which every session starts within its first 16 MiB is read once: the sessions' starts are found first, and where each stream ends is looked up ahead in the file as replay goes. Otherwise (pcapng, or a session that starts later or never) a first pass reads the whole capture. A run that fails (a damaged capture, say) removes its partial output.
 
-            The output is byte-identical run after run for the same key store, input and --start-time. The key store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's time range are added to it if missing. The store never goes back in time: to replay a capture older than its MSKs, re-time it with --start-time or use a store made with `keys init --at <capture time>`.
+            Every MTK's packet indices (RTP ROC, SRTCP index) come from blocks this run reserves in the key store first, so no two runs — nor a replay and a live `run` on the same store — ever encrypt two packets with one keystream. The first replay on a fresh store and every --key-store-readonly replay give the same bytes for the same input and --start-time; a later replay on a used store gets higher ROCs and SRTCP indices (receivers follow them: RFC 4771). The key store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's time range are added to it if missing. The store never goes back in time: to replay a capture older than its MSKs, re-time it with --start-time or use a store made with `keys init --at <capture time>`.
 
             Example:
               mbms-gateway keys init --config gateway.yaml
@@ -45,6 +45,9 @@ struct ReplayCommand: ParsableCommand {
 
     @Option(name: .long, help: "Also write the summary as JSON to this file.")
     var summaryJSON: String?
+
+    @Flag(name: .long, help: "Read the key store, write nothing to it: MSKs the capture needs beyond the store's are made in memory, and every MTK's packet indices start at 0, so the same input gives the same bytes on every run. The output then shares keystreams with anything else protected from this store under the same MTKs (a live `run`): use it for tests, never on the air.")
+    var keyStoreReadonly = false
 
     @Flag(name: .long, help: "No progress bar even on a terminal.")
     var quiet = false
@@ -77,7 +80,14 @@ struct ReplayCommand: ParsableCommand {
             // A run-time failure, as in `run`: the message and exit status 1, no usage text.
             throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
         }
-        let keySource = try KeySource(manager: manager)
+        let keySource: KeySource
+        if keyStoreReadonly {
+            keySource = try KeySource(manager: KeyManager(configuration: configuration, store: try KeyStoreOverlay(over: manager.store)),
+                                      senderIndices: .unreserved)
+            FileHandle.standardError.write(Data("replay: --key-store-readonly: nothing is written to \(configuration.keyStore.path); packet indices start at 0 under every MTK, so this output shares keystreams with any other traffic protected from this store — keep it off the air\n".utf8))
+        } else {
+            keySource = try KeySource(manager: manager)
+        }
         var options = ReplayJob.Options(input: input, output: output)
         options.dropUnmatched = dropUnmatched
         options.threads = threads

@@ -178,3 +178,50 @@ final class KeystreamReuseTests: XCTestCase {
         XCTAssertGreaterThan(reuse(a2, b2), 1000, "the check sees the keystream reuse of two unreserved replays")
     }
 }
+
+/// `replay --key-store-readonly` writes nothing to the store (not even index reservations or
+/// MSKs for a capture beyond the store's), says why its output must stay off the air, and gives
+/// the same bytes on every run; a plain replay reserves blocks (the store changes).
+final class ReadOnlyReplayTests: XCTestCase {
+    func testKeyStoreReadonlyWritesNothingAndRepeatsItsBytes() throws {
+        let h = try LiveHarness(test: "readonly")
+        defer { h.shutdown() }
+        func capture(_ name: String, startingIn seconds: Double) throws -> String {
+            let path = h.path(name)
+            _ = try SyntheticCapture(source: .v4(0x0A00_0001),
+                                     streams: [.init(destination: h.input, ssrc: 0xAB, packetsPerSecond: 50, payloadBytes: 40...200)],
+                                     startNanoseconds: UInt64(Date().timeIntervalSince1970 + seconds) * 1_000_000_000,
+                                     packetsPerStream: 300).write(to: path)
+            return path
+        }
+        /// What a replay could change: revision (MSKs, high-water mark) and index reservations.
+        func storeState() throws -> String {
+            let configuration = try GatewayConfiguration.load(path: h.configPath)
+            let manager = try KeyManager.openSQLite(configuration: configuration, environment: [:], create: false)
+            let store = try XCTUnwrap(manager.store as? SQLiteKeyStore)
+            let s = try store.snapshot()
+            return "revision \(s.revision), \(s.msks.count) MSKs, high water \(s.highWater ?? -1), reservations \(try store.senderIndexReservations().sorted { "\($0.key)" < "\($1.key)" })"
+        }
+        let soon = try capture("soon.pcap", startingIn: 60)           // inside the store's MSKs
+        let later = try capture("later.pcap", startingIn: 2 * 86_400)  // beyond them: MSKs made in memory
+        let before = try storeState()
+        var outputs: [Data] = []
+        for (k, input) in [soon, soon, later].enumerated() {
+            let out = h.path("ro-\(k).pcap")
+            let (status, stdout, stderr) = try h.runToEnd(["replay", "--config", h.configPath, "--input", input, "--output", out,
+                                                           "--key-store-readonly", "--quiet"])
+            XCTAssertEqual(status, 0, stdout + stderr)
+            XCTAssertTrue(stderr.contains("shares keystreams"), stderr)
+            outputs.append(try Data(contentsOf: URL(fileURLWithPath: out)))
+        }
+        XCTAssertEqual(try storeState(), before, "--key-store-readonly changed the key store")
+        XCTAssertEqual(outputs[0], outputs[1], "the same input gives the same bytes")
+        XCTAssertGreaterThan(outputs[0].count, 300 * 40)
+
+        let (status, stdout, stderr) = try h.runToEnd(["replay", "--config", h.configPath, "--input", soon, "--output", h.path("rw.pcap"), "--quiet"])
+        XCTAssertEqual(status, 0, stdout + stderr)
+        let after = try storeState()
+        XCTAssertNotEqual(after, before, "a plain replay reserves index blocks")
+        XCTAssertTrue(after.contains("RTP ROC"), after)
+    }
+}

@@ -41,28 +41,12 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
     func commit(_ changes: [KeyStoreChange], expectedRevision: Int64) throws -> Int64 {
         lock.lock(); defer { lock.unlock() }
         guard expectedRevision == revision else { throw KeyStoreError.conflict(expected: expectedRevision, found: revision) }
-        // Apply to copies, publish only if every change applied (atomic like the SQLite store).
-        var keyDomainID = self.keyDomainID, grid = self.grid, highWater = self.highWater
-        var groups = self.groups, msks = self.msks
-        for c in changes {
-            switch c {
-            case let .setKeyDomain(k): keyDomainID = k
-            case let .setGrid(g): grid = g
-            case let .advanceHighWater(t): highWater = max(highWater ?? t, t)
-            case let .addKeyGroup(g): groups.append(g)
-            case let .addMSK(m): msks.append(m)
-            case let .setWindow(id, f, u):
-                guard let i = msks.firstIndex(where: { $0.mskID == id }) else { throw KeyStoreError.invalidChange("no \(id)") }
-                msks[i].validFrom = f; msks[i].validUntil = u
-            case let .invalidate(id, t):
-                if let i = msks.firstIndex(where: { $0.mskID == id }) { msks[i].invalidatedAt = t }
-            case let .purgeSecrets(id):
-                if let i = msks.firstIndex(where: { $0.mskID == id }) { msks[i].msk = nil; msks[i].seed = nil }
-            }
-        }
-        self.keyDomainID = keyDomainID; self.grid = grid; self.highWater = highWater
-        self.groups = groups; self.msks = msks
-        revision += 1
+        // Atomic like the SQLite store: `applying` publishes nothing unless every change applies.
+        let next = try KeyStoreSnapshot(revision: revision, keyDomainID: keyDomainID, grid: grid, highWater: highWater,
+                                        keyGroups: groups, msks: msks).applying(changes)
+        keyDomainID = next.keyDomainID; grid = next.grid; highWater = next.highWater
+        groups = next.keyGroups; msks = next.msks
+        revision = next.revision
         return revision
     }
 
