@@ -116,8 +116,11 @@ public enum KeyEncryptionKey {
         defer { SecureZero.zero(&text) }
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            if errno == EEXIST { throw .alreadyExists(path: path) }
-            throw .cannotCreate(path: path, reason: String(cString: strerror(errno)))
+            let e = errno
+            var st = stat()
+            if e == EEXIST, lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFLNK { throw .symbolicLink(path: path) }
+            if e == EEXIST { throw .alreadyExists(path: path) }
+            throw .cannotCreate(path: path, reason: String(cString: strerror(e)))
         }
         defer { close(fd) }
         let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }

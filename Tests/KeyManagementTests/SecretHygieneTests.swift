@@ -75,7 +75,9 @@ final class SecretHygieneTests: XCTestCase {
         }
         // Creating never follows a (dangling) link either.
         XCTAssertEqual(symlink(path("elsewhere.hex"), path("new-link.hex")), 0)
-        XCTAssertThrowsError(try KeyEncryptionKey.createFile(at: path("new-link.hex")))
+        XCTAssertThrowsError(try KeyEncryptionKey.createFile(at: path("new-link.hex"))) {
+            XCTAssertEqual($0 as? KeyEncryptionKeyError, .symbolicLink(path: self.path("new-link.hex")))
+        }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("elsewhere.hex")))
     }
 
