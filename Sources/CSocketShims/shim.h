@@ -38,4 +38,14 @@ static inline void mbms_prefetch(const void *p) { __builtin_prefetch(p, 0, 3); }
 static inline void mbms_futex_wake(uint32_t *word, int waiters) {
     (void)syscall(SYS_futex, word, MBMS_FUTEX_WAKE_PRIVATE, waiters, (void *)0, (void *)0, 0);
 }
+// prctl(2) is variadic (not callable from Swift): PR_SET_DUMPABLE 0 — no core dumps, no
+// ptrace attach by other processes of the same user, /proc/<pid>/mem etc. owned by root.
+#include <sys/prctl.h>
+static inline int mbms_set_dumpable(int dumpable) {
+    return prctl(PR_SET_DUMPABLE, (unsigned long)dumpable, 0UL, 0UL, 0UL);
+}
+static inline int mbms_get_dumpable(void) {
+    return prctl(PR_GET_DUMPABLE, 0UL, 0UL, 0UL, 0UL);
+}
+
 #endif

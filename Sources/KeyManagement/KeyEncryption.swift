@@ -10,6 +10,9 @@ public enum KeyEncryptionKeyError: Error, Equatable, Sendable, CustomStringConve
     case tooOpen(path: String, mode: String)
     case alreadyExists(path: String)
     case cannotCreate(path: String, reason: String)
+    case symbolicLink(path: String)
+    case notRegularFile(path: String)
+    case wrongOwner(path: String, owner: UInt32)
 
     public var description: String {
         switch self {
@@ -25,6 +28,12 @@ public enum KeyEncryptionKeyError: Error, Equatable, Sendable, CustomStringConve
             return "\(path): a key-encryption key file already exists; fix: keep it, or move it away deliberately (the store cannot be read without it)"
         case let .cannotCreate(path, reason):
             return "\(path): cannot create the key-encryption key file (\(reason)); fix: check that the directory exists and is writable"
+        case let .symbolicLink(path):
+            return "\(path): the key-encryption key file is a symbolic link; fix: point MBMS_KEK_FILE or keyStore.kekFile at the file itself"
+        case let .notRegularFile(path):
+            return "\(path): the key-encryption key file is not a regular file; fix: point MBMS_KEK_FILE or keyStore.kekFile at the 64-hex-digit KEK file"
+        case let .wrongOwner(path, owner):
+            return "\(path): the key-encryption key file belongs to uid \(owner), not to this user (uid \(geteuid())); fix: run as its owner, or chown it to this user"
         }
     }
 }
@@ -57,14 +66,36 @@ public enum KeyEncryptionKey {
         return environment[environmentFileVariable] ?? configuredFile
     }
 
+    /// Reads the KEK file through one descriptor (O_NOFOLLOW): what is checked (a regular file,
+    /// ours, no group/other bits; `fstat`) is what is read, whatever happens to the path.
     public static func loadFile(_ path: String) throws(KeyEncryptionKeyError) -> SecretBytes {
+        let fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard fd >= 0 else {
+            if errno == ELOOP { throw .symbolicLink(path: path) }
+            throw .unreadable(path: path)
+        }
+        defer { close(fd) }
         var st = stat()
-        guard stat(path, &st) == 0, let data = FileManager.default.contents(atPath: path) else { throw .unreadable(path: path) }
+        guard fstat(fd, &st) == 0 else { throw .unreadable(path: path) }
+        guard st.st_mode & S_IFMT == S_IFREG else { throw .notRegularFile(path: path) }
+        guard st.st_uid == geteuid() else { throw .wrongOwner(path: path, owner: st.st_uid) }
         guard st.st_mode & 0o077 == 0 else { throw .tooOpen(path: path, mode: String(st.st_mode & 0o777, radix: 8)) }
-        var bytes = [UInt8](data)
+        // 64 hex digits and a newline, some whitespace: anything longer is not a KEK file.
+        var bytes = [UInt8](repeating: 0, count: 4096)
         defer { SecureZero.zero(&bytes) }
-        guard let text = String(bytes: bytes, encoding: .utf8) else { throw .malformed(source: path) }
-        return try decode(text, source: path)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw .unreadable(path: path) }
+            if n == 0 { break }
+            count += n
+        }
+        guard count < bytes.count else { throw .malformed(source: path) }
+        var text = Array(bytes[0..<count])
+        defer { SecureZero.zero(&text) }
+        guard let string = String(validating: text, as: UTF8.self) else { throw .malformed(source: path) }
+        return try decode(string, source: path)
     }
 
     static func decode(_ text: String, source: String) throws(KeyEncryptionKeyError) -> SecretBytes {
@@ -83,10 +114,13 @@ public enum KeyEncryptionKey {
         do { key = try SecretBytes.random(count: length) } catch { throw .cannotCreate(path: path, reason: "\(error)") }
         var text = Array((key.withUnsafeBytes { Hex.encode($0) } + "\n").utf8)
         defer { SecureZero.zero(&text) }
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else {
-            if errno == EEXIST { throw .alreadyExists(path: path) }
-            throw .cannotCreate(path: path, reason: String(cString: strerror(errno)))
+            let e = errno
+            var st = stat()
+            if e == EEXIST, lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFLNK { throw .symbolicLink(path: path) }
+            if e == EEXIST { throw .alreadyExists(path: path) }
+            throw .cannotCreate(path: path, reason: String(cString: strerror(e)))
         }
         defer { close(fd) }
         let written = text.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
@@ -147,6 +181,12 @@ public final class SecretSealer: @unchecked Sendable {
             defer { SecureZero.zero(&plain) }
             return SecretBytes(plain)
         } catch { throw .crypto("\(error)") }
+    }
+
+    /// HMAC-SHA256 under the sealer's MAC key of a canonical row encoding (`StoreRowEncoding`),
+    /// domain-separated from seal tags by a leading 0x02 (seal MAC inputs begin with 0x01).
+    public func rowMAC(_ encoding: [UInt8]) throws(CryptoError) -> [UInt8] {
+        try mac([0x02] + encoding)
     }
 
     private func macInput(context: String, body: [UInt8]) -> [UInt8] {

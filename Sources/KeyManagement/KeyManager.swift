@@ -25,6 +25,14 @@ public final class KeyManager: @unchecked Sendable {
         return KeyManager(configuration: configuration, store: store)
     }
 
+    /// `openSQLite` with the process environment, for the CLI: afterwards `MBMS_KEK` is gone
+    /// from the environment and its bytes from memory (`ProcessEnvironment.scrub`), whether the
+    /// store opened or not, so child processes and /proc/<pid>/environ do not see it.
+    public static func openSQLiteFromProcessEnvironment(configuration: GatewayConfiguration, create: Bool) throws -> KeyManager {
+        defer { ProcessEnvironment.scrub(KeyEncryptionKey.environmentVariable) }
+        return try openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: create)
+    }
+
     private func plan(_ planner: (KeyStoreSnapshot) throws -> [KeyStoreChange]) throws -> KeyStoreSnapshot {
         var attempts = 0
         while true {

@@ -6,32 +6,57 @@ import GRDB
 /// The default `KeyStore`: one SQLite file through GRDB (WAL, `synchronous = FULL`,
 /// migrations), created with mode 0600 (the -wal/-shm files inherit the database file's
 /// mode from SQLite). MSKs and seeds are sealed with `SecretSealer` under the KEK.
+///
+/// Authenticated rows (migration v3): every MSK row, key-group row and the meta row carry an
+/// HMAC (`SecretSealer.rowMAC`) over a canonical encoding of the whole row and the store's
+/// random UUID (`StoreRowEncoding`); the sealed MSK and seed are bound by their context to the
+/// store UUID, kind, MSK ID, SEQl/SEQu, creation time and RAND, and by the row MAC to the rest.
+/// A row edited by hand or a blob copied from another store fails with `KeyStoreError.corrupt`
+/// naming the file and the row. `secure_delete` is on, and a commit that purges secrets
+/// checkpoints and truncates the WAL.
 public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
     public let path: String
     private let pool: DatabasePool
     private let sealer: SecretSealer
+    /// The store's random identity (16 bytes, `meta.storeID`), bound into every seal and row MAC.
+    private let storeID: [UInt8]
+    static let v3 = "v3 authenticated rows"
 
     /// Opens an existing store. `KeyStoreError.notInitialized` when the file does not exist.
     public static func open(path: String, kek: SecretBytes) throws -> SQLiteKeyStore {
+        try refuseSymbolicLink(path)
         guard FileManager.default.fileExists(atPath: path) else { throw KeyStoreError.notInitialized(path: path) }
         return try SQLiteKeyStore(path: path, kek: kek)
     }
 
     /// Opens the store, creating the file with mode 0600 first when it does not exist.
     public static func openOrCreate(path: String, kek: SecretBytes) throws -> SQLiteKeyStore {
-        let fd = Foundation.open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        try refuseSymbolicLink(path)
+        let fd = Foundation.open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         if fd >= 0 {
             close(fd)
+        } else if errno == ELOOP {
+            try refuseSymbolicLink(path)
         } else if errno != EEXIST {
             throw KeyStoreError.io(path: path, reason: "cannot create the key store (\(String(cString: strerror(errno)))); fix: check that the directory exists and is writable")
         }
         return try SQLiteKeyStore(path: path, kek: kek)
     }
 
+    /// SQLite follows symbolic links: a store path that is one is refused (whoever can
+    /// repoint it chooses which file the gateway trusts).
+    static func refuseSymbolicLink(_ path: String) throws {
+        var st = stat()
+        if lstat(path, &st) == 0, st.st_mode & S_IFMT == S_IFLNK {
+            throw KeyStoreError.io(path: path, reason: "the key store path is a symbolic link; fix: point keyStore.path at the file itself")
+        }
+    }
+
     private init(path: String, kek: SecretBytes) throws {
         self.path = path
+        try Self.refuseSymbolicLink(path)
         var st = stat()
-        if stat(path, &st) == 0, st.st_mode & 0o077 != 0 {
+        if lstat(path, &st) == 0, st.st_mode & 0o077 != 0 {
             throw KeyStoreError.io(path: path, reason: "the key store has mode \(String(st.st_mode & 0o777, radix: 8)), readable by others; fix: chmod 600 \(path)")
         }
         sealer = try SecretSealer(kek: kek)
@@ -39,6 +64,8 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         config.prepareDatabase { db in
             // Durable commits: a committed counter survives power loss, not only a crash.
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Freed space (purged sealed secrets, re-sealed rows) is overwritten with zeros.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
         }
         config.busyMode = .timeout(10)
         do {
@@ -47,12 +74,24 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             throw KeyStoreError.io(path: path, reason: "cannot open the key store as SQLite (\(error)); fix: point keyStore.path at a key store file")
         }
         let check = try sealer.checkValue()
-        try Self.migrator(kekCheck: check).migrate(pool)
-        let stored = try pool.read { db in try Data.fetchOne(db, sql: "SELECT kekCheck FROM meta WHERE id = 1") }
-        guard let stored, [UInt8](stored) == check else { throw KeyStoreError.wrongKeyEncryptionKey(path: path) }
+        let migrator = Self.migrator(kekCheck: check, sealer: sealer, path: path)
+        let applied = try pool.read { db in try migrator.appliedIdentifiers(db) }
+        try migrator.migrate(pool)
+        if !applied.isEmpty && !applied.contains(Self.v3) {
+            // The legacy seals were overwritten (secure_delete); move that out of the WAL too.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
+        let meta = try pool.read { db in try Row.fetchOne(db, sql: "SELECT kekCheck, storeID FROM meta WHERE id = 1") }
+        guard let meta, let stored = Data.fromDatabaseValue(meta["kekCheck"]), [UInt8](stored) == check else {
+            throw KeyStoreError.wrongKeyEncryptionKey(path: path)
+        }
+        guard let id = Data.fromDatabaseValue(meta["storeID"]), id.count == StoreRowEncoding.storeIDLength else {
+            throw KeyStoreError.corrupt("\(path): the store UUID in meta is missing or malformed (edited outside mbms-gateway)")
+        }
+        storeID = [UInt8](id)
     }
 
-    static func migrator(kekCheck: [UInt8]) -> DatabaseMigrator {
+    static func migrator(kekCheck: [UInt8], sealer: SecretSealer, path: String) -> DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1 key groups, MSKs, UE counters") { db in
             try db.execute(sql: """
@@ -106,48 +145,145 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                 )
                 """)
         }
+        m.registerMigration(v3) { db in
+            // Issue 16 (4): a random store UUID; every row authenticated; seals re-made under
+            // the new context (store UUID, kind, MSK ID, SEQl/SEQu, createdAt, RAND).
+            guard let stored = try Data.fetchOne(db, sql: "SELECT kekCheck FROM meta WHERE id = 1"), [UInt8](stored) == kekCheck else {
+                throw KeyStoreError.wrongKeyEncryptionKey(path: path)
+            }
+            try db.execute(sql: """
+                ALTER TABLE meta ADD COLUMN storeID BLOB;
+                ALTER TABLE meta ADD COLUMN metaMAC BLOB;
+                ALTER TABLE keyGroup ADD COLUMN rowMAC BLOB;
+                ALTER TABLE msk ADD COLUMN rowMAC BLOB;
+                """)
+            let storeID = try SecureRandom.bytes(count: StoreRowEncoding.storeIDLength)
+            try db.execute(sql: "UPDATE meta SET storeID = ? WHERE id = 1", arguments: [Data(storeID)])
+            for r in try Row.fetchAll(db, sql: "SELECT * FROM msk") {
+                var row = try StoreRowEncoding.MSKRow(r, path: path)
+                func reseal(_ sealed: [UInt8]?, _ kind: String) throws -> [UInt8]? {
+                    guard let sealed else { return nil }
+                    let secret: SecretBytes
+                    do { secret = try sealer.open(sealed, context: "\(kind):\(row.id.hex)") } catch {
+                        throw KeyStoreError.corrupt(StoreRowEncoding.failure(path: path, row: "MSK \(row.id.hex) (\(kind))"))
+                    }
+                    return try sealer.seal(secret, context: row.sealContext(kind, storeID: storeID))
+                }
+                row.sealedMSK = try reseal(row.sealedMSK, "msk")
+                row.sealedSeed = try reseal(row.sealedSeed, "seed")
+                try db.execute(sql: "UPDATE msk SET sealedMSK = ?, sealedSeed = ?, rowMAC = ? WHERE keyGroup = ? AND keyNumber = ?",
+                               arguments: [row.sealedMSK.map { Data($0) }, row.sealedSeed.map { Data($0) },
+                                           Data(try sealer.rowMAC(row.encoding(storeID: storeID))),
+                                           Int64(row.id.keyGroup), Int64(row.id.keyNumber)])
+            }
+            for r in try Row.fetchAll(db, sql: "SELECT * FROM keyGroup") {
+                let g = try StoreRowEncoding.KeyGroupRow(r, path: path)
+                try db.execute(sql: "UPDATE keyGroup SET rowMAC = ? WHERE keyGroup = ?",
+                               arguments: [Data(try sealer.rowMAC(g.encoding(storeID: storeID))), g.keyGroup])
+            }
+            try Self.refreshMetaMAC(db, sealer: sealer, storeID: storeID, path: path)
+        }
         return m
     }
 
-    private func context(_ kind: String, _ id: MSKID) -> String { "\(kind):\(id.hex)" }
+    // MARK: Row authentication
+
+    private func rowFailure(_ row: String) -> KeyStoreError { .corrupt(StoreRowEncoding.failure(path: path, row: row)) }
+
+    /// Checks an MSK row's MAC (constant time); the decoded row when it holds.
+    private func verifiedMSKRow(_ r: Row) throws -> StoreRowEncoding.MSKRow {
+        let row = try StoreRowEncoding.MSKRow(r, path: path)
+        guard let mac = Data.fromDatabaseValue(r["rowMAC"]),
+              constantTimeEquals(try sealer.rowMAC(row.encoding(storeID: storeID)), [UInt8](mac)) else {
+            throw rowFailure("MSK \(row.id.hex)")
+        }
+        return row
+    }
+
+    private func verifiedKeyGroupRow(_ r: Row) throws -> StoreRowEncoding.KeyGroupRow {
+        let row = try StoreRowEncoding.KeyGroupRow(r, path: path)
+        guard let mac = Data.fromDatabaseValue(r["rowMAC"]),
+              constantTimeEquals(try sealer.rowMAC(row.encoding(storeID: storeID)), [UInt8](mac)) else {
+            throw rowFailure("key group \(row.keyGroup)")
+        }
+        return row
+    }
+
+    private static func metaEncoding(_ r: Row, storeID: [UInt8], path: String) throws -> [UInt8] {
+        guard let id = Data.fromDatabaseValue(r["storeID"]), [UInt8](id) == storeID else {
+            throw KeyStoreError.corrupt(StoreRowEncoding.failure(path: path, row: "meta (store UUID)"))
+        }
+        var e = StoreRowEncoding.Encoder("meta", storeID: storeID)
+        guard e.optionalBlob(r["keyDomainID"]) else { throw KeyStoreError.corrupt(StoreRowEncoding.failure(path: path, row: "meta (keyDomainID)")) }
+        for c in ["gridEpoch", "mtkPeriod", "announceLead", "highWater"] {
+            guard e.optionalInt(r[c]) else { throw KeyStoreError.corrupt(StoreRowEncoding.failure(path: path, row: "meta (\(c))")) }
+        }
+        return e.bytes
+    }
+
+    private static func refreshMetaMAC(_ db: Database, sealer: SecretSealer, storeID: [UInt8], path: String) throws {
+        guard let r = try Row.fetchOne(db, sql: "SELECT * FROM meta WHERE id = 1") else { throw KeyStoreError.corrupt("\(path): meta row missing") }
+        let mac = try sealer.rowMAC(try metaEncoding(r, storeID: storeID, path: path))
+        try db.execute(sql: "UPDATE meta SET metaMAC = ? WHERE id = 1", arguments: [Data(mac)])
+    }
+
+    private func verifyMeta(_ r: Row) throws {
+        let expected = try sealer.rowMAC(try Self.metaEncoding(r, storeID: storeID, path: path))
+        guard let mac = Data.fromDatabaseValue(r["metaMAC"]), constantTimeEquals(expected, [UInt8](mac)) else {
+            throw rowFailure("meta (Key Domain ID, time grid, high-water mark)")
+        }
+    }
+
+    private func fetchMSKRow(_ db: Database, _ id: MSKID) throws -> Row? {
+        try Row.fetchOne(db, sql: "SELECT * FROM msk WHERE keyGroup = ? AND keyNumber = ?", arguments: [Int64(id.keyGroup), Int64(id.keyNumber)])
+    }
+
+    private func refreshMSKRowMAC(_ db: Database, _ id: MSKID) throws {
+        guard let r = try fetchMSKRow(db, id) else { return }
+        let row = try StoreRowEncoding.MSKRow(r, path: path)
+        try db.execute(sql: "UPDATE msk SET rowMAC = ? WHERE keyGroup = ? AND keyNumber = ?",
+                       arguments: [Data(try sealer.rowMAC(row.encoding(storeID: storeID))), Int64(id.keyGroup), Int64(id.keyNumber)])
+    }
 
     public func snapshot() throws -> KeyStoreSnapshot {
         let (meta, groups, rows) = try pool.read { db -> (Row?, [Row], [Row]) in
-            (try Row.fetchOne(db, sql: "SELECT revision, keyDomainID, gridEpoch, mtkPeriod, announceLead, highWater FROM meta WHERE id = 1"),
+            (try Row.fetchOne(db, sql: "SELECT * FROM meta WHERE id = 1"),
              try Row.fetchAll(db, sql: "SELECT * FROM keyGroup ORDER BY keyGroup"),
              try Row.fetchAll(db, sql: "SELECT * FROM msk ORDER BY keyGroup, keyNumber"))
         }
-        guard let meta else { throw KeyStoreError.corrupt("meta row missing") }
+        guard let meta else { throw KeyStoreError.corrupt("\(path): meta row missing") }
+        try verifyMeta(meta)
         var kd: KeyDomainID? = nil
-        if let d: Data = meta["keyDomainID"] {
-            guard let k = KeyDomainID(bytes: [UInt8](d)) else { throw KeyStoreError.corrupt("Key Domain ID is not a PLMN identity") }
+        if let d = Data.fromDatabaseValue(meta["keyDomainID"]) {
+            guard let k = KeyDomainID(bytes: [UInt8](d)) else { throw KeyStoreError.corrupt("\(path): Key Domain ID is not a PLMN identity") }
             kd = k
         }
         let keyGroups = try groups.map { r -> KeyGroupRecord in
-            guard let g = KeyGroup(UInt16(truncatingIfNeeded: r["keyGroup"] as Int64)) else { throw KeyStoreError.corrupt("key group 0") }
-            return KeyGroupRecord(keyGroup: g, mtkLength: Int(r["mtkLength"] as Int64), createdAt: r["createdAt"])
+            let row = try verifiedKeyGroupRow(r)
+            guard let g = KeyGroup(UInt16(truncatingIfNeeded: row.keyGroup)) else { throw rowFailure("key group 0") }
+            return KeyGroupRecord(keyGroup: g, mtkLength: Int(row.mtkLength), createdAt: row.createdAt)
         }
         let msks = try rows.map { r -> MSKRecord in
-            guard let g = KeyGroup(UInt16(truncatingIfNeeded: r["keyGroup"] as Int64)) else { throw KeyStoreError.corrupt("key group 0") }
-            let id = MSKID(keyGroup: g, keyNumber: UInt16(truncatingIfNeeded: r["keyNumber"] as Int64))
-            func unseal(_ column: String, _ kind: String) throws -> SecretBytes? {
-                guard let d: Data = r[column] else { return nil }
-                do { return try sealer.open([UInt8](d), context: context(kind, id)) } catch {
-                    throw KeyStoreError.corrupt("\(kind) of MSK \(id.hex) fails authentication")
+            // Every row, purged or not: its window and invalidation matter as much as its keys.
+            let row = try verifiedMSKRow(r)
+            func unseal(_ sealed: [UInt8]?, _ kind: String) throws -> SecretBytes? {
+                guard let sealed else { return nil }
+                do { return try sealer.open(sealed, context: row.sealContext(kind, storeID: storeID)) } catch {
+                    throw rowFailure("MSK \(row.id.hex) (\(kind))")
                 }
             }
-            return MSKRecord(mskID: id, validFrom: r["validFrom"], validUntil: r["validUntil"],
-                             keyValidity: KeyValidity(seqL: UInt16(truncatingIfNeeded: r["seqL"] as Int64),
-                                                      seqU: UInt16(truncatingIfNeeded: r["seqU"] as Int64)),
-                             createdAt: r["createdAt"], invalidatedAt: r["invalidatedAt"],
-                             msk: try unseal("sealedMSK", "msk"), rand: [UInt8](r["rand"] as Data),
-                             seed: try unseal("sealedSeed", "seed"))
+            return MSKRecord(mskID: row.id, validFrom: row.validFrom, validUntil: row.validUntil,
+                             keyValidity: KeyValidity(seqL: UInt16(truncatingIfNeeded: row.seqL), seqU: UInt16(truncatingIfNeeded: row.seqU)),
+                             createdAt: row.createdAt, invalidatedAt: row.invalidatedAt,
+                             msk: try unseal(row.sealedMSK, "msk"), rand: row.rand, seed: try unseal(row.sealedSeed, "seed"))
         }
         var grid: GridParameters? = nil
-        if let e: Int64 = meta["gridEpoch"], let p: Int64 = meta["mtkPeriod"], let l: Int64 = meta["announceLead"] {
+        if let e = Int64.fromDatabaseValue(meta["gridEpoch"]), let p = Int64.fromDatabaseValue(meta["mtkPeriod"]),
+           let l = Int64.fromDatabaseValue(meta["announceLead"]) {
             grid = GridParameters(epoch: e, mtkPeriod: p, announceLead: l)
         }
-        return KeyStoreSnapshot(revision: meta["revision"], keyDomainID: kd, grid: grid, highWater: meta["highWater"],
+        guard let revision = Int64.fromDatabaseValue(meta["revision"]) else { throw KeyStoreError.corrupt("\(path): meta revision is not an integer") }
+        return KeyStoreSnapshot(revision: revision, keyDomainID: kd, grid: grid, highWater: Int64.fromDatabaseValue(meta["highWater"]),
                                 keyGroups: keyGroups, msks: msks)
     }
 
@@ -172,16 +308,30 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             case let .advanceHighWater(t): return .advanceHighWater(t)
             case let .addKeyGroup(g): return .addKeyGroup(g)
             case let .addMSK(m):
-                return .addMSK(m, sealedMSK: try m.msk.map { Data(try sealer.seal($0, context: context("msk", m.mskID))) },
-                               sealedSeed: try m.seed.map { Data(try sealer.seal($0, context: context("seed", m.mskID))) })
+                let row = StoreRowEncoding.MSKRow(m)
+                return .addMSK(m, sealedMSK: try m.msk.map { Data(try sealer.seal($0, context: row.sealContext("msk", storeID: storeID))) },
+                               sealedSeed: try m.seed.map { Data(try sealer.seal($0, context: row.sealContext("seed", storeID: storeID))) })
             case let .setWindow(id, f, u): return .setWindow(id, f, u)
             case let .invalidate(id, t): return .invalidate(id, t)
             case let .purgeSecrets(id): return .purge(id)
             }
         }
-        return try pool.write { db -> Int64 in
+        let newRevision = try pool.write { db -> Int64 in
             let revision = try Int64.fetchOne(db, sql: "SELECT revision FROM meta WHERE id = 1") ?? -1
             guard revision == expectedRevision else { throw KeyStoreError.conflict(expected: expectedRevision, found: revision) }
+            // Never re-MAC (launder) a row edited by hand since the planner's snapshot.
+            guard let meta = try Row.fetchOne(db, sql: "SELECT * FROM meta WHERE id = 1") else { throw KeyStoreError.corrupt("\(path): meta row missing") }
+            try verifyMeta(meta)
+            var touched: [MSKID] = []
+            for p in prepared {
+                switch p {
+                case let .setWindow(id, _, _), let .invalidate(id, _), let .purge(id):
+                    if let r = try fetchMSKRow(db, id) { _ = try verifiedMSKRow(r) }
+                    touched.append(id)
+                case let .addMSK(m, _, _): touched.append(m.mskID)
+                default: break
+                }
+            }
             for p in prepared {
                 switch p {
                 case let .setKeyDomain(d):
@@ -199,8 +349,9 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                 case let .advanceHighWater(t):
                     try db.execute(sql: "UPDATE meta SET highWater = MAX(COALESCE(highWater, ?), ?) WHERE id = 1", arguments: [t, t])
                 case let .addKeyGroup(g):
-                    try db.execute(sql: "INSERT INTO keyGroup (keyGroup, mtkLength, createdAt) VALUES (?, ?, ?)",
-                                   arguments: [Int64(g.keyGroup.rawValue), g.mtkLength, g.createdAt])
+                    let row = StoreRowEncoding.KeyGroupRow(keyGroup: Int64(g.keyGroup.rawValue), mtkLength: Int64(g.mtkLength), createdAt: g.createdAt)
+                    try db.execute(sql: "INSERT INTO keyGroup (keyGroup, mtkLength, createdAt, rowMAC) VALUES (?, ?, ?, ?)",
+                                   arguments: [row.keyGroup, row.mtkLength, row.createdAt, Data(try sealer.rowMAC(row.encoding(storeID: storeID)))])
                 case let .addMSK(m, sm, ss):
                     try db.execute(sql: """
                         INSERT INTO msk (keyGroup, keyNumber, validFrom, validUntil, seqL, seqU, createdAt, invalidatedAt, sealedMSK, rand, sealedSeed)
@@ -223,9 +374,19 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                                    arguments: [Int64(id.keyGroup), Int64(id.keyNumber)])
                 }
             }
+            for id in touched { try refreshMSKRowMAC(db, id) }
+            try Self.refreshMetaMAC(db, sealer: sealer, storeID: storeID, path: path)
             try db.execute(sql: "UPDATE meta SET revision = ? WHERE id = 1", arguments: [revision + 1])
             return revision + 1
         }
+        if prepared.contains(where: { if case .purge = $0 { return true } else { return false } }) {
+            // The purged cells were zeroed in the new page images (secure_delete); copy those
+            // into the database file and truncate the WAL, whose older frames still hold the
+            // sealed secrets. Best effort: the commit stands, and a reader still holding an
+            // old snapshot only delays this to the next purge.
+            _ = try? pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        }
+        return newRevision
     }
 
     public func nextMSKMessageCounter(ueID: String) throws -> UInt32 {

@@ -40,7 +40,7 @@ struct KeysCommand: ParsableCommand {
 
         func manager(_ c: GatewayConfiguration, create: Bool = false) throws -> KeyManager {
             do {
-                return try KeyManager.openSQLite(configuration: c, environment: ProcessInfo.processInfo.environment, create: create)
+                return try KeyManager.openSQLiteFromProcessEnvironment(configuration: c, create: create)
             } catch { throw KeysFailure(error) }
         }
     }
@@ -159,17 +159,27 @@ struct KeysCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "export-ue",
             abstract: "Print, as JSON, what a UE of a key group holds: MSKs, RANDs, SEQl/SEQu, current/next MTK, policy.",
-            discussion: "Contains secret keys: for debugging and tests only.")
+            discussion: "Contains secret keys IN CLEAR: for debugging and tests only. Prefer --output FILE (created with mode 0600); printed to a pipe or file, a warning goes to stderr.")
         @OptionGroup var common: Common
         @Option(name: .long, help: "Key group (1…65535).")
         var keyGroup: UInt16
+        @Option(name: .long, help: "Write the JSON to this file (created with mode 0600, replacing any file there) instead of stdout.")
+        var output: String?
 
         func run() throws {
             let c = try common.load()
             guard let g = KeyGroup(keyGroup) else { throw KeysFailure("--key-group 0: key group 0 is forbidden (TS 33.246 6.3.1); use 1…65535") }
             let m = try common.manager(c)
             do {
-                print(try UEExport.make(schedule: try m.schedule(), configuration: c, keyGroup: g, at: try common.now()).json())
+                let json = try UEExport.make(schedule: try m.schedule(), configuration: c, keyGroup: g, at: try common.now()).json()
+                if let output {
+                    try writeFile(output, Array(json.utf8) + [0x0A])
+                } else {
+                    if isatty(STDOUT_FILENO) == 0 {
+                        FileHandle.standardError.write(Data("warning: export-ue writes MSKs and MTKs in clear to stdout (not a terminal); prefer --output FILE (mode 0600)\n".utf8))
+                    }
+                    print(json)
+                }
             } catch { throw KeysFailure(error) }
         }
     }
@@ -182,13 +192,10 @@ struct KeysFailure: Error, CustomStringConvertible {
     init(_ error: any Error) { description = "\(error)" }
 }
 
-/// Writes a file created with mode 0600 (replacing an existing one).
+/// Writes a file holding secrets (`SecretFile.write`: a new 0600 file renamed over `path`;
+/// a symbolic link is refused).
 func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-    let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-    guard fd >= 0 else { throw KeysFailure("\(path): cannot create (\(String(cString: strerror(errno))))") }
-    defer { close(fd) }
-    let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-    guard n == bytes.count else { throw KeysFailure("\(path): short write") }
+    do { try SecretFile.write(bytes, to: path) } catch { throw KeysFailure(error.description) }
 }
 
 /// The MIKEY builders used by `deliver`.

@@ -75,7 +75,7 @@ struct ReplayCommand: ParsableCommand {
         guard !sessions.isEmpty || !downloads.isEmpty else { throw GatewaySetupError.noSessions(file: config) }
         let manager: KeyManager
         do {
-            manager = try KeyManager.openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: false)
+            manager = try KeyManager.openSQLiteFromProcessEnvironment(configuration: configuration, create: false)
         } catch {
             // A run-time failure, as in `run`: the message and exit status 1, no usage text.
             throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")

@@ -55,6 +55,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Also write the summary as JSON to this file.")
     var summaryJSON: String?
 
+    @Flag(name: .long, help: "Leave the process dumpable (core dumps, ptrace by the same user); by default it is not, since it holds the KEK and keys.")
+    var allowCoreDumps = false
+
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64 (got \(workers))") }
         guard Logger.Level(rawValue: logLevel) != nil else {
@@ -72,6 +75,7 @@ struct RunCommand: ParsableCommand {
     }
 
     func run() throws {
+        if !allowCoreDumps { try ProcessHardening.disableCoreDumps() }
         try checkRuntime()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         LoggingSystem.bootstrap { label in
@@ -91,7 +95,7 @@ struct RunCommand: ParsableCommand {
         guard !sessions.isEmpty || !downloads.isEmpty else { throw RunFailure(GatewaySetupError.noSessions(file: config).description) }
         let manager: KeyManager
         do {
-            manager = try KeyManager.openSQLite(configuration: configuration, environment: ProcessInfo.processInfo.environment, create: false)
+            manager = try KeyManager.openSQLiteFromProcessEnvironment(configuration: configuration, create: false)
         } catch {
             throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
         }
