@@ -98,7 +98,7 @@ final class CLITests: XCTestCase {
         r = try run(["keys", "deliver", "--config", config, "--at", at, "--key-group", "1", "--muk", muk, "--ue-id", "ue1@bsf",
                      "--output", dir + "/msk.bin"], environment: env)
         XCTAssertEqual(r.status, 0, r.output)
-        r = try run(["keys", "export-ue", "--config", config, "--at", at, "--key-group", "1"], environment: env, stdout: dir + "/export.json")
+        r = try run(["keys", "export-ue", "--config", config, "--at", at, "--key-group", "1", "--output", dir + "/export.json"], environment: env)
         XCTAssertEqual(r.status, 0, r.output)
 
         let export = try JSONDecoder().decode(UEExport.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/export.json")))
