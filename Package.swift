@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "FLUTE", targets: ["FLUTE"]),
         .library(name: "DCF", targets: ["DCF"]),
         .library(name: "Receiver", targets: ["Receiver"]),
+        .library(name: "KeyServer", targets: ["KeyServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -85,6 +86,8 @@ let package = Package(
         .target(name: "DCF", dependencies: ["CryptoCore"]),
         // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
         .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "FLUTE", "DCF"]),
+        // The BM-SC Key Request function's pure core (DESIGN.md §11): GBA NAF keys, Digest, XML bodies, request state machine.
+        .target(name: "KeyServer", dependencies: ["CryptoCore", "MIKEY"]),
 
         .executableTarget(
             name: "mbms-gateway",
@@ -122,6 +125,7 @@ let package = Package(
         .testTarget(name: "KeyManagementTests", dependencies: ["TestSupport", "KeyManagement", "MIKEY", "CryptoCore"]),
         .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
         .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
+        .testTarget(name: "KeyServerTests", dependencies: ["KeyServer", "CryptoCore", "MIKEY", "TestSupport"]),
         .testTarget(name: "ReceiverTests", dependencies: ["TestSupport", "Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )
