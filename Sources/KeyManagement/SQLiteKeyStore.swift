@@ -183,7 +183,45 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             }
             try Self.refreshMetaMAC(db, sealer: sealer, storeID: storeID, path: path)
         }
+        m.registerMigration("v4 counter row MACs") { db in
+            // DESIGN.md §7: a counter edited down would hand out a MIKEY TS or a packet index
+            // again; each counter row is authenticated like the MSK rows.
+            try db.execute(sql: """
+                ALTER TABLE senderIndex ADD COLUMN rowMAC BLOB;
+                ALTER TABLE ueCounter ADD COLUMN rowMAC BLOB;
+                """)
+            guard let id = try Data.fetchOne(db, sql: "SELECT storeID FROM meta WHERE id = 1"), id.count == StoreRowEncoding.storeIDLength else {
+                throw KeyStoreError.corrupt("\(path): the store UUID in meta is missing or malformed (edited outside mbms-gateway)")
+            }
+            let storeID = [UInt8](id)
+            for r in try Row.fetchAll(db, sql: "SELECT keyGroup, keyNumber, mtkID, kind, next FROM senderIndex") {
+                let key: [Int64] = [r["keyGroup"], r["keyNumber"], r["mtkID"], r["kind"]]
+                try db.execute(sql: "UPDATE senderIndex SET rowMAC = ? WHERE keyGroup = ? AND keyNumber = ? AND mtkID = ? AND kind = ?",
+                               arguments: StatementArguments([Data(try sealer.rowMAC(senderIndexEncoding(key, next: r["next"], storeID: storeID)))] + key))
+            }
+            for r in try Row.fetchAll(db, sql: "SELECT ueID, counter FROM ueCounter") {
+                let ueID: String = r["ueID"]
+                try db.execute(sql: "UPDATE ueCounter SET rowMAC = ? WHERE ueID = ?",
+                               arguments: [Data(try sealer.rowMAC(ueCounterEncoding(ueID, counter: r["counter"], storeID: storeID))), ueID])
+            }
+        }
         return m
+    }
+
+    /// Canonical bytes of a `senderIndex` row: key group, key number, MTK ID, kind, next.
+    static func senderIndexEncoding(_ key: [Int64], next: Int64, storeID: [UInt8]) -> [UInt8] {
+        var e = StoreRowEncoding.Encoder("senderIndex", storeID: storeID)
+        for k in key { e.int(k) }
+        e.int(next)
+        return e.bytes
+    }
+
+    /// Canonical bytes of a `ueCounter` row: the UE ID (UTF-8) and its counter.
+    static func ueCounterEncoding(_ ueID: String, counter: Int64, storeID: [UInt8]) -> [UInt8] {
+        var e = StoreRowEncoding.Encoder("ueCounter", storeID: storeID)
+        e.blob(Array(ueID.utf8))
+        e.int(counter)
+        return e.bytes
     }
 
     // MARK: Row authentication
@@ -391,29 +429,48 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
 
     public func nextMSKMessageCounter(ueID: String) throws -> UInt32 {
         let v = try pool.write { db -> Int64 in
+            var counter: Int64 = 1
+            if let r = try Row.fetchOne(db, sql: "SELECT counter, rowMAC FROM ueCounter WHERE ueID = ?", arguments: [ueID]) {
+                let stored = try verifiedCounter(r, "counter", mac: { Self.ueCounterEncoding(ueID, counter: $0, storeID: self.storeID) }, row: "MIKEY counter of UE \(ueID)")
+                counter = stored + 1
+            }
             try db.execute(sql: """
-                INSERT INTO ueCounter (ueID, counter) VALUES (?, 1)
-                ON CONFLICT (ueID) DO UPDATE SET counter = counter + 1
-                """, arguments: [ueID])
-            return try Int64.fetchOne(db, sql: "SELECT counter FROM ueCounter WHERE ueID = ?", arguments: [ueID]) ?? 0
+                INSERT INTO ueCounter (ueID, counter, rowMAC) VALUES (?, ?, ?)
+                ON CONFLICT (ueID) DO UPDATE SET counter = excluded.counter, rowMAC = excluded.rowMAC
+                """, arguments: [ueID, counter, Data(try sealer.rowMAC(Self.ueCounterEncoding(ueID, counter: counter, storeID: storeID)))])
+            return counter
         }
         // The transaction is committed (synchronous = FULL) before the value is returned.
         return UInt32(truncatingIfNeeded: v)
     }
 
+    /// A counter column whose row MAC holds (constant time), else the corrupt-store error naming the row.
+    private func verifiedCounter(_ r: Row, _ column: String, mac encoding: (Int64) -> [UInt8], row: String) throws -> Int64 {
+        guard case .int64(let value) = (r[column] as DatabaseValue).storage, value >= 0,
+              let mac = Data.fromDatabaseValue(r["rowMAC"]),
+              constantTimeEquals(try sealer.rowMAC(encoding(value)), [UInt8](mac)) else { throw rowFailure(row) }
+        return value
+    }
+
     public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
         let key: [DatabaseValueConvertible] = [Int64(counter.mskID.keyGroup), Int64(counter.mskID.keyNumber),
                                                Int64(counter.mtkID.rawValue), Int64(counter.kind.rawValue)]
+        let keyValues = key.compactMap { $0 as? Int64 }
         return try pool.write { db -> UInt64 in
-            let first = try Int64.fetchOne(db, sql: "SELECT next FROM senderIndex WHERE keyGroup = ? AND keyNumber = ? AND mtkID = ? AND kind = ?",
-                                           arguments: StatementArguments(key)) ?? 0
-            guard first >= 0, UInt64(first) <= limit, count <= limit - UInt64(first) else {
+            var first: Int64 = 0
+            if let r = try Row.fetchOne(db, sql: "SELECT next, rowMAC FROM senderIndex WHERE keyGroup = ? AND keyNumber = ? AND mtkID = ? AND kind = ?",
+                                        arguments: StatementArguments(key)) {
+                first = try verifiedCounter(r, "next", mac: { Self.senderIndexEncoding(keyValues, next: $0, storeID: self.storeID) },
+                                            row: "\(counter)")
+            }
+            guard UInt64(first) <= limit, count <= limit - UInt64(first) else {
                 throw KeyStoreError.senderIndicesExhausted("\(counter)")
             }
+            let next = first + Int64(count)
             try db.execute(sql: """
-                INSERT INTO senderIndex (keyGroup, keyNumber, mtkID, kind, next) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT (keyGroup, keyNumber, mtkID, kind) DO UPDATE SET next = excluded.next
-                """, arguments: StatementArguments(key + [first + Int64(count)]))
+                INSERT INTO senderIndex (keyGroup, keyNumber, mtkID, kind, next, rowMAC) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (keyGroup, keyNumber, mtkID, kind) DO UPDATE SET next = excluded.next, rowMAC = excluded.rowMAC
+                """, arguments: StatementArguments(key + [next, Data(try sealer.rowMAC(Self.senderIndexEncoding(keyValues, next: next, storeID: storeID)))]))
             // Committed (synchronous = FULL) when `write` returns, before anyone uses the block.
             return UInt64(first)
         }
@@ -421,26 +478,37 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
 
     /// Every reserved sender-index counter and the next value no one holds (`keys show`, checks).
     public func senderIndexReservations() throws -> [SenderIndexCounter: UInt64] {
-        let rows = try pool.read { db in try Row.fetchAll(db, sql: "SELECT keyGroup, keyNumber, mtkID, kind, next FROM senderIndex") }
+        let rows = try pool.read { db in try Row.fetchAll(db, sql: "SELECT keyGroup, keyNumber, mtkID, kind, next, rowMAC FROM senderIndex") }
         var out: [SenderIndexCounter: UInt64] = [:]
         for r in rows {
-            let id = MSKID(keyGroup: UInt16(truncatingIfNeeded: r["keyGroup"] as Int64), keyNumber: UInt16(truncatingIfNeeded: r["keyNumber"] as Int64))
-            let kind: SenderIndexCounter.Kind = (r["kind"] as Int64) == 0 ? .rtpROC : .srtcpIndex
-            out[SenderIndexCounter(mskID: id, mtkID: MTKID(UInt16(truncatingIfNeeded: r["mtkID"] as Int64)), kind: kind)] = UInt64(r["next"] as Int64)
+            let key = ["keyGroup", "keyNumber", "mtkID", "kind"].compactMap { Int64.fromDatabaseValue(r[$0]) }
+            guard key.count == 4, (0...1).contains(key[3]) else { throw rowFailure("sender index reservation") }
+            let id = MSKID(keyGroup: UInt16(truncatingIfNeeded: key[0]), keyNumber: UInt16(truncatingIfNeeded: key[1]))
+            let counter = SenderIndexCounter(mskID: id, mtkID: MTKID(UInt16(truncatingIfNeeded: key[2])), kind: key[3] == 0 ? .rtpROC : .srtcpIndex)
+            out[counter] = UInt64(try verifiedCounter(r, "next", mac: { Self.senderIndexEncoding(key, next: $0, storeID: self.storeID) },
+                                                      row: "\(counter)"))
         }
         return out
     }
 
     public func mskMessageCounter(ueID: String) throws -> UInt32? {
-        try pool.read { db in try Int64.fetchOne(db, sql: "SELECT counter FROM ueCounter WHERE ueID = ?", arguments: [ueID]) }
-            .map { UInt32(truncatingIfNeeded: $0) }
+        guard let r = try pool.read({ db in try Row.fetchOne(db, sql: "SELECT counter, rowMAC FROM ueCounter WHERE ueID = ?", arguments: [ueID]) }) else {
+            return nil
+        }
+        let v = try verifiedCounter(r, "counter", mac: { Self.ueCounterEncoding(ueID, counter: $0, storeID: self.storeID) },
+                                    row: "MIKEY counter of UE \(ueID)")
+        return UInt32(truncatingIfNeeded: v)
     }
 
-    /// All UE counters (for consistency checks and `keys show`).
+    /// All UE counters (for consistency checks and `keys show`), each row's MAC checked.
     public func allMSKMessageCounters() throws -> [String: Int64] {
-        let rows = try pool.read { db in try Row.fetchAll(db, sql: "SELECT ueID, counter FROM ueCounter") }
+        let rows = try pool.read { db in try Row.fetchAll(db, sql: "SELECT ueID, counter, rowMAC FROM ueCounter") }
         var out: [String: Int64] = [:]
-        for r in rows { out[r["ueID"]] = r["counter"] }
+        for r in rows {
+            guard let ueID = String.fromDatabaseValue(r["ueID"]) else { throw rowFailure("MIKEY counter (UE ID)") }
+            out[ueID] = try verifiedCounter(r, "counter", mac: { Self.ueCounterEncoding(ueID, counter: $0, storeID: self.storeID) },
+                                            row: "MIKEY counter of UE \(ueID)")
+        }
         return out
     }
 
