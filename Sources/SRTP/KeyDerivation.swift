@@ -42,18 +42,18 @@ public enum SRTPKeyDerivation {
         return SessionKeyMaterial(
             srtpEncryptionKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtpEncryption, length: n),
             srtpAuthenticationKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtpAuthentication, length: authenticationKeyLength),
-            srtpSalt: try derive(prf: prf, masterSalt: masterSalt, label: .srtpSalt, length: masterSaltLength),
+            srtpSalt: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtpSalt, length: masterSaltLength),
             srtcpEncryptionKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtcpEncryption, length: n),
             srtcpAuthenticationKey: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtcpAuthentication, length: authenticationKeyLength),
-            srtcpSalt: try derive(prf: prf, masterSalt: masterSalt, label: .srtcpSalt, length: masterSaltLength))
+            srtcpSalt: try deriveSecret(prf: prf, masterSalt: masterSalt, label: .srtcpSalt, length: masterSaltLength))
     }
 
     public struct SessionKeyMaterial: Sendable {
         public let srtpEncryptionKey: SecretBytes
         public let srtpAuthenticationKey: SecretBytes
-        public let srtpSalt: [UInt8]
+        public let srtpSalt: SecretBytes
         public let srtcpEncryptionKey: SecretBytes
         public let srtcpAuthenticationKey: SecretBytes
-        public let srtcpSalt: [UInt8]
+        public let srtcpSalt: SecretBytes
     }
 }

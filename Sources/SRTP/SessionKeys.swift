@@ -102,10 +102,14 @@ struct SaltWords: Sendable {
     let high: UInt64   // IV octets 0...7
     let low: UInt64    // IV octets 8...15 (salt octets 8...13, then 00 00)
 
-    init(_ salt: [UInt8]) {
+    /// From a 112-bit session salt (held as `SecretBytes`, so no copy of it outlives the keys).
+    init(_ salt: SecretBytes) {
         var h: UInt64 = 0, l: UInt64 = 0
-        for i in 0..<8 { h = h << 8 | UInt64(salt[i]) }
-        for i in 8..<14 { l = l << 8 | UInt64(salt[i]) }
+        salt.withUnsafeBytes { b in
+            guard b.count >= 14 else { return }
+            for i in 0..<8 { h = h << 8 | UInt64(b[i]) }
+            for i in 8..<14 { l = l << 8 | UInt64(b[i]) }
+        }
         high = h
         low = l << 16
     }
