@@ -59,7 +59,7 @@ public final class KeySource {
     public let senderIndexMode: SenderIndexMode
     private var messageCache: [String: [UInt8]] = [:]
     /// The blocks this process holds, per MTK (one reservation per MTK, however often its epoch is built).
-    private var senderBlocks: [SenderIndexCounter: SenderIndexBlock] = [:]
+    private var senderBlocks: [SenderIndexCounter: (block: SenderIndexBlock, validUntil: Int64)] = [:]
     /// Blocks reserved in the store so far (two per MTK used: ROC and SRTCP).
     public private(set) var senderIndexReservations = 0
 
@@ -81,7 +81,7 @@ public final class KeySource {
     func senderIndexBlock(for m: ScheduledMTK) throws -> SenderIndexBlock {
         guard senderIndexMode == .reserve else { return .unrestricted }
         let rocCounter = SenderIndexCounter(mskID: m.mskID, mtkID: m.mtkID, kind: .rtpROC)
-        if let b = senderBlocks[rocCounter] { return b }
+        if let b = senderBlocks[rocCounter] { return b.block }
         let store = manager.store
         let roc = try store.reserveSenderIndices(rocCounter, count: Self.rocBlock, limit: 1 << 32)
         let srtcp = try store.reserveSenderIndices(SenderIndexCounter(mskID: m.mskID, mtkID: m.mtkID, kind: .srtcpIndex),
@@ -89,10 +89,11 @@ public final class KeySource {
         senderIndexReservations += 2
         let block = SenderIndexBlock(rocFloor: UInt32(roc), rocLimit: roc + Self.rocBlock,
                                      srtcpFloor: UInt32(srtcp), srtcpLimit: srtcp + Self.srtcpBlock)
-        // Only the current and next MTK of each session are in use: forget older blocks on long
-        // runs (an MTK that comes back gets a new block, above the old one).
-        if senderBlocks.count >= 256 { senderBlocks.removeAll(keepingCapacity: true) }
-        senderBlocks[rocCounter] = block
+        // Only the current and next MTK of each session are in use: on long runs, forget the
+        // blocks of MTKs that ended before this one began (one that comes back, in a replay whose
+        // clock goes back, gets a new block above the old one).
+        if senderBlocks.count >= 1024 { senderBlocks = senderBlocks.filter { $0.value.validUntil > m.validFrom } }
+        senderBlocks[rocCounter] = (block, m.validUntil)
         return block
     }
 

@@ -104,15 +104,7 @@ final class KeystreamReuseTests: XCTestCase {
         // The UE side: `receive` decrypts the whole capture, across the SEQ regression and the restart.
         let pcap = h.path("out.pcap")
         try h.collector.writeCapture(to: pcap)
-        let muk = try SecretBytes.random(count: 32)
-        try h.writeSecret("muk.hex", muk.revealedBytes().map { String(format: "%02x", $0) }.joined())
-        var r = try h.runToEnd(["keys", "deliver", "--config", h.configPath, "--key-group", "1",
-                                "--muk-file", h.path("muk.hex"), "--ue-id", "ue-keystream@example", "--output", h.path("msk.bin")])
-        XCTAssertEqual(r.0, 0, "keys deliver: \(r.1)\(r.2)")
-        let plain = h.path("plain.pcap")
-        r = try h.runToEnd(["receive", "--input", pcap, "--output", plain, "--muk-file", h.path("muk.hex"), "--ue-id", "ue-keystream@example",
-                            "--config", h.configPath, "--msk-message", h.path("msk.bin")])
-        XCTAssertEqual(r.0, 0, "receive: \(r.1)\(r.2)")
+        let plain = try h.receive(pcap, keyGroup: 1, muk: try SecretBytes.random(count: 32), ueID: "ue-keystream@example")
         var decrypted: [[UInt8]] = []
         for f in try readFrames(plain) where f.udp?.destination == h.output { decrypted.append(f.payload) }
         XCTAssertEqual(decrypted, sentRTP, "receive: every SRTP packet decrypts to what was sent, in order (no loss at the jump or the restart)")

@@ -117,14 +117,7 @@ final class LiveTests: XCTestCase {
         // decrypted and no TS 33.246 rule was broken (MTK used before its MIKEY message, MIKEY to
         // an address other than the SRTP's, ...). Late-join packets are held until the ROC is
         // known, so every RTP packet that came out is in the plaintext capture.
-        try h.writeSecret("muk.hex", muk.revealedBytes().map { String(format: "%02x", $0) }.joined())
-        var r = try h.runToEnd(["keys", "deliver", "--config", h.configPath, "--key-group", "\(session.keyGroup.rawValue)",
-                                "--muk-file", h.path("muk.hex"), "--ue-id", "ue-live@example", "--output", h.path("msk.bin")])
-        XCTAssertEqual(r.0, 0, "keys deliver: \(r.1)\(r.2)")
-        let plain = h.path("plain.pcap")
-        r = try h.runToEnd(["receive", "--input", pcap, "--output", plain, "--muk-file", h.path("muk.hex"), "--ue-id", "ue-live@example",
-                            "--config", h.configPath, "--msk-message", h.path("msk.bin")])
-        XCTAssertEqual(r.0, 0, "receive: \(r.1)\(r.2)")
+        let plain = try h.receive(pcap, keyGroup: session.keyGroup.rawValue, muk: muk, ueID: "ue-live@example")
         var received = Set<UInt16>(), receivedRTCP = 0
         for f in try readFrames(plain) {
             guard let u = f.udp else { continue }
@@ -489,6 +482,22 @@ final class LiveHarness {
             if n != last { last = n; stableSince = Date() } else if Date().timeIntervalSince(stableSince) > 0.5 { return }
             usleep(50_000)
         }
+    }
+
+    /// The UE side through the binary: `keys deliver` makes the MSK message for this MUK, then
+    /// `receive` decrypts `capture` (exit 0: every SRTP/SRTCP packet decrypted, no TS 33.246 rule
+    /// broken). Returns the plaintext capture's path.
+    func receive(_ capture: String, keyGroup: UInt16, muk: SecretBytes, ueID: String,
+                 file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        try writeSecret("muk.hex", muk.revealedBytes().map { String(format: "%02x", $0) }.joined())
+        var r = try runToEnd(["keys", "deliver", "--config", configPath, "--key-group", "\(keyGroup)",
+                              "--muk-file", path("muk.hex"), "--ue-id", ueID, "--output", path("msk.bin")])
+        XCTAssertEqual(r.0, 0, "keys deliver: \(r.1)\(r.2)", file: file, line: line)
+        let plain = path("plain.pcap")
+        r = try runToEnd(["receive", "--input", capture, "--output", plain, "--muk-file", path("muk.hex"), "--ue-id", ueID,
+                          "--config", configPath, "--msk-message", path("msk.bin")])
+        XCTAssertEqual(r.0, 0, "receive: \(r.1)\(r.2)", file: file, line: line)
+        return plain
     }
 
     /// kill -9 (no drain, no summary), then waits for the exit; the collector keeps running.
