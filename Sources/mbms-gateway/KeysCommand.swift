@@ -1,6 +1,7 @@
 import ArgumentParser
 import CryptoCore
 import Foundation
+import Gateway
 import KeyManagement
 
 /// `mbms-gateway keys …`: thin wrappers over `KeyManagement`. Only this layer reads the clock.
@@ -85,7 +86,26 @@ struct KeysCommand: ParsableCommand {
             let m = try common.manager(c)
             do {
                 print(KeyReport.show(schedule: try m.schedule(), configuration: c, at: try common.now(), reveal: reveal))
+                if let sqlite = m.store as? SQLiteKeyStore {
+                    print(Self.reservations(try sqlite.senderIndexReservations()))
+                }
             } catch { throw KeysFailure(error) }
+        }
+
+        /// DESIGN.md §7: per MTK, how far the RTP ROC and SRTCP index blocks handed to processes
+        /// (runs, restarts, replays) reach.
+        static func reservations(_ r: [SenderIndexCounter: UInt64]) -> String {
+            guard !r.isEmpty else { return "\npacket-index blocks reserved: none yet (no MTK has protected a packet)" }
+            var lines = ["", "packet-index blocks reserved (next free value; blocks of \(KeySource.rocBlock) ROCs, \(KeySource.srtcpBlock) SRTCP indices):"]
+            let mtks = Dictionary(grouping: r.keys) { UInt64($0.mskID.rawValue) << 16 | UInt64($0.mtkID.rawValue) }
+            for key in mtks.keys.sorted().suffix(8) {
+                guard let any = mtks[key]?.first else { continue }
+                let roc = r[SenderIndexCounter(mskID: any.mskID, mtkID: any.mtkID, kind: .rtpROC)] ?? 0
+                let srtcp = r[SenderIndexCounter(mskID: any.mskID, mtkID: any.mtkID, kind: .srtcpIndex)] ?? 0
+                lines.append("  MSK \(any.mskID.hex) MTK ID \(any.mtkID.rawValue): ROC \(roc) (\(roc / KeySource.rocBlock) block(s)), SRTCP index \(srtcp)")
+            }
+            if mtks.count > 8 { lines.append("  (\(mtks.count - 8) older MTKs not shown)") }
+            return lines.joined(separator: "\n")
         }
     }
 
