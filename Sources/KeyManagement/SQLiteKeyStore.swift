@@ -16,10 +16,10 @@ import GRDB
 /// checkpoints and truncates the WAL.
 public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
     public let path: String
-    private let pool: DatabasePool
-    private let sealer: SecretSealer
+    let pool: DatabasePool
+    let sealer: SecretSealer
     /// The store's random identity (16 bytes, `meta.storeID`), bound into every seal and row MAC.
-    private let storeID: [UInt8]
+    let storeID: [UInt8]
     static let v3 = "v3 authenticated rows"
 
     /// Opens an existing store. `KeyStoreError.notInitialized` when the file does not exist.
@@ -205,6 +205,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                                arguments: [Data(try sealer.rowMAC(ueCounterEncoding(ueID, counter: r["counter"], storeID: storeID))), ueID])
             }
         }
+        registerKeyServerMigration(&m)
         return m
     }
 
@@ -226,7 +227,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
 
     // MARK: Row authentication
 
-    private func rowFailure(_ row: String) -> KeyStoreError { .corrupt(StoreRowEncoding.failure(path: path, row: row)) }
+    func rowFailure(_ row: String) -> KeyStoreError { .corrupt(StoreRowEncoding.failure(path: path, row: row)) }
 
     /// Checks an MSK row's MAC (constant time); the decoded row when it holds.
     private func verifiedMSKRow(_ r: Row) throws -> StoreRowEncoding.MSKRow {
