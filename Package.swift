@@ -125,7 +125,9 @@ let package = Package(
         .testTarget(name: "KeyManagementTests", dependencies: ["TestSupport", "KeyManagement", "MIKEY", "CryptoCore"]),
         .testTarget(name: "FLUTETests", dependencies: ["FLUTE"]),
         .testTarget(name: "DCFTests", dependencies: ["DCF", "CryptoCore"]),
-        .testTarget(name: "KeyServerTests", dependencies: ["KeyServer", "CryptoCore", "MIKEY", "TestSupport"]),
+        // Vectors/keyserver.json: a copy of ../shared/spec/vectors/keyserver.json.
+        .testTarget(name: "KeyServerTests", dependencies: ["KeyServer", "CryptoCore", "MIKEY", "TestSupport"],
+                    resources: [.copy("Vectors")]),
         .testTarget(name: "ReceiverTests", dependencies: ["TestSupport", "Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )

@@ -142,8 +142,10 @@ public struct DigestCredentials: Equatable, Sendable {
                 }
                 guard closed else { throw .unterminatedQuotedString(offset: open) }
             } else {
+                // Bare value: a token per RFC 7235, tolerantly any visible bytes up to ',' or
+                // white space (UEs send e.g. realm=3GPP-bootstrapping@host unquoted).
                 let valueStart = i
-                while i < b.count, isTokenByte(b[i]) || b[i] == UInt8(ascii: "/") { i += 1 }
+                while i < b.count, b[i] > 0x20, b[i] != 0x7F, b[i] != UInt8(ascii: ","), b[i] != UInt8(ascii: "\"") { i += 1 }
                 guard i > valueStart else { throw .malformed(offset: i, rule: "expected a token or quoted string for \(name), RFC 7235 2.1") }
                 value = Array(b[valueStart..<i])
             }

@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import MIKEY
 
 /// Header fields in order; names compared case-insensitively (RFC 7230 3.2).
 public struct HTTPHeaderFields: Equatable, Sendable, ExpressibleByDictionaryLiteral {

@@ -6,17 +6,8 @@ import Darwin
 import Foundation
 import MIKEY
 
-/// A Key Group within a Key Domain: what an MSK request names and what a user service uses
-/// (TS 33.246 6.3.1; `DESIGN.md` §2).
-public struct KeyGroupReference: Hashable, Sendable, CustomStringConvertible {
-    public var keyDomainID: KeyDomainID
-    public var keyGroup: UInt16
-    public init(keyDomainID: KeyDomainID, keyGroup: UInt16) {
-        self.keyDomainID = keyDomainID
-        self.keyGroup = keyGroup
-    }
-    public var description: String { "key group \(keyGroup) of \(keyDomainID)" }
-}
+// Key groups are MIKEY.KeyGroupReference (Key Domain ID + Key Group, TS 33.246 6.3.1): one
+// definition of each spec identifier in the package (DESIGN.md §3).
 
 /// Who may register to a user service.
 public enum RegistrationAdmission: Sendable, Equatable {

@@ -1,5 +1,6 @@
 import CryptoCore
 import Foundation
+import MIKEY
 
 /// A UE's registrations (TS 33.246 6.3.2.1), keyed by IMPI so that a re-bootstrapped UE (new
 /// B-TID, same IMPI, 6.1) keeps them.
