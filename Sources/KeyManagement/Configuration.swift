@@ -193,6 +193,10 @@ public struct GatewayConfiguration: Hashable, Sendable {
     public var keyStore: KeyStoreConfiguration
     public var schedule: ScheduleConfiguration
     public var sessions: [SessionConfiguration]
+    /// The UE-facing key server (`keyserver`, `run --keyserver`); nil when not configured.
+    public var keyServer: KeyServerSettings? = nil
+    /// MBMS User Services the key server admits registrations to.
+    public var userServices: [UserServiceSettings] = []
 
     public func session(forKeyGroup g: KeyGroup) -> SessionConfiguration? { sessions.first { $0.keyGroup == g } }
     public var keyGroups: [KeyGroup] { sessions.map(\.keyGroup).sorted() }
@@ -213,6 +217,16 @@ public struct GatewayConfiguration: Hashable, Sendable {
             let dir = (path as NSString).deletingLastPathComponent
             c.keyStore.kekFile = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(k)
         }
+        let dir = (path as NSString).deletingLastPathComponent
+        func beside(_ p: String?) -> String? {
+            guard let p, !p.hasPrefix("/") else { return p }
+            return ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(p)
+        }
+        if var k = c.keyServer {
+            k.tlsCertificate = beside(k.tlsCertificate)
+            k.tlsKey = beside(k.tlsKey)
+            c.keyServer = k
+        }
         return c
     }
 
@@ -225,7 +239,7 @@ public struct GatewayConfiguration: Hashable, Sendable {
 
 // MARK: - Parser
 
-private struct ConfigParser {
+struct ConfigParser {
     let file: String
 
     func fail(_ node: Node?, _ key: String, _ value: String?, _ problem: String, _ fix: String) -> ConfigurationError {
@@ -318,7 +332,7 @@ private struct ConfigParser {
             let msg = "\(error)".replacingOccurrences(of: "\n", with: " ")
             throw fail(nil, "(root)", nil, "not valid YAML (\(msg))", "fix the YAML syntax")
         }
-        let e = try entries(root, at: "", allowed: ["keyDomain", "bmscFQDN", "keyStore", "schedule", "sessions"])
+        let e = try entries(root, at: "", allowed: ["keyDomain", "bmscFQDN", "keyStore", "schedule", "sessions", "keyServer", "userServices"])
 
         // keyDomain
         let kdNode = try required(e, "keyDomain", at: "", parent: root, hint: "{ mcc: \"001\", mnc: \"01\" }")
@@ -364,9 +378,15 @@ private struct ConfigParser {
         }
         try checkSessionsTogether(sessions, nodes: Array(seq))
 
+        let keyServer = try e["keyServer"].map { (n) throws(ConfigurationError) in try parseKeyServer(n) }
+        let services = try e["userServices"].map { (n) throws(ConfigurationError) in try parseUserServices(n, sessions: sessions) } ?? []
+        if keyServer != nil, services.isEmpty {
+            throw fail(e["keyServer"], "userServices", nil, "a key server with no user services admits no one",
+                       "add userServices: [{ id: \"urn:3gpp:mbms:svc1\", sessions: [\(sessions.first?.name ?? "video")] }]")
+        }
         return GatewayConfiguration(keyDomainID: keyDomainID, bmscFQDN: fqdn,
                                     keyStore: KeyStoreConfiguration(path: storePath, kekFile: kekFile),
-                                    schedule: schedule, sessions: sessions)
+                                    schedule: schedule, sessions: sessions, keyServer: keyServer, userServices: services)
     }
 
     func parseSchedule(_ node: Node) throws(ConfigurationError) -> ScheduleConfiguration {
