@@ -34,6 +34,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        // `keyserver`: the Key Request function's HTTP/HTTPS front (DESIGN.md §11).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.0.0"),
     ],
     targets: [
         // System libraries (C). Debian: libssl-dev, libpcap-dev, libsrtp2-dev.
@@ -88,11 +95,31 @@ let package = Package(
         .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "FLUTE", "DCF"]),
         // The BM-SC Key Request function's pure core (DESIGN.md §11): GBA NAF keys, Digest, XML bodies, request state machine.
         .target(name: "KeyServer", dependencies: ["CryptoCore", "MIKEY", "KeyManagement"]),
+        // Its HTTP/HTTPS front (`mbms-gateway keyserver`): Hummingbird listeners, TLS profile, body
+        // caps and read timeouts, metrics; every request goes through KeyServer's pure handler.
+        .target(
+            name: "KeyServerHTTP",
+            dependencies: [
+                "KeyServer", "KeyManagement",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ]),
 
         .executableTarget(
             name: "mbms-gateway",
             dependencies: [
                 "CryptoCore", "SRTP", "KeyManagement", "Gateway", "PacketIO", "Receiver",
+                "KeyServer", "KeyServerHTTP",
                 "CBenchFloor", "CMallocCounter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -128,6 +155,9 @@ let package = Package(
         // Vectors/keyserver.json: a copy of ../shared/spec/vectors/keyserver.json.
         .testTarget(name: "KeyServerTests", dependencies: ["KeyServer", "CryptoCore", "MIKEY", "TestSupport"],
                     resources: [.copy("Vectors")]),
+        // End-to-end: `mbms-gateway keyserver` as a child process driven by curl, openssl s_client
+        // and Tools/keyserver_client.py (an independent Digest client).
+        .testTarget(name: "KeyServerHTTPTests", dependencies: ["TestSupport", "KeyServer", "KeyManagement", "CryptoCore"]),
         .testTarget(name: "ReceiverTests", dependencies: ["TestSupport", "Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )
