@@ -5,6 +5,7 @@ import KeyManagement
 import MIKEY
 import PacketIO
 import SRTP
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -634,18 +635,7 @@ final class LiveHarness {
     }
 
     /// A built executable of this package (next to the test bundle, or .build/debug).
-    static func product(_ name: String) -> URL? {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        var dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
-                    Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
-        for b in Bundle.allBundles { dirs.append(b.bundleURL.deletingLastPathComponent()) }
-        dirs.append(root.appendingPathComponent(".build/debug"))
-        for d in dirs {
-            let u = d.appendingPathComponent(name)
-            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
-        }
-        return nil
-    }
+    static func product(_ name: String) -> URL? { Tool.product(name) }
 }
 
 struct LiveTestError: Error, CustomStringConvertible {

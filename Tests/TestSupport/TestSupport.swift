@@ -15,6 +15,21 @@ public enum Tool {
 
     public static func isInstalled(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) }
 
+    /// A product of this package built beside the tests (`mbms-gateway`, `keystore-torture`):
+    /// next to the test bundle, else in `.build/debug` of the checkout.
+    public static func product(_ name: String) -> URL? {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        var dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
+                    Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
+        for b in Bundle.allBundles { dirs.append(b.bundleURL.deletingLastPathComponent()) }
+        dirs.append(root.appendingPathComponent(".build/debug"))
+        for d in dirs {
+            let u = d.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+        }
+        return nil
+    }
+
     /// Runs `executable` with `arguments` to completion, capturing both outputs.
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> ToolResult {
         let p = Process()
