@@ -94,7 +94,7 @@ let package = Package(
         // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
         .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "FLUTE", "DCF"]),
         // The BM-SC Key Request function's pure core (DESIGN.md §11): GBA NAF keys, Digest, XML bodies, request state machine.
-        .target(name: "KeyServer", dependencies: ["CryptoCore", "MIKEY", "KeyManagement"]),
+        .target(name: "KeyServer", dependencies: ["CryptoCore", "MIKEY", "KeyManagement", "PacketIO"]),
         // Its HTTP/HTTPS front (`mbms-gateway keyserver`): Hummingbird listeners, TLS profile, body
         // caps and read timeouts, metrics; every request goes through KeyServer's pure handler.
         .target(
