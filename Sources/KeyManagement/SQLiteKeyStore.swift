@@ -206,6 +206,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
             }
         }
         registerKeyServerMigration(&m)
+        registerDeliveryMigration(&m)
         return m
     }
 
