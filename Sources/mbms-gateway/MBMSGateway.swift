@@ -13,7 +13,7 @@ struct MBMSGateway: ParsableCommand {
             Start with `mbms-gateway demo`: it makes sample RTP, a key store, protects the stream and decrypts it again as a UE would. Then: `keys init` (key store), `replay` (pcap in, pcap out) or `run` (live UDP), and `receive` / `inspect` to check the result.
             """,
         version: "0.1.0",
-        subcommands: [DemoCommand.self, ReplayCommand.self, RunCommand.self, ReceiveCommand.self, InspectCommand.self, KeysCommand.self, BenchCommand.self])
+        subcommands: [DemoCommand.self, ReplayCommand.self, RunCommand.self, ReceiveCommand.self, InspectCommand.self, KeysCommand.self, UECommand.self, KeyServerCommand.self, BenchCommand.self])
 }
 
 /// Every command calls this first: a too-old OpenSSL fails with a message naming the fix.
