@@ -3,7 +3,7 @@
 
 SWIFT ?= swift
 SHELL := /bin/bash
-APT_PACKAGES := pkg-config libssl-dev libpcap-dev libsrtp2-dev libsqlite3-dev sqlite3 tshark
+APT_PACKAGES := pkg-config libssl-dev libpcap-dev libsrtp2-dev libsqlite3-dev sqlite3 tshark curl openssl
 
 .PHONY: deps demo test bench build clean
 
