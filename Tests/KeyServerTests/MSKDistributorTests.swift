@@ -9,7 +9,7 @@ import XCTest
 /// The Key Distribution function against a UE that is not the gateway's code path: the MIKEY
 /// module's `UEKeyProcessor` (the MGV-F checks of TS 33.246 6.4.5, 6.5.3), which also writes the
 /// verification message the BM-SC must accept.
-final class MSKDistributorTests: XCTestCase {
+class DistributionTestCase: XCTestCase {
     var dir: URL!
     override func setUpWithError() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("mbms-dist-\(UUID().uuidString)")
@@ -65,6 +65,9 @@ final class MSKDistributorTests: XCTestCase {
         return t
     }
 
+}
+
+final class MSKDistributorTests: DistributionTestCase {
     /// Registration: the current and the next MSK go out with V set; the UE accepts both and
     /// answers; the verification messages close the deliveries; nothing is sent again.
     func testUEGetsCurrentAndNextMSKAndItsVerificationStopsRetransmission() throws {
