@@ -3,6 +3,7 @@ import CryptoCore
 import Foundation
 import Gateway
 import KeyManagement
+import KeyServer
 
 /// `mbms-gateway keys …`: thin wrappers over `KeyManagement`. Only this layer reads the clock.
 struct KeysCommand: ParsableCommand {
@@ -16,7 +17,45 @@ struct KeysCommand: ParsableCommand {
 
             Every key group (one per RTP session or FLUTE channel) always has a current MSK and a next one. MTKs change on a time grid (schedule.epoch + k × schedule.mtk.period); the MTK, its salt and the MIKEY CSB ID are derived from a per-MSK seed in the store, so gateways sharing a store use identical keys at the same instant. `show` never prints key bytes unless --reveal.
             """,
-        subcommands: [Init.self, Show.self, Rotate.self, Deliver.self, ExportUE.self])
+        subcommands: [Init.self, Show.self, Rotate.self, Pull.self, Deliver.self, ExportUE.self])
+
+    /// The Key Distribution function's queue on this store (nil when the store keeps none).
+    static func distributor(_ m: KeyManager) -> MSKDistributor? {
+        guard let store = m.store as? (any KeyServerStore & MSKDeliveryQueue) else { return nil }
+        return MSKDistributor(manager: m, keyStore: store, queue: store, policy: MSKDistributionPolicy(gateway: m.configuration))
+    }
+
+    struct Pull: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Ask registered UEs to fetch a key group's MSK again (BM-SC solicited pull, TS 33.246 6.3.2.2.4).",
+            discussion: """
+                Queues a MUK-protected MIKEY message with Key Number 0 and no key for every UE registered to a user service using the key group (or one UE with --ue); a running `mbms-gateway keyserver` sends it to the UE's address on UDP 2269, and the UE answers with an msk-request over HTTP.
+
+                Example:
+                  mbms-gateway keys pull --config gateway.yaml --key-group 1
+                  mbms-gateway keys pull --config gateway.yaml --key-group 1 --ue 'B-TID-1@bsf.example.org'
+                """)
+        @OptionGroup var common: Common
+        @Option(name: .long, help: "Key group (1…65535).")
+        var keyGroup: UInt16
+        @Option(name: .long, help: ArgumentHelp("Only this UE (its B-TID).", valueName: "B-TID"))
+        var ue: String?
+
+        func run() throws {
+            let c = try common.load()
+            guard let g = KeyGroup(keyGroup) else { throw KeysFailure("--key-group 0: key group 0 is forbidden (TS 33.246 6.3.1); use 1…65535") }
+            guard c.session(forKeyGroup: g) != nil else { throw KeysFailure("--key-group \(keyGroup): no session of \(common.config) uses it") }
+            let m = try common.manager(c)
+            guard let distributor = KeysCommand.distributor(m) else { throw KeysFailure("this key store keeps no delivery queue") }
+            do {
+                let n = try distributor.enqueuePull(keyGroup: g, btid: ue, at: Int64(try common.now().timeIntervalSince1970))
+                if n == 0, let ue {
+                    throw KeysFailure("UE \(ue) is not registered to a user service using key group \(keyGroup) (see `mbms-gateway ue list`)")
+                }
+                print("solicited pull queued for \(n) UE(s) of key group \(keyGroup); `mbms-gateway keyserver` sends it on UDP 2269")
+            } catch let e as KeysFailure { throw e } catch { throw KeysFailure(error) }
+        }
+    }
 
     struct Common: ParsableArguments {
         @Option(name: .long, help: "Gateway configuration file (YAML).")
@@ -88,6 +127,12 @@ struct KeysCommand: ParsableCommand {
                 print(KeyReport.show(schedule: try m.schedule(), configuration: c, at: try common.now(), reveal: reveal))
                 if let sqlite = m.store as? SQLiteKeyStore {
                     print(Self.reservations(try sqlite.senderIndexReservations()))
+                    let counts = try sqlite.deliveryCounts()
+                    if !counts.isEmpty {
+                        let order: [DeliveryRow.State] = [.pending, .awaitingVerification, .done, .gaveUp]
+                        print("\nMSK deliveries: " + order.map { "\(counts[$0] ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+                              + "; UEs bootstrapped: \(try sqlite.bootstraps().count), registered: \(try sqlite.registrations().count)")
+                    }
                 }
             } catch { throw KeysFailure(error) }
         }
@@ -124,10 +169,19 @@ struct KeysCommand: ParsableCommand {
             let m = try common.manager(c)
             do {
                 let now = try common.now()
+                let invalidated = invalidate ? try m.schedule().msk(keyGroup: g, at: now).mskID : nil
                 try m.rotate(keyGroup: g, at: now, invalidateCurrent: invalidate)
                 let s = try m.schedule()
                 let n = try s.nextMSK(keyGroup: g, at: now)
-                print("key group \(g): MSK \(try s.msk(keyGroup: g, at: now).mskID) until \(Date(timeIntervalSince1970: TimeInterval(n.validFrom))), then MSK \(n.mskID)")
+                print("key group \(g): MSK \(try s.msk(keyGroup: g, at: now).mskID.hex) until \(Date(timeIntervalSince1970: TimeInterval(n.validFrom))), then MSK \(n.mskID.hex)")
+                // TS 33.246 6.3.2.3 / 6.3.2.1B: registered UEs get the new MSK now, and the
+                // invalidation of the compromised one; the key server's UDP 2269 loop sends them.
+                if let distributor = KeysCommand.distributor(m), !c.userServices.isEmpty {
+                    let t = Int64(now.timeIntervalSince1970)
+                    let pushed = try distributor.scheduleRollovers(at: t)
+                    let dropped = try invalidated.map { try distributor.enqueueInvalidation(keyGroup: g, keyNumber: $0.keyNumber, at: t) } ?? 0
+                    print("queued for registered UEs: \(pushed) MSK message(s) with the new MSK, \(dropped) invalidation(s); `mbms-gateway keyserver` sends them")
+                }
             } catch { throw KeysFailure(error) }
         }
     }
