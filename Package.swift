@@ -144,7 +144,7 @@ let package = Package(
         .testTarget(name: "BatchAESTests", dependencies: ["TestSupport", "CryptoCore"]),
         .testTarget(name: "SRTPTests", dependencies: ["TestSupport", "SRTP", "CryptoCore", "CLibSRTP"]),
         .testTarget(name: "PacketIOTests", dependencies: ["TestSupport", "PacketIO", "CPcap", "CInternetChecksum"]),
-        .testTarget(name: "GatewayTests", dependencies: ["TestSupport", "Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver"]),
+        .testTarget(name: "GatewayTests", dependencies: ["TestSupport", "Gateway", "KeyManagement", "MIKEY", "SRTP", "PacketIO", "CryptoCore", "FLUTE", "DCF", "Receiver", "KeyServer"]),
         .testTarget(name: "MIKEYTests", dependencies: ["TestSupport", "MIKEY", "CryptoCore"]),
         // Child process for the kill-during-writes test of KeyManagementTests.
         .executableTarget(name: "keystore-torture", dependencies: ["KeyManagement", "CryptoCore"],
