@@ -185,6 +185,41 @@ final class KeyServerEndToEndTests: XCTestCase {
         XCTAssertEqual(try h.stop().0, 0)
     }
 
+    /// SIGTERM while a request is half sent: the request is still answered, then the process
+    /// exits 0 with its summary, and new connections are refused.
+    func testSIGTERMDrainsAnInFlightRequest() throws {
+        let h = try KeyServerHarness(test: "drain", ueCount: 0, tls: false)
+        defer { h.shutdown() }
+        try h.start()
+        guard let pid = h.process?.processIdentifier else { return XCTFail("no child") }
+        let script = """
+            import os, signal, socket, time
+            s = socket.create_connection(("127.0.0.1", \(h.httpPort)), timeout=10)
+            s.sendall(b"POST /keymanagement?requesttype=register HTTP/1.1\\r\\nHost: k\\r\\nContent-Length: 20\\r\\n\\r\\n0123456789")
+            time.sleep(0.3)
+            os.kill(\(pid), signal.SIGTERM)
+            time.sleep(0.7)
+            s.sendall(b"0123456789")
+            answer = b""
+            while b"\\r\\n\\r\\n" not in answer:
+                chunk = s.recv(4096)
+                if not chunk: break
+                answer += chunk
+            print(answer.split(b"\\r\\n")[0].decode())
+            try:
+                socket.create_connection(("127.0.0.1", \(h.httpPort)), timeout=2).sendall(b"GET / HTTP/1.1\\r\\n\\r\\n")
+                print("new connection accepted")
+            except OSError:
+                print("new connection refused")
+            """
+        let r = try Tool.run("/usr/bin/env", ["python3", "-c", script])
+        XCTAssertTrue(r.stdout.hasPrefix("HTTP/1.1 401"), "in-flight request not answered: \(r.stdout) \(r.stderr)")
+        XCTAssertTrue(r.stdout.contains("new connection refused"), r.stdout)
+        let (status, stdout, stderr) = try h.stop()
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertTrue(stdout.contains("keyserver stopped after") && stdout.contains("401: 1"), stdout)
+    }
+
     /// 50 concurrent clients, each doing its own Digest; `MBMS_KEYSERVER_LOAD_REQUESTS` sets the
     /// number of authenticated requests (2 000 here; Tools/keyserver-load.py for the big run).
     func testLoadFiftyConcurrentClients() throws {
