@@ -157,7 +157,7 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         // End-to-end: `mbms-gateway keyserver` as a child process driven by curl, openssl s_client
         // and Tools/keyserver_client.py (an independent Digest client).
-        .testTarget(name: "KeyServerHTTPTests", dependencies: ["TestSupport", "KeyServer", "KeyManagement", "CryptoCore"]),
+        .testTarget(name: "KeyServerHTTPTests", dependencies: ["TestSupport", "KeyServer", "KeyManagement", "CryptoCore", "MIKEY", "PacketIO"]),
         .testTarget(name: "ReceiverTests", dependencies: ["TestSupport", "Receiver", "SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "CLibSRTP"]),
     ]
 )
