@@ -23,13 +23,18 @@ public struct KeyServerSettings: Hashable, Sendable {
     public var mskPushLead: Int64
     /// MSK messages sent per second at most (a rollover wave is spread over the lead).
     public var pushRate: Int
+    /// Seconds before an unverified MSK message is sent again (doubled each time).
+    public var retransmitAfter: Int64
+    /// MSK messages per delivery at most (the first included); then it is given up.
+    public var maximumAttempts: Int
 
     public init(listen: SocketAddress? = nil, tlsListen: SocketAddress? = nil, tlsCertificate: String? = nil, tlsKey: String? = nil,
                 nonceLifetime: Int64 = 300, scfPeers: [String] = [], mikeyListen: SocketAddress? = nil, verify: Bool = true,
-                mskPushLead: Int64 = 3600, pushRate: Int = 1000) {
+                mskPushLead: Int64 = 3600, pushRate: Int = 1000, retransmitAfter: Int64 = 2, maximumAttempts: Int = 5) {
         self.listen = listen; self.tlsListen = tlsListen; self.tlsCertificate = tlsCertificate; self.tlsKey = tlsKey
         self.nonceLifetime = nonceLifetime; self.scfPeers = scfPeers; self.mikeyListen = mikeyListen; self.verify = verify
         self.mskPushLead = mskPushLead; self.pushRate = pushRate
+        self.retransmitAfter = retransmitAfter; self.maximumAttempts = maximumAttempts
     }
 }
 
@@ -54,7 +59,8 @@ public struct UserServiceSettings: Hashable, Sendable {
 extension ConfigParser {
     func parseKeyServer(_ node: Node) throws(ConfigurationError) -> KeyServerSettings {
         let e = try entries(node, at: "keyServer", allowed: ["listen", "tlsListen", "tls", "nonceLifetime", "scfPeers",
-                                                             "mikeyListen", "verify", "mskPushLead", "pushRate"])
+                                                             "mikeyListen", "verify", "mskPushLead", "pushRate",
+                                                             "retransmitAfter", "maximumAttempts"])
         var s = KeyServerSettings()
         s.listen = try e["listen"].map { (n) throws(ConfigurationError) in try address(n, "keyServer.listen") }
         s.tlsListen = try e["tlsListen"].map { (n) throws(ConfigurationError) in try address(n, "keyServer.tlsListen") }
@@ -95,6 +101,13 @@ extension ConfigParser {
         if let l = e["mskPushLead"] { s.mskPushLead = try duration(l, "keyServer.mskPushLead", fix: "e.g. 1h") }
         if let r = e["pushRate"] {
             s.pushRate = Int(try integer(r, "keyServer.pushRate", range: 1...1_000_000, fix: "MSK messages per second, e.g. 1000"))
+        }
+        if let r = e["retransmitAfter"] {
+            s.retransmitAfter = try duration(r, "keyServer.retransmitAfter", fix: "e.g. 2s")
+            guard (1...3600).contains(s.retransmitAfter) else { throw fail(r, "keyServer.retransmitAfter", r.scalar?.string, "out of range 1s…1h", "write e.g. 2s") }
+        }
+        if let a = e["maximumAttempts"] {
+            s.maximumAttempts = Int(try integer(a, "keyServer.maximumAttempts", range: 1...20, fix: "MSK messages per delivery, e.g. 5"))
         }
         return s
     }

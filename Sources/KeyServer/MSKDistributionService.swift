@@ -14,6 +14,9 @@ public final class MSKDistributionService: @unchecked Sendable {
     private let requests: StoreKeyServerState?
     private let log: @Sendable (String) -> Void
     private let clock: @Sendable () -> Int64
+    /// Called about once a second on the loop's thread with the distributor's cumulative
+    /// statistics and the queue's depth by state (metrics).
+    public var onStatistics: (@Sendable (MSKDistributor.Statistics, [DeliveryRow.State: Int]) -> Void)?
     private let lock = NSLock()
     private var stopping = false
     private let done = DispatchSemaphore(value: 0)
@@ -64,6 +67,9 @@ public final class MSKDistributionService: @unchecked Sendable {
         let pool = UnsafeMutableRawPointer.allocate(byteCount: 16 * Self.receiveCapacity, alignment: 16)
         defer { slots.deallocate(); pool.deallocate() }
         var lastRollover: Int64? = nil
+        var lastStatistics: Int64? = nil
+        // At most `pushRate` MSK messages in each second of the clock.
+        var second: Int64? = nil, sentThisSecond = 0
         while !isStopping {
             let now = clock()
             do {
@@ -76,9 +82,19 @@ public final class MSKDistributionService: @unchecked Sendable {
                     let n = try distributor.scheduleRollovers(at: now)
                     if n > 0 { log("MSK rollover: \(n) deliveries of the next MSK queued") }
                 }
+                if second != now { second = now; sentThisSecond = 0 }
+                let budget = distributor.policy.pushRate - sentThisSecond
                 let logged = distributor.log.count
-                send(try distributor.tick(now: now), slots: slots)
+                if budget > 0 {
+                    let due = try distributor.tick(now: now, limit: budget)
+                    sentThisSecond += due.count
+                    send(due, slots: slots)
+                }
                 for line in distributor.log.suffix(max(0, distributor.log.count - logged)) { log(line) }
+                if let report = onStatistics, lastStatistics != now {
+                    lastStatistics = now
+                    report(distributor.statistics, try distributor.queue.deliveryCounts())
+                }
                 lastError = nil
             } catch {
                 if lastError != "\(error)" { log("MSK delivery paused: \(error)") }

@@ -26,7 +26,8 @@ public struct MSKDistributionPolicy: Sendable, Equatable {
 
     public init(gateway c: GatewayConfiguration) {
         let k = c.keyServer ?? KeyServerSettings()
-        self.init(verify: k.verify, pushRate: k.pushRate, pushLead: k.mskPushLead)
+        self.init(verify: k.verify, firstRetransmission: k.retransmitAfter, maximumAttempts: k.maximumAttempts,
+                  pushRate: k.pushRate, pushLead: k.mskPushLead)
     }
 }
 
@@ -62,6 +63,7 @@ public final class MSKDistributor: @unchecked Sendable {
         public var verified = 0
         public var verificationsRejected: [String: Int] = [:]
         public var gaveUp: [String: Int] = [:]
+        public init() {}
     }
     public private(set) var statistics = Statistics()
     /// Why the last give-ups happened (B-TID and reason; never keys), for the log.

@@ -15,6 +15,11 @@ public final class StoreKeyServerState: KeyServerState, @unchecked Sendable {
     private let lock = NSLock()
     private var pendingDeliveries: [MSKDelivery] = []
     private var pendingInvalidations: [MSKInvalidation] = []
+    /// When set, accepted pushes and invalidations go straight to the Key Distribution
+    /// function's durable queue (`MSKDistributor.enqueue`) before the response is sent, so a
+    /// UE that got its 200 has its MSK messages queued even if the process dies next; otherwise
+    /// they wait in memory for `takePending`.
+    public var deliver: (@Sendable ([MSKDelivery], [MSKInvalidation]) throws -> Void)?
 
     public init(store: any KeyServerStore, nonces: NonceManager.Configuration = .init()) {
         self.store = store
@@ -93,6 +98,10 @@ public final class StoreKeyServerState: KeyServerState, @unchecked Sendable {
             }
         }
         if !changes.isEmpty { try store.apply(changes) }
+        if let deliver, !deliveries.isEmpty || !invalidations.isEmpty {
+            try deliver(deliveries, invalidations)
+            return
+        }
         lock.lock()
         pendingDeliveries += deliveries
         pendingInvalidations += invalidations

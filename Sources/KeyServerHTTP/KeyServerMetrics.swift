@@ -19,7 +19,9 @@ import Prometheus
 public final class KeyServerMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
-    private let lock = NSLock()
+    let lock = NSLock()
+    /// The distributor's statistics last exported (`distribution`), for the counters' deltas.
+    var lastDistribution = MSKDistributor.Statistics()
     private var requestCounters: [String: CoreMetrics.Counter] = [:]
     private var failureCounters: [String: CoreMetrics.Counter] = [:]
     private var refusalCounters: [String: CoreMetrics.Counter] = [:]

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import KeyManagement
+import PacketIO
 import KeyServer
 import KeyServerHTTP
 import Logging
@@ -92,10 +93,32 @@ struct KeyServerCommand: ParsableCommand {
         guard let store = manager.store as? any KeyServerStore else {
             throw RunFailure("key store \(configuration.keyStore.path) holds no key server tables")
         }
+        let requests = StoreKeyServerState(store: store, nonces: KeyServerConfiguration.nonces(gateway: configuration))
         let handler = KeyRequestHandler(configuration: KeyServerConfiguration(gateway: configuration),
-                                        bootstrapping: StoreBootstrapping(store: store),
-                                        state: StoreKeyServerState(store: store, nonces: KeyServerConfiguration.nonces(gateway: configuration)))
+                                        bootstrapping: StoreBootstrapping(store: store), state: requests)
         let keyMetrics = KeyServerMetrics()
+
+        // The Key Distribution function: MSK messages to UEs on UDP 2269, their verification
+        // messages back (TS 33.246 6.3.2.3, 6.4.5.2), on a thread of its own.
+        guard let queue = manager.store as? any MSKDeliveryQueue else {
+            throw RunFailure("key store \(configuration.keyStore.path) holds no MSK delivery queue")
+        }
+        let mikeyListen = settings.mikeyListen.map { "\($0)" } ?? "0.0.0.0:\(MSKDistributionService.ueMIKEYPort)"
+        guard let mikeyAddress = TransportAddress(mikeyListen) else { throw RunFailure("keyServer.mikeyListen \(mikeyListen) is not an address") }
+        let distributor = MSKDistributor(manager: manager, keyStore: store, queue: queue, policy: MSKDistributionPolicy(gateway: configuration))
+        let distribution: MSKDistributionService
+        do {
+            let mikeyLogger = logger
+            distribution = try MSKDistributionService(distributor: distributor, listen: mikeyAddress, requests: nil,
+                                                      log: { mikeyLogger.notice("\($0)") })
+        } catch {
+            throw RunFailure("cannot receive MIKEY verification messages on \(mikeyListen) (\(error)); fix: set keyServer.mikeyListen to a free address (UDP 2269 is the MIKEY port; another key server may hold it)")
+        }
+        distribution.onStatistics = { keyMetrics.distribution($0, queue: $1) }
+        // Accepted requests queue their MSK messages durably before the UE gets its 200.
+        requests.deliver = { try distributor.enqueue(deliveries: $0, invalidations: $1, at: Int64(Date().timeIntervalSince1970)) }
+        distribution.start()
+        defer { distribution.stop() }
         let front = KeyServerFront(handler: handler, metrics: keyMetrics, limits: KeyServerLimits(maximumBodyBytes: handler.configuration.maximumBodyBytes),
                                    logger: logger)
         let metricsEndpoint = metrics.flatMap(RunCommand.metricsAddress).map { KeyServerEndpoint(host: $0.host, port: Int($0.port)) }
@@ -133,7 +156,10 @@ struct KeyServerCommand: ParsableCommand {
         let byStatus = keyMetrics.requestsByStatus
         let total = byStatus.values.reduce(0, +)
         let detail = byStatus.keys.sorted().map { "\($0): \(byStatus[$0] ?? 0)" }.joined(separator: ", ")
-        print("keyserver stopped after \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(total) requests" + (detail.isEmpty ? "" : " (\(detail))"))
+        distribution.stop()
+        let d = distributor.statistics
+        print("keyserver stopped after \(String(format: "%.1f", Date().timeIntervalSince(started))) s: \(total) requests" + (detail.isEmpty ? "" : " (\(detail))")
+              + "; MSK messages sent: \(d.sentByReason.values.reduce(0, +)) (\(d.retransmissions) retransmissions), verified: \(d.verified), given up: \(d.gaveUp.values.reduce(0, +))")
     }
 }
 

@@ -48,7 +48,10 @@ final class KeyServerHarness {
         }
     }
 
-    init(test: String, extraServices: String = "", ueCount: Int = 2, tls: Bool = true) throws {
+    /// Where the key server's MIKEY socket listens (the UEs' verification messages).
+    let mikeyPort: UInt16
+
+    init(test: String, extraServices: String = "", ueCount: Int = 2, tls: Bool = true, keyServerLines: String = "") throws {
         try Self.require(["python3", "openssl", "curl"])
         guard let b = Tool.product("mbms-gateway") else {
             throw XCTSkip("mbms-gateway executable not found: build it first (swift build --build-tests)")
@@ -60,6 +63,7 @@ final class KeyServerHarness {
         httpPort = try Self.freeTCPPort()
         httpsPort = try Self.freeTCPPort()
         metricsPort = try Self.freeTCPPort()
+        mikeyPort = try Self.freeTCPPort()
         let tlsLines = tls ? """
 
               tlsListen: 127.0.0.1:\(httpsPort)
@@ -79,6 +83,7 @@ final class KeyServerHarness {
               listen: 127.0.0.1:\(httpPort)\(tlsLines)
               nonceLifetime: 5m
               scfPeers: [127.0.0.5]
+              mikeyListen: 127.0.0.1:\(mikeyPort)\(keyServerLines)
             userServices:
               - { id: "urn:3gpp:mbms:svc1", sessions: [video] }
             \(extraServices)
