@@ -3,8 +3,12 @@ import CryptoCore
 import Foundation
 import Gateway
 import KeyManagement
+import KeyServer
 import PacketIO
 import Receiver
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The README's first command: the whole job end to end on input the demo makes itself.
 struct DemoCommand: ParsableCommand {
@@ -20,10 +24,13 @@ struct DemoCommand: ParsableCommand {
               3. generates a plain RTP/RTCP capture (input.pcap);
               4. replays it through the gateway (protected.pcap: SRTP/SRTCP with MKI = MSK ID || MTK ID,
                  MIKEY MTK messages on UDP 2269 ahead of every MTK switch);
-              5. acts as a UE: gets each MSK in a MUK-protected MIKEY MSK message, takes the MTKs from the
-                 MIKEY messages in protected.pcap, decrypts everything (plain.pcap) and checks every
-                 TS 33.246 rule;
-              6. compares plain.pcap with input.pcap packet by packet.
+              5. starts the key server (`mbms-gateway keyserver`, a child process on loopback ports) and
+                 acts as a UE: registers over HTTP with Digest (qop=auth-int, password from its GBA
+                 key), receives the MUK-protected MIKEY MSK messages the key server pushes to it on
+                 UDP 2269 and answers each with its verification message;
+              6. decrypts protected.pcap with those MSKs and the MTKs from its MIKEY messages only
+                 (plain.pcap), checks every TS 33.246 rule, and compares plain.pcap with input.pcap
+                 packet by packet.
             The files stay in the work folder for tshark, `mbms-gateway inspect` and your own receivers.
             """)
 
@@ -44,8 +51,11 @@ struct DemoCommand: ParsableCommand {
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
         func path(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
 
-        // 1. Configuration.
+        // 1. Configuration (with the UE-facing key server on loopback ports of its own).
         let configPath = path("gateway.yaml")
+        let keyServer = DemoKeyServerStep(configPath: configPath, directory: dir,
+                                          httpPort: try DemoKeyServerStep.freePort(Int32(SOCK_STREAM.rawValue)),
+                                          mikeyPort: try DemoKeyServerStep.freePort(Int32(SOCK_DGRAM.rawValue)))
         try """
             # Written by `mbms-gateway demo`.
             keyDomain: { mcc: "001", mnc: "01" }
@@ -66,6 +76,7 @@ struct DemoCommand: ParsableCommand {
                 destination: 239.255.1.1:5006
                 keyGroup: 2
                 protection: { cipher: aes-256-cm, auth: rccm1, rocRate: 1, srtcpEncryption: off }
+            \(keyServer.configurationLines)
             """.write(toFile: configPath, atomically: true, encoding: .utf8)
         let configuration = try GatewayConfiguration.load(path: configPath)
         let sessions = try StreamingSession.sessions(of: configuration)
@@ -103,23 +114,23 @@ struct DemoCommand: ParsableCommand {
         print("2. key store \(path("keys.sqlite")) (mode 0600, secrets sealed under kek.hex), key groups 1 and 2\n")
         print("3. " + SummaryTable.render(replay))
 
-        // 5. The UE.
-        let muk = try SecretBytes.random(count: 32)
-        var ue = UEKeyState(muk: muk, nafID: configuration.bmscFQDN, bTID: "demo-ue@ims.example")
-        for s in sessions {
-            let message = try manager.mskMessage(keyGroup: s.keyGroup, ueID: "demo-ue@ims.example", muk: muk, verify: false,
-                                                 at: Date(timeIntervalSince1970: TimeInterval(start)), builder: MIKEYMSKMessageBuilder())
-            _ = try ue.loadMSKMessage(message, source: "MSK message for key group \(s.keyGroup)")
-        }
+        // 5. The UE: registers with the key server over HTTP Digest, gets its MSKs pushed on UDP 2269.
+        guard let serverStore = manager.store as? any KeyServerStore else { throw ValidationError("the key store keeps no key server tables") }
+        let ksNAF = try SecretBytes.random(count: 32)   // MUK = Ks_NAF (GBA_ME, TS 33.246 6.1)
+        let (pushed, keyServerReport) = try keyServer.run(store: serverStore, ksNAF: ksNAF, keyGroups: sessions.count)
+        var ue = UEKeyState(muk: ksNAF, nafID: configuration.bmscFQDN, bTID: keyServer.btid)
+        for message in pushed { _ = try ue.loadMSKMessage(message, source: "MSK message pushed by the key server") }
+        print("4. key server (mbms-gateway keyserver, child process):")
+        for line in keyServerReport { print(line) }
         let plain = path("plain.pcap")
         let received = try CaptureReceiver(keys: ue).run(inputPath: protected, outputPath: plain)
-        print("4. UE (MSKs from MUK-protected MIKEY MSK messages, MTKs only from protected.pcap):")
+        print("5. UE (MSKs from the key server's MUK-protected MIKEY MSK messages, MTKs only from protected.pcap):")
         print(received.summary())
 
         // 6. Compare.
         let (identical, compared) = try compareUDPPayloads(input, plain)
         let ok = identical == compared && compared == inputFrames && received.violations.isEmpty
-        print("5. \(plain) vs \(input): \(identical) of \(compared) packets byte-identical (UDP payloads, in order)\n")
+        print("6. \(plain) vs \(input): \(identical) of \(compared) packets byte-identical (UDP payloads, in order)\n")
         print("Look closer:\n  mbms-gateway inspect \(protected) --limit 40\n  tshark -r \(protected) -Y mikey -V | less\n  mbms-gateway keys show --config \(configPath)\n")
         print(ok ? "OK: everything the gateway protected came back byte-identical at the UE, with no TS 33.246 rule broken."
                  : "FAILED: see above.")
