@@ -68,12 +68,7 @@ struct KeyServerCommand: ParsableCommand {
     func run() throws {
         if !allowCoreDumps { try ProcessHardening.disableCoreDumps() }
         try checkRuntime()
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        let level = ProcessHardening.bootstrapLogging(logLevel)
         var logger = Logger(label: "mbms-gateway.keyserver")
         logger.logLevel = level
 

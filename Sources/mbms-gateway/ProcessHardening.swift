@@ -1,5 +1,6 @@
 import CSocketShims
 import Foundation
+import Logging
 
 /// Process-wide protections for commands that hold keys for a long time (`run`).
 enum ProcessHardening {
@@ -11,5 +12,20 @@ enum ProcessHardening {
         guard mbms_set_dumpable(0) == 0 else {
             throw Failure(description: "prctl(PR_SET_DUMPABLE, 0) failed (\(String(cString: strerror(errno)))); fix: run on Linux, or pass --allow-core-dumps to leave the process dumpable")
         }
+    }
+}
+
+extension ProcessHardening {
+    /// The long-running commands' logging: swift-log to stderr (key=value metadata) at
+    /// `--log-level` (info when the name is unknown). Returns the level in force.
+    @discardableResult
+    static func bootstrapLogging(_ name: String) -> Logger.Level {
+        let level = Logger.Level(rawValue: name) ?? .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        return level
     }
 }
