@@ -5,7 +5,7 @@ import Foundation
 
 /// `mbms-gateway bench`: what the data plane costs on this machine, every figure from one run.
 struct BenchCommand: ParsableCommand {
-    static let allCases = ["crypto", "replay", "live", "workers", "reservation"]
+    static let allCases = ["crypto", "replay", "live", "workers", "reservation", "distribution"]
 
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -61,6 +61,14 @@ struct BenchCommand: ParsableCommand {
               reused): ns per reservation in the bench folder and in the
               temporary folder, and what that adds per packet at 1000
               packets/s for 10 s and 1 h MTK periods.
+            distribution: the Key Distribution function's MSK push on one core:
+              100 000 registered UEs in a key store in the bench folder (--quick
+              10 000), one rollover delivery queued per UE; MIKEY MSK messages
+              built, sealed under each UE's MUK and committed (the UE's TS
+              counter and the delivery state, synchronous = FULL) by
+              MSKDistributor.tick (20 000, --quick 2 000), then sent one
+              datagram a call to 127.0.0.1; messages/s for each and combined,
+              and the same tick on a small store in the temporary folder.
             mallocs (always): heap allocations per packet in the measured loops,
               counted by the executable's own malloc (forwarding to glibc); null
               ("n/a") when that counter is not the malloc in use.
@@ -84,7 +92,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Packets in the replay capture (2 streams; default 1000000, --quick 100000).")
     var packets: Int?
 
-    @Option(help: "Cases to run, comma-separated: crypto, replay, live, workers, reservation (default: all).")
+    @Option(help: "Cases to run, comma-separated: crypto, replay, live, workers, reservation, distribution (default: all).")
     var cases: String = BenchCommand.allCases.joined(separator: ",")
 
     @Option(help: "Rounds of the crypto case (median taken; default 15, --quick 3).")
@@ -171,6 +179,10 @@ struct BenchCommand: ParsableCommand {
         if cases.contains("reservation") {
             progress("reservation: index blocks reserved in an SQLite key store")
             out.append(try ReservationBench.run(directory: try sub("reservation"), quick: quick))
+        }
+        if cases.contains("distribution") {
+            progress("distribution: MSK messages built, sealed, committed and sent")
+            out.append(try DistributionBench.run(directory: try sub("distribution"), quick: quick, progress: progress))
         }
         if !MallocCounter.isActive { mallocs.notes.append(MallocCounter.description) }
         out.append(mallocs)
