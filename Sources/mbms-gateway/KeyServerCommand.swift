@@ -83,11 +83,14 @@ struct KeyServerCommand: ParsableCommand {
         do {
             manager = try KeyManager.openSQLiteFromProcessEnvironment(configuration: configuration, create: false)
         } catch {
-            throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+            throw RunFailure.keyStore(error, config: config)
         }
         guard let store = manager.store as? any KeyServerStore else {
             throw RunFailure("key store \(configuration.keyStore.path) holds no key server tables")
         }
+        // The MSKs the key server hands out: a store that is not initialised, was made for
+        // another grid, or fails authentication is refused now, not at the first request.
+        do { _ = try manager.schedule() } catch { throw RunFailure.keyStore(error, config: config) }
         let requests = StoreKeyServerState(store: store, nonces: KeyServerConfiguration.nonces(gateway: configuration))
         let handler = KeyRequestHandler(configuration: KeyServerConfiguration(gateway: configuration),
                                         bootstrapping: StoreBootstrapping(store: store), state: requests)

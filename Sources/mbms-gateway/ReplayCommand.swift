@@ -78,7 +78,7 @@ struct ReplayCommand: ParsableCommand {
             manager = try KeyManager.openSQLiteFromProcessEnvironment(configuration: configuration, create: false)
         } catch {
             // A run-time failure, as in `run`: the message and exit status 1, no usage text.
-            throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+            throw RunFailure.keyStore(error, config: config)
         }
         let keySource: KeySource
         if keyStoreReadonly {

@@ -92,11 +92,11 @@ struct RunCommand: ParsableCommand {
         do {
             manager = try KeyManager.openSQLiteFromProcessEnvironment(configuration: configuration, create: false)
         } catch {
-            throw RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+            throw RunFailure.keyStore(error, config: config)
         }
         let keySource: KeySource
         do { keySource = try KeySource(manager: manager) } catch {
-            throw RunFailure("key store \(configuration.keyStore.path): \(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+            throw RunFailure.keyStore(error, config: config)
         }
 
         var socket = UDPSocketOptions()
@@ -154,6 +154,26 @@ struct RunCommand: ParsableCommand {
 struct RunFailure: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
+
+    /// The key store could not be opened or read: the error, and `keys init` as the fix only
+    /// when the store is missing (a corrupt store or a wrong KEK names its own fix).
+    static func keyStore(_ error: any Error, config: String) -> RunFailure {
+        if case KeyStoreError.notInitialized = error {
+            return RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+        }
+        if case ScheduleError.notInitialized = error {
+            return RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config)")
+        }
+        if let kek = error as? KeyEncryptionKeyError, kek == .notConfigured || kek == .unreadable(path: kekPath(kek)) {
+            return RunFailure("\(error)\nCreate the key store first: mbms-gateway keys init --config \(config) --create-kek")
+        }
+        return RunFailure("\(error)")
+    }
+
+    private static func kekPath(_ e: KeyEncryptionKeyError) -> String {
+        if case .unreadable(let path) = e { return path }
+        return ""
+    }
 }
 
 /// The end-of-run table, in the style of `replay`'s: per session packets and bytes in/out,

@@ -217,3 +217,32 @@ final class ReadOnlyReplayTests: XCTestCase {
         XCTAssertTrue(after.contains("RTP ROC"), after)
     }
 }
+
+/// A store whose rows were edited behind the gateway's back stops `run` and `replay` at start
+/// with the corrupt-store error (exit 1), and says to restore it — not to run `keys init`,
+/// which cannot repair it.
+final class CorruptStoreCLITests: XCTestCase {
+    func testRunAndReplayRefuseAnEditedStore() throws {
+        let sqlite = "/usr/bin/sqlite3"
+        guard Tool.isInstalled(sqlite) else {
+            if ProcessInfo.processInfo.environment["CI"] == "true" { return XCTFail("sqlite3 is not installed (.ci/run installs it)") }
+            throw XCTSkip("sqlite3 not installed")
+        }
+        let h = try LiveHarness(test: "corrupt")
+        defer { h.shutdown() }
+        let input = h.path("plain.pcap")
+        _ = try SyntheticCapture(source: .v4(0x0A00_0001), streams: [.init(destination: h.input, ssrc: 0xAB, packetsPerSecond: 50, payloadBytes: 40...80)],
+                                 startNanoseconds: UInt64(Date().timeIntervalSince1970 + 30) * 1_000_000_000, packetsPerStream: 50).write(to: input)
+        let edit = try Tool.run(sqlite, [h.path("keys.sqlite"), "UPDATE msk SET validUntil = validUntil + 60 WHERE keyNumber = 1"])
+        XCTAssertEqual(edit.status, 0, edit.stderr)
+        for args in [["run", "--config", h.configPath, "--duration", "1"],
+                     ["replay", "--config", h.configPath, "--input", input, "--output", h.path("out.pcap"), "--quiet"]] {
+            let (status, stdout, stderr) = try h.runToEnd(args)
+            XCTAssertEqual(status, 1, "\(args[0]): \(stdout)\(stderr)")
+            XCTAssertTrue(stderr.contains("key store corrupt:") && stderr.contains("MSK 00010001 row fails authentication"), "\(args[0]): \(stderr)")
+            XCTAssertTrue(stderr.contains("restore the store from a backup"), stderr)
+            XCTAssertFalse(stderr.contains("keys init"), "\(args[0]) must not suggest keys init for a corrupt store: \(stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: h.path("out.pcap")))
+    }
+}
