@@ -219,8 +219,11 @@ public final class ReplayJob {
         // protect -> lay-out -> write, see `ReplayPipeline`), on `threads` lanes.
         try scan.rewind()
         let reader = scan
-        let writer = try CaptureWriter(path: options.output, dataLinkType: reader.dataLinkType)
-        defer { writer.close() }
+        // Never write over the input (a symlink or hard link to it as --output), and never leave
+        // a half-written file where the output goes: write beside it, rename into place at the end.
+        let output = try OutputFile(output: options.output, input: options.input)
+        let writer = try CaptureWriter(path: output.writePath, dataLinkType: reader.dataLinkType)
+        defer { writer.close(); output.discard() }
         let engine = try StreamingEngine(sessions: sessions, keySource: keySource, dropUnmatched: options.dropUnmatched,
                                          checksum: options.checksum)
         engine.deferUDPChecksums = true   // filled as each batch's output is laid out (ReplayBatch.prepareOutput)
@@ -233,10 +236,13 @@ public final class ReplayJob {
             threadTimes = try pipeline.run(work: work, progress: progress)
             try reader.checkIntact()   // the last frames were read after the reader's own last check
             try writer.finish()
+            writer.close()
+            try output.commit()
         } catch {
             // What was written is the capture's beginning only: no output rather than a short one.
             writer.close()
-            Self.removePartialOutput(options.output)
+            output.discard()
+            if !output.isTemporary { Self.removePartialOutput(options.output) }
             throw error
         }
         if case .lookahead(let ahead) = horizon { lookaheadRecords = ahead.recordsExamined }
@@ -248,6 +254,63 @@ public final class ReplayJob {
                       rollover: engine.rollover.map { Report.Flow(session: $0.session, ssrc: String(format: "0x%08x", $0.ssrc), roc: $0.roc) },
                       scannedWholeCapture: total != nil,
                       seconds: seconds, scanSeconds: scanSeconds, threads: threadTimes)
+    }
+
+    /// Where replay writes: a temporary file beside `output` (same folder, so the final rename is
+    /// atomic), renamed over `output` on success; a FIFO, a device or "-" is written directly.
+    /// An output that is the input itself (same device and inode, e.g. through a symlink) is refused.
+    struct OutputFile {
+        let output: String
+        let writePath: String
+        let isTemporary: Bool
+
+        struct SameAsInput: Error, CustomStringConvertible {
+            let output: String, input: String
+            var description: String {
+                "--output \(output) is the input capture \(input) (the same file, through a link); nothing was written; fix: choose another output path"
+            }
+        }
+        struct CannotReplace: Error, CustomStringConvertible {
+            let output: String, reason: String
+            var description: String { "cannot put the output in place at \(output) (\(reason)); fix: check the folder's permissions" }
+        }
+
+        init(output: String, input: String) throws {
+            self.output = output
+            var o = stat(), i = stat()
+            if stat(output, &o) == 0, stat(input, &i) == 0, o.st_dev == i.st_dev, o.st_ino == i.st_ino {
+                throw SameAsInput(output: output, input: input)
+            }
+            var l = stat()
+            let exists = lstat(output, &l) == 0
+            let special = output == "-" || (exists && (l.st_mode & S_IFMT) != S_IFREG && (l.st_mode & S_IFMT) != S_IFLNK)
+            if special {
+                writePath = output
+                isTemporary = false
+            } else {
+                let dir = (output as NSString).deletingLastPathComponent
+                let name = (output as NSString).lastPathComponent
+                writePath = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(".\(name).partial-\(getpid())")
+                isTemporary = true
+            }
+        }
+
+        /// Moves the finished file into place (replacing a symlink itself, never its target).
+        func commit() throws {
+            guard isTemporary else { return }
+            guard rename(writePath, output) == 0 else {
+                let reason = String(cString: strerror(errno))
+                unlink(writePath)
+                throw CannotReplace(output: output, reason: reason)
+            }
+        }
+
+        /// Removes the temporary file of a run that did not finish (nothing after `commit`).
+        func discard() {
+            guard isTemporary else { return }
+            var st = stat()
+            if lstat(writePath, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG { unlink(writePath) }
+        }
     }
 
     /// Removes the output of a failed run when it is a file of its own (not a FIFO, a device or
