@@ -214,11 +214,8 @@ struct KeysCommand: ParsableCommand {
                 guard let h = try SecretInput.mukHex(muk, file: mukFile) else { throw KeysFailure("give the UE's MUK with --muk-file FILE (or --muk HEX)") }
                 mukHex = h
             } catch let e as SecretInput.Failure { throw KeysFailure(e.description) }
-            guard var mukBytes = try? Hex.decode(mukHex), !mukBytes.isEmpty else {
-                throw KeysFailure("--muk: not hex; give the MUK as hex digits (32 bytes = 64 digits)")
-            }
-            let mukSecret = SecretBytes(mukBytes)
-            SecureZero.zero(&mukBytes)
+            let mukSecret: SecretBytes
+            do { mukSecret = try SecretInput.muk(mukHex) } catch { throw KeysFailure("\(error)") }
             let m = try common.manager(c)
             do {
                 let bytes = try m.mskMessage(keyGroup: g, ueID: ueID, muk: mukSecret, verify: verify, next: next,

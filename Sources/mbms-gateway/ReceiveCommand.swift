@@ -111,11 +111,8 @@ struct ReceiveCommand: ParsableCommand {
         let muk: String?
         do { muk = try SecretInput.mukHex(self.muk, file: mukFile) } catch { throw ReceiveFailure("\(error)") }
         if let muk {
-            guard var bytes = try? Hex.decode(muk), !bytes.isEmpty else {
-                throw ReceiveFailure("--muk: not hex; give the MUK as hex digits (32 bytes = 64 digits)")
-            }
-            let secret = SecretBytes(bytes)
-            SecureZero.zero(&bytes)
+            let secret: SecretBytes
+            do { secret = try SecretInput.muk(muk) } catch { throw ReceiveFailure("\(error)") }
             var naf = nafID
             if naf == nil, let config {
                 do { naf = try GatewayConfiguration.load(path: config).bmscFQDN } catch {

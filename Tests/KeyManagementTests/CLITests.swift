@@ -98,6 +98,20 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(zero.err.contains("key group 0"), zero.err)
     }
 
+    /// A MUK is 32 octets (Ks_(ext/int)_NAF): `keys deliver` refuses a 1-octet or a 1000-octet
+    /// one, and non-hex, with the rule named, and writes nothing (issue 19 finding 8).
+    func testDeliverRefusesAMUKThatIsNot32Octets() throws {
+        try initStore()
+        for (muk, says) in [("00", "1 octets"), (String(repeating: "ab", count: 1000), "1000 octets"), ("zz", "not hex")] {
+            let out = dir.appendingPathComponent("bad-\(muk.count).bin")
+            let r = try keys(["deliver", "--config", "gateway.yaml", "--key-group", "1", "--muk", muk, "--ue-id", "ue@bsf",
+                              "--output", out.lastPathComponent, "--at", Self.start])
+            XCTAssertNotEqual(r.status, 0, "MUK \(muk.prefix(8))… accepted")
+            XCTAssertTrue(r.err.contains(says) && r.err.contains("64 hex digits"), r.err)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out.path))
+        }
+    }
+
     /// `keys deliver` output: accepted by the MIKEY UE processor with the right MUK, rejected
     /// with a wrong one; the V bit follows --verify; tshark dissects it cleanly.
     func testDeliverOutputIsAcceptedByUEAndDissectedByTshark() throws {
