@@ -8,6 +8,8 @@ import Yams
 
 /// A configuration problem. `description` is the one-line message the CLI prints.
 public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Characters of a value an error message repeats.
+    public static let maximumEcho = 80
     public let file: String
     public let line: Int?
     /// YAML path, e.g. `sessions[1].keyGroup`.
@@ -18,7 +20,8 @@ public struct ConfigurationError: Error, Equatable, Sendable, CustomStringConver
 
     public var description: String {
         let location = line.map { "\(file):\($0)" } ?? file
-        let shown = value.map { " = \"\($0)\"" } ?? ""
+        // A value is echoed so the user sees what was read, never more than a line of it.
+        let shown = value.map { v in " = \"" + (v.count > Self.maximumEcho ? v.prefix(Self.maximumEcho) + "…(\(v.utf8.count) bytes)" : v) + "\"" } ?? ""
         return "\(location): \(key)\(shown): \(problem); fix: \(fix)"
     }
 }
@@ -201,9 +204,18 @@ public struct GatewayConfiguration: Hashable, Sendable {
     public func session(forKeyGroup g: KeyGroup) -> SessionConfiguration? { sessions.first { $0.keyGroup == g } }
     public var keyGroups: [KeyGroup] { sessions.map(\.keyGroup).sorted() }
 
+    /// Largest configuration file read (anything bigger is not a gateway configuration).
+    public static let maximumFileBytes = 1 << 20
+
     /// Loads and validates a file; `ConfigurationError` on the first problem.
     public static func load(path: String) throws(ConfigurationError) -> GatewayConfiguration {
         let name = (path as NSString).lastPathComponent
+        var st = stat()
+        if stat(path, &st) == 0, st.st_size > maximumFileBytes {
+            throw ConfigurationError(file: path, line: nil, key: "(file)", value: nil,
+                                     problem: "the file is \(st.st_size) bytes; a configuration is at most \(maximumFileBytes)",
+                                     fix: "pass the gateway's YAML configuration with --config (see Examples/gateway.yaml)")
+        }
         guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
             throw ConfigurationError(file: path, line: nil, key: "(file)", value: nil,
                                      problem: "cannot read the file", fix: "pass an existing, readable UTF-8 YAML file with --config")
@@ -243,7 +255,12 @@ struct ConfigParser {
     let file: String
 
     func fail(_ node: Node?, _ key: String, _ value: String?, _ problem: String, _ fix: String) -> ConfigurationError {
-        ConfigurationError(file: file, line: node?.mark?.line, key: key, value: value, problem: problem, fix: fix)
+        // A list or a mapping where a value was expected is named as such, not shown as "".
+        var shown = value
+        if value == nil || value == "", let node, node.scalar == nil {
+            shown = node.sequence != nil ? "(a list)" : node.mapping != nil ? "(a mapping)" : value
+        }
+        return ConfigurationError(file: file, line: node?.mark?.line, key: key, value: shown, problem: problem, fix: fix)
     }
 
     /// A mapping's entries by key, rejecting unknown and duplicate keys.
@@ -253,13 +270,33 @@ struct ConfigParser {
                        "indent the keys \(allowed.joined(separator: ", ")) under \(path.isEmpty ? "the top level" : path)")
         }
         var out: [String: Node] = [:]
-        for (k, v) in m {
+        // YAML merge keys (`<<: *defaults`, or a list of them): the merged mapping's entries
+        // apply where this mapping has no key of its own.
+        var merged: [(Node, Node)] = []
+        for (k, v) in m where k.scalar?.string == "<<" {
+            let sources = v.sequence.map(Array.init) ?? [v]
+            for source in sources {
+                guard let sm = source.mapping else {
+                    throw fail(k, path.isEmpty ? "<<" : "\(path).<<", nil, "a merge key takes a mapping (or a list of mappings)", "write <<: *anchor")
+                }
+                for (mk, mv) in sm where mk.scalar?.string != "<<" { merged.append((mk, mv)) }
+            }
+        }
+        for (k, v) in m where k.scalar?.string != "<<" {
             let name = k.scalar?.string ?? "?"
             let full = path.isEmpty ? name : "\(path).\(name)"
             guard allowed.contains(name) else {
                 throw fail(k, full, nil, "unknown key", "remove it or use one of: \(allowed.joined(separator: ", "))")
             }
             guard out[name] == nil else { throw fail(k, full, nil, "duplicate key", "keep only one \(name)") }
+            out[name] = v
+        }
+        for (k, v) in merged {
+            let name = k.scalar?.string ?? "?"
+            guard out[name] == nil else { continue }
+            guard allowed.contains(name) else {
+                throw fail(k, path.isEmpty ? name : "\(path).\(name)", nil, "unknown key (from a merged mapping)", "remove it or use one of: \(allowed.joined(separator: ", "))")
+            }
             out[name] = v
         }
         return out
@@ -451,6 +488,11 @@ struct ConfigParser {
             rtcp = destination.withPort(destination.port + 1)
         }
         let output = try e["output"].map { (n) throws(ConfigurationError) in try address(n, "\(path).output") }
+        if let o = output, o.port == 2269 || (rtcp.map { o.port &+ ($0.port &- destination.port) } == 2269) {
+            throw fail(e["output"], "\(path).output", o.description,
+                       "the protected RTP or RTCP would go to port 2269, where the MIKEY MTK messages for this address go (TS 33.246 6.3.2.3)",
+                       "use another output port")
+        }
         var tsi: UInt64? = nil
         if let n = e["tsi"] {
             guard kind == .flute else { throw fail(n, "\(path).tsi", n.scalar?.string, "a TSI belongs to FLUTE channels only", "remove it or set kind: flute") }

@@ -134,3 +134,57 @@ final class ConfigurationTests: XCTestCase {
         }
     }
 }
+
+/// Issue 19 finding 9: configuration gaps an operator hit.
+final class ConfigurationGapTests: XCTestCase {
+    func testOutputToTheMIKEYPortIsRefused() {
+        for output in ["239.9.9.9:2269", "239.9.9.9:2268"] {   // RTP on 2269, or RTCP (port + 1) on it
+            let yaml = Fixtures.yaml().replacingOccurrences(of: "destination: \"239.0.0.1:5000\", keyGroup: 1",
+                                                            with: "destination: \"239.0.0.1:5000\", output: \"\(output)\", keyGroup: 1")
+            XCTAssertThrowsError(try GatewayConfiguration.parse(yaml: yaml, fileName: "t.yaml"), output) { e in
+                XCTAssertTrue("\(e)".contains("sessions[0].output") && "\(e)".contains("port 2269"), "\(e)")
+            }
+        }
+    }
+
+    func testAHugeValueIsNotEchoedAndAHugeFileIsNotRead() throws {
+        let huge = String(repeating: "x", count: 5_000_000)
+        let yaml = Fixtures.yaml().replacingOccurrences(of: "bmscFQDN: bmsc.example.org", with: "bmscFQDN: \"\(huge)\"")
+        XCTAssertThrowsError(try GatewayConfiguration.parse(yaml: yaml, fileName: "t.yaml")) { e in
+            XCTAssertLessThan("\(e)".count, 600, "the error echoes the whole value")
+            XCTAssertTrue("\(e)".contains("(5000000 bytes)"), "\(e)")
+        }
+        let dir = try Fixtures.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("big.yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try GatewayConfiguration.load(path: path)) { e in
+            XCTAssertTrue("\(e)".contains("a configuration is at most 1048576"), "\(e)")
+        }
+    }
+
+    func testAListWhereAValueBelongsIsNamed() {
+        let yaml = Fixtures.yaml(mtkPeriod: "[1, 2]")
+        XCTAssertThrowsError(try GatewayConfiguration.parse(yaml: yaml, fileName: "t.yaml")) { e in
+            XCTAssertTrue("\(e)".contains("schedule.mtk.period = \"(a list)\""), "\(e)")
+        }
+    }
+
+    func testYAMLMergeKeysApply() throws {
+        let yaml = Fixtures.yaml().replacingOccurrences(of: "sessions:\n", with: "") .replacingOccurrences(
+            of: "  - { name: a, kind: rtp, destination: \"239.0.0.1:5000\", keyGroup: 1 }\n  - { name: b, kind: rtp, destination: \"239.0.0.1:5002\", keyGroup: 2, protection: { cipher: aes-256-cm } }",
+            with: """
+            defaults: &video { kind: rtp, protection: { cipher: aes-256-cm, auth: rccm2, rocRate: 8 } }
+            sessions:
+              - { <<: *video, name: a, destination: "239.0.0.1:5000", keyGroup: 1 }
+              - { <<: *video, name: b, destination: "239.0.0.1:5002", keyGroup: 2, kind: rtp }
+            """)
+        // `defaults` itself is not a key of the file: only the merged entries count.
+        XCTAssertThrowsError(try GatewayConfiguration.parse(yaml: yaml, fileName: "t.yaml")) { XCTAssertTrue("\($0)".contains("defaults: unknown key"), "\($0)") }
+        let ok = yaml.replacingOccurrences(of: "defaults: &video { kind: rtp, protection: { cipher: aes-256-cm, auth: rccm2, rocRate: 8 } }\n", with: "")
+            .replacingOccurrences(of: "  - { <<: *video, name: a,", with: "  - { <<: &video { kind: rtp, protection: { cipher: aes-256-cm, auth: rccm2, rocRate: 8 } }, name: a,")
+        let c = try GatewayConfiguration.parse(yaml: ok, fileName: "t.yaml")
+        XCTAssertEqual(c.sessions.map(\.protection.cipher), [.aes256CM, .aes256CM])
+        XCTAssertEqual(c.sessions.map(\.protection.rocRate), [8, 8])
+    }
+}
