@@ -66,9 +66,14 @@ public final class KeyManager: @unchecked Sendable {
         try plan { try lifecycle.rotation(snapshot: $0, keyGroup: keyGroup, at: unixSeconds(t), invalidateCurrent: invalidateCurrent, random: random) }
     }
 
-    /// The schedule on the store as it is now.
+    /// The schedule on the store as it is now. A store made for another Key Domain is refused
+    /// (its MSK IDs and MIKEY messages would name the wrong network; TS 33.246 6.3.1).
     public func schedule() throws -> KeySchedule {
-        try KeySchedule(snapshot: try store.snapshot(), configuration: configuration.schedule)
+        let snapshot = try store.snapshot()
+        if let kd = snapshot.keyDomainID, kd != configuration.keyDomainID {
+            throw LifecycleError.keyDomainMismatch(store: kd.hex, configuration: configuration.keyDomainID.hex)
+        }
+        return try KeySchedule(snapshot: snapshot, configuration: configuration.schedule)
     }
 
     /// The MIKEY MTK messages to send at t for a key group (`KeySchedule.transmissions`), as

@@ -246,3 +246,25 @@ final class CorruptStoreCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: h.path("out.pcap")))
     }
 }
+
+/// A configuration whose Key Domain differs from the store's is refused by `run` and `replay`
+/// at start with the real fix (issue 19 finding 9: only `keys init` noticed it before).
+final class KeyDomainMismatchCLITests: XCTestCase {
+    func testRunAndReplayRefuseAStoreOfAnotherKeyDomain() throws {
+        let h = try LiveHarness(test: "keydomain")
+        defer { h.shutdown() }
+        let yaml = try String(contentsOfFile: h.configPath, encoding: .utf8)
+        try yaml.replacingOccurrences(of: "mnc: \"01\"", with: "mnc: \"02\"").write(toFile: h.configPath, atomically: true, encoding: .utf8)
+        let input = h.path("plain.pcap")
+        _ = try SyntheticCapture(source: .v4(0x0A00_0001), streams: [.init(destination: h.input, ssrc: 0xAB, packetsPerSecond: 50, payloadBytes: 40...80)],
+                                 startNanoseconds: UInt64(Date().timeIntervalSince1970 + 30) * 1_000_000_000, packetsPerStream: 50).write(to: input)
+        for args in [["run", "--config", h.configPath, "--duration", "1"],
+                     ["replay", "--config", h.configPath, "--input", input, "--output", h.path("out.pcap"), "--quiet"]] {
+            let (status, stdout, stderr) = try h.runToEnd(args)
+            XCTAssertEqual(status, 1, "\(args[0]): \(stdout)\(stderr)")
+            XCTAssertTrue(stderr.contains("belongs to Key Domain 00f110 but the configuration says 00f120"), "\(args[0]): \(stderr)")
+            XCTAssertFalse(stderr.contains("keys init"), stderr)
+        }
+    }
+}
+
