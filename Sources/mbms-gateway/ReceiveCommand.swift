@@ -96,12 +96,18 @@ struct ReceiveCommand: ParsableCommand {
                 throw ReceiveFailure("\(report): cannot write the report (\(error)); choose a writable --report path")
             }
         }
-        let ok = result.ok && (download.map { $0.failed == 0 } ?? true)
+        // Nothing checked is not a pass: a capture with no packet decrypted and no object
+        // recovered fails, whatever else it holds (issue 19 finding 10).
+        let verified = result.totals.srtpOK + result.totals.srtcpOK + (download?.recovered ?? 0)
+        let ok = result.ok && (download.map { $0.failed == 0 } ?? true) && verified > 0
         if quiet {
             print(ok ? "OK" : "FAILED")
         } else {
             print(result.summary())
             if let download { print(download.summary()) }
+        }
+        if verified == 0 {
+            FileHandle.standardError.write(Data("receive: nothing was verified: no SRTP/SRTCP packet decrypted and no FLUTE object recovered; check --input (a protected capture) and the key material (--msk-message / --ue-export), or add --objects DIR for a download session\n".utf8))
         }
         if !ok { throw ExitCode.failure }
     }

@@ -132,6 +132,11 @@ final class CLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertEqual(r.output.trimmingCharacters(in: .whitespacesAndNewlines), "OK")
 
+        // Nothing checked is not a pass: the plain capture itself, same keys → exit 1 (issue 19 finding 10).
+        r = try run(["receive", "--input", fixture, "--ue-export", dir + "/export.json", "--quiet"])
+        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertTrue(r.output.contains("FAILED") && r.output.contains("nothing was verified"), r.output)
+
         // A violation gives exit status 1; bad key material 2 with a one-line error naming the file.
         let bad = try buildProtectedCapture(fixture: fixture, bmsc: bmsc, output: dir + "/bad.pcap", distortion: Distortion(unknownMKIPackets: [5]))
         r = try run(["receive", "--input", bad.path, "--ue-export", dir + "/export.json", "--quiet"])
