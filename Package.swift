@@ -89,12 +89,14 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: dataPlane),
-        .target(name: "FLUTE", dependencies: []),
+        // The bounded XML reader (no DTDs or entities) FDT Instances and key-request bodies share.
+        .target(name: "BoundedXML", dependencies: []),
+        .target(name: "FLUTE", dependencies: ["BoundedXML"]),
         .target(name: "DCF", dependencies: ["CryptoCore"]),
         // The UE side: MIKEY MTK messages through the MGV-F checks, SRTP/SRTCP unprotect, rule checks.
         .target(name: "Receiver", dependencies: ["SRTP", "MIKEY", "PacketIO", "CryptoCore", "KeyManagement", "FLUTE", "DCF"]),
         // The BM-SC Key Request function's pure core (DESIGN.md §11): GBA NAF keys, Digest, XML bodies, request state machine.
-        .target(name: "KeyServer", dependencies: ["CryptoCore", "MIKEY", "KeyManagement", "PacketIO"]),
+        .target(name: "KeyServer", dependencies: ["CryptoCore", "MIKEY", "KeyManagement", "PacketIO", "BoundedXML"]),
         // Its HTTP/HTTPS front (`mbms-gateway keyserver`): Hummingbird listeners, TLS profile, body
         // caps and read timeouts, metrics; every request goes through KeyServer's pure handler.
         .target(

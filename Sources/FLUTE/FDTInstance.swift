@@ -1,3 +1,5 @@
+import BoundedXML
+
 /// FDT-Instance: the file delivery table carried on TOI 0 (RFC 3926 §3.4.2; `flute.md` 7).
 public struct FDTInstance: Hashable, Sendable {
     public static let namespace2005 = "urn:IETF:metadata:2005:FLUTE:FDT"
@@ -164,8 +166,8 @@ extension FDTInstance {
     /// Parses an FDT Instance: refuses DTDs/entities, bounded by `limits`; unknown elements and
     /// attributes (3GPP extensions, `sv:delimiter`, ...) are skipped.
     public init(parsing xml: [UInt8], limits: FDTParserLimits = FDTParserLimits()) throws(FDTParseError) {
-        var parser = BoundedXMLParser(xml, limits: limits)
-        let root = try parser.parseDocument()
+        let root: XMLNode
+        do { root = try BoundedXMLParser.parse(xml, limits: limits.xml, resolvingNamespaces: true) } catch { throw FDTParseError(error) }
         guard root.localName == "FDT-Instance",
               root.namespaceURI == Self.namespace2005 || root.namespaceURI == Self.namespaceRFC6726 else {
             throw .notAnFDTInstance(root: root.localName, namespace: root.namespaceURI)
