@@ -49,6 +49,19 @@ public enum SenderIndexMode: Sendable, Equatable {
     case unreserved
 }
 
+/// How a key source may change key state when the schedule has nothing for t (`DESIGN.md` §6).
+/// Key state follows the host's wall clock, never a packet's time alone (issue 19: one bad
+/// capture timestamp must not move the high-water mark, retire an MSK or delete its secrets).
+public enum KeyStatePolicy: Sendable, Equatable {
+    /// `run`: t is this host's clock. Maintenance as `keys` does it: current and next MSK,
+    /// high-water mark, purge of retired MSKs.
+    case wallClock
+    /// `replay`: t is a capture's time. Only MSKs missing for t (and the next one) are added —
+    /// to whatever store the source writes to (an in-memory overlay unless `--commit-keys`);
+    /// the high-water mark is not moved and nothing is retired or purged.
+    case extendOnly
+}
+
 /// Answers "which key epoch protects session S at t" and "which MIKEY messages are due",
 /// from the key store's time-grid schedule (`KeySchedule`). Extends the store lazily
 /// (`KeyManager.maintain`) when t reaches past the MSKs it holds, so replays of old or
@@ -57,6 +70,7 @@ public final class KeySource {
     public let manager: KeyManager
     public private(set) var schedule: KeySchedule
     public let senderIndexMode: SenderIndexMode
+    public let keyStatePolicy: KeyStatePolicy
     private var messageCache: [String: [UInt8]] = [:]
     /// The blocks this process holds, per MTK (one reservation per MTK, however often its epoch is built).
     private var senderBlocks: [SenderIndexCounter: (block: SenderIndexBlock, validUntil: Int64)] = [:]
@@ -70,10 +84,27 @@ public final class KeySource {
     /// one a second); 2^13 processes (restarts) per MTK before the 31-bit space is used up.
     public static let srtcpBlock: UInt64 = 1 << 18
 
-    public init(manager: KeyManager, senderIndices: SenderIndexMode = .reserve) throws {
+    public init(manager: KeyManager, senderIndices: SenderIndexMode = .reserve, keyState: KeyStatePolicy = .wallClock) throws {
         self.manager = manager
         self.schedule = try manager.schedule()
         senderIndexMode = senderIndices
+        keyStatePolicy = keyState
+    }
+
+    /// Re-reads the store's schedule (another process ran `keys rotate`, `keys init`, a second
+    /// gateway extended it). Returns whether the store changed since this source last read it
+    /// (its revision). Epochs already built stay valid objects; callers rebuild the ones whose
+    /// window the new schedule changed. Cached MIKEY messages are dropped (a rotation changes
+    /// MSK windows, and so the messages' key validity data).
+    @discardableResult
+    public func refreshSchedule() throws -> Bool {
+        let fresh = try manager.schedule()
+        let changed = fresh.snapshot.revision != schedule.snapshot.revision
+        if changed {
+            schedule = fresh
+            messageCache.removeAll(keepingCapacity: true)
+        }
+        return changed
     }
 
     /// This process's packet indices under MTK `m`: reserved in the store the first time
@@ -101,8 +132,12 @@ public final class KeySource {
         do {
             return try body(schedule)
         } catch is ScheduleError {
-            _ = try manager.maintain(at: Date(timeIntervalSince1970: TimeInterval(t)))
+            switch keyStatePolicy {
+            case .wallClock: _ = try manager.maintain(at: Date(timeIntervalSince1970: TimeInterval(t)))
+            case .extendOnly: _ = try manager.extend(at: Date(timeIntervalSince1970: TimeInterval(t)))
+            }
             schedule = try manager.schedule()
+            messageCache.removeAll(keepingCapacity: true)
             return try body(schedule)
         }
     }

@@ -60,6 +60,13 @@ public final class KeyManager: @unchecked Sendable {
         try plan { try lifecycle.maintenance(snapshot: $0, at: unixSeconds(t), random: random) }
     }
 
+    /// `replay`: only the MSKs missing at t (current and next) are added; the high-water mark
+    /// is not moved and nothing is retired or purged (`MSKLifecycle.extension`).
+    @discardableResult
+    public func extend(at t: Date) throws -> KeyStoreSnapshot {
+        try plan { try lifecycle.extension(snapshot: $0, at: unixSeconds(t), random: random) }
+    }
+
     /// `keys rotate`.
     @discardableResult
     public func rotate(keyGroup: KeyGroup, at t: Date, invalidateCurrent: Bool = false) throws -> KeyStoreSnapshot {

@@ -113,6 +113,21 @@ public struct MSKLifecycle: Sendable {
         return model.changes
     }
 
+    /// `replay`: the MSKs a capture's time t needs (current and next for every key group), and
+    /// nothing else. A capture's timestamp is not this host's clock: the high-water mark stays
+    /// where the wall clock put it and no MSK is retired or purged because of t (issue 19). An
+    /// MSK is never added behind a later one (`clockBehindStore`), so Key Numbers still rise
+    /// with time.
+    public func `extension`(snapshot: KeyStoreSnapshot, at t: Int64, random: any RandomSource) throws -> [KeyStoreChange] {
+        try checkGrid(snapshot)
+        var model = Model(snapshot)
+        for g in model.groups.map(\.keyGroup) {
+            let cur = try ensureCurrent(&model, g, at: t, random: random)
+            try ensureNext(&model, g, after: cur, at: t, random: random)
+        }
+        return model.changes
+    }
+
     /// `keys rotate`: the next MSK takes over at the first grid boundary ≥ t + announceLead
     /// (if that is earlier than the planned rollover), and a new next MSK is created.
     public func rotation(snapshot: KeyStoreSnapshot, keyGroup: KeyGroup, at t: Int64, invalidateCurrent: Bool,
