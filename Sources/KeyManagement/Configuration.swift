@@ -200,6 +200,9 @@ public struct GatewayConfiguration: Hashable, Sendable {
     public var keyServer: KeyServerSettings? = nil
     /// MBMS User Services the key server admits registrations to.
     public var userServices: [UserServiceSettings] = []
+    /// `run`'s log level (trace … critical); `--log-level` overrides it at start, and a SIGHUP
+    /// reload applies a changed value. nil: info.
+    public var logLevel: String? = nil
 
     public func session(forKeyGroup g: KeyGroup) -> SessionConfiguration? { sessions.first { $0.keyGroup == g } }
     public var keyGroups: [KeyGroup] { sessions.map(\.keyGroup).sorted() }
@@ -369,7 +372,7 @@ struct ConfigParser {
             let msg = "\(error)".replacingOccurrences(of: "\n", with: " ")
             throw fail(nil, "(root)", nil, "not valid YAML (\(msg))", "fix the YAML syntax")
         }
-        let e = try entries(root, at: "", allowed: ["keyDomain", "bmscFQDN", "keyStore", "schedule", "sessions", "keyServer", "userServices"])
+        let e = try entries(root, at: "", allowed: ["keyDomain", "bmscFQDN", "keyStore", "schedule", "sessions", "keyServer", "userServices", "logLevel"])
 
         // keyDomain
         let kdNode = try required(e, "keyDomain", at: "", parent: root, hint: "{ mcc: \"001\", mnc: \"01\" }")
@@ -421,9 +424,17 @@ struct ConfigParser {
             throw fail(e["keyServer"], "userServices", nil, "a key server with no user services admits no one",
                        "add userServices: [{ id: \"urn:3gpp:mbms:svc1\", sessions: [\(sessions.first?.name ?? "video")] }]")
         }
-        return GatewayConfiguration(keyDomainID: keyDomainID, bmscFQDN: fqdn,
-                                    keyStore: KeyStoreConfiguration(path: storePath, kekFile: kekFile),
-                                    schedule: schedule, sessions: sessions, keyServer: keyServer, userServices: services)
+        let levels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+        let logLevel: String? = try e["logLevel"].map { (n) throws(ConfigurationError) in
+            let s = try string(n, "logLevel", hint: "info")
+            guard levels.contains(s) else { throw fail(n, "logLevel", s, "not a log level", "use one of: \(levels.joined(separator: ", "))") }
+            return s
+        }
+        var c = GatewayConfiguration(keyDomainID: keyDomainID, bmscFQDN: fqdn,
+                                     keyStore: KeyStoreConfiguration(path: storePath, kekFile: kekFile),
+                                     schedule: schedule, sessions: sessions, keyServer: keyServer, userServices: services)
+        c.logLevel = logLevel
+        return c
     }
 
     func parseSchedule(_ node: Node) throws(ConfigurationError) -> ScheduleConfiguration {
