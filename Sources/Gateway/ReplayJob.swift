@@ -21,6 +21,10 @@ public final class ReplayJob {
         /// the caller's thread is one of them. The output is byte-identical either way.
         /// Default: `ReplayJob.defaultThreads`.
         public var threads = ReplayJob.defaultThreads
+        /// How far (seconds) a frame's time may be behind or ahead of the capture's running
+        /// clock before it is implausible: passed through (dropped with `dropUnmatched`),
+        /// counted, never used for keys or timing (`CaptureClock`).
+        public var timeJumpLimitSeconds: Int64 = CaptureClock.defaultBoundSeconds
         /// Pass 1 walks the whole capture even when every session starts early (tests: the
         /// look-ahead must give the bytes the whole walk gives).
         var scanWholeCapture = false
@@ -96,9 +100,11 @@ public final class ReplayJob {
             templates = Array(repeating: nil, count: sessions)
         }
 
-        /// Takes in the next frame.
-        mutating func add(_ f: CapturedFrame, link: LinkType, lookup: TransportAddressTable<Int>, shift: Int64) {
+        /// Takes in the next frame; `clock` is the capture's running clock (frames it finds
+        /// implausible are not a session's first or last packet).
+        mutating func add(_ f: CapturedFrame, link: LinkType, lookup: TransportAddressTable<Int>, shift: Int64, clock: inout CaptureClock) {
             count += 1
+            guard clock.admit(ReplayJob.shifted(f.timestampNanoseconds, shift)) else { return }
             guard let base = f.bytes.baseAddress,
                   case .udp(let u) = FrameParser.classify(base, length: f.bytes.count, linkType: link),
                   let i = lookup[u.destination] else { return }
@@ -170,14 +176,19 @@ public final class ReplayJob {
         for s in sessions { lookup[s.rtp] = s.index; lookup[s.rtcp] = s.index }
         var downloadLookup = TransportAddressTable<Int>()
         for d in downloads { downloadLookup[d.destination] = d.index }
-        // Re-timing: the first frame's offset to --start-time.
+        // The capture's clock starts at the median of its first frames (`CaptureClock`);
+        // re-timing moves the first plausible one of them to --start-time.
+        var firstTimes: [UInt64] = []
+        while firstTimes.count < CaptureClock.seedFrames, let f = try scan.next() { firstTimes.append(f.timestampNanoseconds) }
+        try scan.rewind()
+        let start = CaptureClock.start(of: firstTimes, boundSeconds: options.timeJumpLimitSeconds) ?? (median: 0, first: 0)
         let shift: Int64
-        if let start = options.startNanoseconds, let f = try scan.next() {
-            shift = Int64(bitPattern: start) - Int64(bitPattern: f.timestampNanoseconds)
+        if let startTime = options.startNanoseconds, !firstTimes.isEmpty {
+            shift = Int64(bitPattern: startTime) - Int64(bitPattern: start.first)
         } else {
             shift = 0
         }
-        try scan.rewind()
+        let clock = CaptureClock(start: Self.shifted(start.median, shift), boundSeconds: options.timeJumpLimitSeconds)
 
         // Pass 1: each session's first packet (its time and the frame its MIKEY messages are
         // modelled on) must be known before the first frame is written — its pre-roll message
@@ -189,10 +200,11 @@ public final class ReplayJob {
         let sessionCount = sessions.count
         let lookupTable = lookup
         var quick = ScanPart(sessions: sessionCount)
+        var quickClock = clock
         if scan.isMapped, !options.scanWholeCapture {
             while quick.first.contains(where: { $0 == nil }), (scan.nextRecordOffset ?? 0) < Self.sessionSearchBytes,
                   let f = try scan.next() {
-                quick.add(f, link: link, lookup: lookupTable, shift: shift)
+                quick.add(f, link: link, lookup: lookupTable, shift: shift, clock: &quickClock)
             }
         }
         let first: [Int64?], templates: [InjectionTemplate?], horizon: ReplayWork.Horizon, total: Int?
@@ -201,11 +213,12 @@ public final class ReplayJob {
             (first, templates, total) = (quick.first, quick.templates, nil)
             horizon = .lookahead(ahead)
         } else {
-            // The whole walk, split over the threads pass 2 will use (`scanInParts`: the same
-            // frames, in order, as one walk); the parts are merged in file order.
-            let parts = try scan.scanInParts(options.threads) { range in
+            // The whole walk, in one part: the capture's clock (`CaptureClock`) is a running
+            // one, so which frames are plausible is only known walking in order.
+            let parts = try scan.scanInParts(1) { range in
                 var part = ScanPart(sessions: sessionCount)
-                while let f = try range.next() { part.add(f, link: link, lookup: lookupTable, shift: shift) }
+                var partClock = clock
+                while let f = try range.next() { part.add(f, link: link, lookup: lookupTable, shift: shift, clock: &partClock) }
                 return part
             }
             var merged = ScanPart(sessions: sessionCount)
@@ -227,9 +240,9 @@ public final class ReplayJob {
         let engine = try StreamingEngine(sessions: sessions, keySource: keySource, dropUnmatched: options.dropUnmatched,
                                          checksum: options.checksum)
         engine.deferUDPChecksums = true   // filled as each batch's output is laid out (ReplayBatch.prepareOutput)
-        let download = DownloadEngine(sessions: downloads, keySource: keySource, options: options.download)
+        let download = DownloadEngine(sessions: downloads, keySource: keySource, options: { var o = options.download; o.expiresShiftSeconds = shift / 1_000_000_000; return o }())
         let work = ReplayWork(job: self, link: link, engine: engine, download: download, downloadLookup: downloadLookup,
-                              templates: templates, first: first, horizon: horizon)
+                              templates: templates, first: first, horizon: horizon, clock: clock)
         let pipeline = ReplayPipeline(reader: reader, writer: writer, shift: shift, total: total, threads: options.threads)
         let threadTimes: [ThreadTime]
         do {
@@ -248,8 +261,18 @@ public final class ReplayJob {
         if case .lookahead(let ahead) = horizon { lookaheadRecords = ahead.recordsExamined }
         progress(Progress(frames: engine.statistics.framesIn, fractionRead: 1))
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
+        var statistics = engine.statistics
+        if work.clock.rejected > 0 {
+            statistics.framesIn += work.clock.rejected
+            if !options.dropUnmatched { statistics.framesOut += work.clock.rejected }
+            if options.dropUnmatched {
+                statistics.dropped["\(ReplayWork.implausibleTimestamp)", default: 0] += work.clock.rejected
+            } else {
+                statistics.passedThrough["\(ReplayWork.implausibleTimestamp)", default: 0] += work.clock.rejected
+            }
+        }
         return Report(input: options.input, output: options.output, linkType: link.name,
-                      firstPacketTime: pipeline.firstTime, lastPacketTime: pipeline.lastTime, statistics: engine.statistics,
+                      firstPacketTime: pipeline.firstTime, lastPacketTime: pipeline.lastTime, statistics: statistics,
                       download: download.statistics,
                       rollover: engine.rollover.map { Report.Flow(session: $0.session, ssrc: String(format: "0x%08x", $0.ssrc), roc: $0.roc) },
                       scannedWholeCapture: total != nil,

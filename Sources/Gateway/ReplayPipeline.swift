@@ -173,6 +173,9 @@ final class ReplayWork: @unchecked Sendable {   // used by the lane holding the 
     let templates: [InjectionTemplate?]
     let first: [Int64?]
     let horizon: Horizon
+    /// The capture's running clock (`CaptureClock`), as pass 1 ran it over the same frames:
+    /// an implausible frame is passed through (or dropped) and never reaches keys or timing.
+    var clock: CaptureClock
     /// Per session: whether its first MIKEY message (the pre-roll) has gone out.
     var announced: [Bool]
     let announcer: MTKAnnouncer
@@ -193,8 +196,9 @@ final class ReplayWork: @unchecked Sendable {   // used by the lane holding the 
     }
 
     init(job: ReplayJob, link: LinkType, engine: StreamingEngine, download: DownloadEngine, downloadLookup: TransportAddressTable<Int>,
-         templates: [InjectionTemplate?], first: [Int64?], horizon: Horizon) {
+         templates: [InjectionTemplate?], first: [Int64?], horizon: Horizon, clock: CaptureClock) {
         self.job = job
+        self.clock = clock
         self.link = link
         self.engine = engine
         self.download = download
@@ -285,6 +289,8 @@ final class ReplayWork: @unchecked Sendable {   // used by the lane holding the 
         }
     }
 
+    static let implausibleTimestamp: StaticString = "implausible_timestamp"
+
     /// Processes one batch in place: verdicts on its frames, injections attached.
     func process(_ batch: ReplayBatch) throws {
         engine.pendingCrypto = batch.pendingCrypto
@@ -292,6 +298,12 @@ final class ReplayWork: @unchecked Sendable {   // used by the lane holding the 
         for k in 0..<batch.count {
             let frame = batch.frames + k
             let stamp = batch.stamps[k]
+            guard clock.admit(stamp) else {
+                // Untouched (or dropped), counted (`implausibleTimestamps`): no key lookup, no
+                // MIKEY event, no FLUTE pacing from this time.
+                frame.pointee.verdict = job.options.dropUnmatched ? .drop(reason: Self.implausibleTimestamp) : .passThrough
+                continue
+            }
             // Events due at or before this packet's second go first (whole-second event times).
             try emitEvents(upTo: frame.pointee.time, into: batch, before: k)
             flush(upTo: stamp, into: batch, before: k)

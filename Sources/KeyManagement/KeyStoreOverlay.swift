@@ -48,10 +48,24 @@ public final class KeyStoreOverlay: KeyStore, @unchecked Sendable {
     private var current: KeyStoreSnapshot
     private var counters: [String: UInt32] = [:]
     private var senderIndices: [SenderIndexCounter: UInt64] = [:]
+    /// Whether packet-index reservations go to the base store (they are not key state: a test
+    /// replay that reserves there never shares a keystream with live traffic) or stay in memory.
+    public let reservesInBase: Bool
 
-    public init(over base: any KeyStore) throws {
+    /// `reservesInBase`: index reservations are written to `base` (plain `replay`); otherwise
+    /// they are made in memory from 0 (`replay --key-store-readonly`: nothing written at all).
+    public init(over base: any KeyStore, reservesInBase: Bool = false) throws {
         self.base = base
+        self.reservesInBase = reservesInBase
         current = try base.snapshot()
+    }
+
+    /// The MSKs this overlay holds that the base store did not when it was read (made in
+    /// memory for times the store does not cover).
+    public func mskIDsMadeInMemory() throws -> [MSKID] {
+        let baseIDs = Set(try base.snapshot().msks.map(\.mskID))
+        lock.lock(); defer { lock.unlock() }
+        return current.msks.map(\.mskID).filter { !baseIDs.contains($0) }
     }
 
     public func snapshot() throws -> KeyStoreSnapshot {
@@ -80,8 +94,10 @@ public final class KeyStoreOverlay: KeyStore, @unchecked Sendable {
         return try counters[ueID] ?? base.mskMessageCounter(ueID: ueID)
     }
 
-    /// In memory, from 0: blocks that other users of the base store may hold too.
+    /// In the base store (`reservesInBase`), or in memory from 0: blocks that other users of
+    /// the base store may hold too.
     public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
+        if reservesInBase { return try base.reserveSenderIndices(counter, count: count, limit: limit) }
         lock.lock(); defer { lock.unlock() }
         let first = senderIndices[counter, default: 0]
         guard first <= limit, count <= limit - first else { throw KeyStoreError.senderIndicesExhausted("\(counter)") }

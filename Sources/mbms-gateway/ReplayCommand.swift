@@ -16,7 +16,11 @@ struct ReplayCommand: ParsableCommand {
 
             A classic pcap capture in which every session starts within its first 16 MiB is read once: the sessions' starts are found first, and where each stream ends is looked up ahead in the file as replay goes. Otherwise (pcapng, or a session that starts later or never) a first pass reads the whole capture. A run that fails (a damaged capture, say) removes its partial output.
 
-            Every MTK's packet indices (RTP ROC, SRTCP index) come from blocks this run reserves in the key store first, so no two runs — nor a replay and a live `run` on the same store — ever encrypt two packets with one keystream. The first replay on a fresh store and every --key-store-readonly replay give the same bytes for the same input and --start-time; a later replay on a used store gets higher ROCs and SRTCP indices (receivers follow them: RFC 4771). The key store must exist (`mbms-gateway keys init --config F`); MSKs covering the capture's time range are added to it if missing. The store never goes back in time: to replay a capture older than its MSKs, re-time it with --start-time or use a store made with `keys init --at <capture time>`.
+            Key state follows the wall clock, never a capture's timestamps. The key store must exist (`mbms-gateway keys init --config F`); replay reads its MSKs and never moves its high-water mark, retires an MSK or deletes a secret because of a packet's time. MSKs the capture needs beyond the store are made in memory and forgotten at the end (replay names them: receivers cannot get them) unless --commit-keys adds them to the store — for a capture protected ahead of its broadcast, whose receivers get their MSKs from the store. A capture older than the store's MSKs cannot be protected with them: re-time it with --start-time, or use a store made with `keys init --at <capture time>`.
+
+            The capture's clock: it starts at the median time of the first frames and moves forward with the capture; a frame more than --time-jump-limit seconds behind or ahead of it (t = 0 in a capture of today, the year 2100) is passed through untouched (dropped with --drop-unmatched) and counted as implausible_timestamp, and its time is used for nothing — no key, no MIKEY message, no FLUTE pacing. A capture with a real pause longer than the limit needs a larger limit.
+
+            Every MTK's packet indices (RTP ROC, SRTCP index) come from blocks this run reserves in the key store first (reservations are written even when keys are not), so no two runs — nor a replay and a live `run` on the same store — ever encrypt two packets with one keystream. The first replay on a fresh store and every --key-store-readonly replay give the same bytes for the same input and --start-time; a later replay on a used store gets higher ROCs and SRTCP indices (receivers follow them: RFC 4771).
 
             Example:
               mbms-gateway keys init --config gateway.yaml
@@ -46,6 +50,12 @@ struct ReplayCommand: ParsableCommand {
     @Option(name: .long, help: "Also write the summary as JSON to this file.")
     var summaryJSON: String?
 
+    @Flag(name: .long, help: "Add the MSKs the capture needs beyond the key store to it (nothing else: no high-water mark, no purge), so receivers can be given them (`keys deliver`, `keys export-ue`). Default: they are made in memory and forgotten.")
+    var commitKeys = false
+
+    @Option(name: .long, help: ArgumentHelp("A frame more than this many seconds behind or ahead of the capture's running clock is implausible: passed through (dropped with --drop-unmatched), counted, never used for keys or timing. 1 to 2592000 (30 days).", valueName: "seconds"))
+    var timeJumpLimit: Int64 = CaptureClock.defaultBoundSeconds
+
     @Flag(name: .long, help: "Read the key store, write nothing to it: MSKs the capture needs beyond the store's are made in memory, and every MTK's packet indices start at 0, so the same input gives the same bytes on every run. The output then shares keystreams with anything else protected from this store under the same MTKs (a live `run`): use it for tests, never on the air.")
     var keyStoreReadonly = false
 
@@ -61,6 +71,8 @@ struct ReplayCommand: ParsableCommand {
         }
         guard (1...ReplayJob.maximumThreads).contains(threads) else { throw ValidationError("--threads must be 1 to \(ReplayJob.maximumThreads) (got \(threads))") }
         guard input != output else { throw ValidationError("--output must differ from --input") }
+        guard (1...2_592_000).contains(timeJumpLimit) else { throw ValidationError("--time-jump-limit must be 1 to 2592000 seconds (got \(timeJumpLimit))") }
+        guard !(commitKeys && keyStoreReadonly) else { throw ValidationError("--commit-keys and --key-store-readonly contradict each other: choose one") }
         if let s = startTime, ISO8601DateFormatter().date(from: s) == nil {
             throw ValidationError("--start-time \(s) is not an RFC 3339 time (e.g. 2026-11-23T12:00:00Z)")
         }
@@ -80,13 +92,25 @@ struct ReplayCommand: ParsableCommand {
             // A run-time failure, as in `run`: the message and exit status 1, no usage text.
             throw RunFailure.keyStore(error, config: config)
         }
+        // Key state never moves because of a capture's time (`KeyStatePolicy.extendOnly`): MSKs
+        // missing for the capture go to an in-memory overlay unless --commit-keys.
         let keySource: KeySource
-        if keyStoreReadonly {
-            keySource = try KeySource(manager: KeyManager(configuration: configuration, store: try KeyStoreOverlay(over: manager.store)),
-                                      senderIndices: .unreserved)
-            FileHandle.standardError.write(Data("replay: --key-store-readonly: nothing is written to \(configuration.keyStore.path); packet indices start at 0 under every MTK, so this output shares keystreams with any other traffic protected from this store — keep it off the air\n".utf8))
-        } else {
-            keySource = try KeySource(manager: manager)
+        let overlay: KeyStoreOverlay?
+        do {
+            if keyStoreReadonly {
+                overlay = try KeyStoreOverlay(over: manager.store)
+                keySource = try KeySource(manager: KeyManager(configuration: configuration, store: overlay!),
+                                          senderIndices: .unreserved, keyState: .extendOnly)
+                FileHandle.standardError.write(Data("replay: --key-store-readonly: nothing is written to \(configuration.keyStore.path); packet indices start at 0 under every MTK, so this output shares keystreams with any other traffic protected from this store — keep it off the air\n".utf8))
+            } else if commitKeys {
+                overlay = nil
+                keySource = try KeySource(manager: manager, keyState: .extendOnly)
+            } else {
+                overlay = try KeyStoreOverlay(over: manager.store, reservesInBase: true)
+                keySource = try KeySource(manager: KeyManager(configuration: configuration, store: overlay!), keyState: .extendOnly)
+            }
+        } catch {
+            throw RunFailure.keyStore(error, config: config)
         }
         var options = ReplayJob.Options(input: input, output: output)
         options.dropUnmatched = dropUnmatched
@@ -96,15 +120,48 @@ struct ReplayCommand: ParsableCommand {
             options.startNanoseconds = UInt64(max(0, d.timeIntervalSince1970)) * 1_000_000_000
         }
         options.download = flute.options
+        options.timeJumpLimitSeconds = timeJumpLimit
         let job = ReplayJob(sessions: sessions, downloads: downloads, keySource: keySource, options: options)
         let bar = ProgressBar(enabled: !quiet && isatty(2) != 0, label: "replay")
-        let report = try job.run { bar.update(fraction: $0.fractionRead, frames: $0.frames) }
+        let report: ReplayJob.Report
+        do {
+            report = try job.run { bar.update(fraction: $0.fractionRead, frames: $0.frames) }
+        } catch let e as KeyScheduleError {
+            bar.finish()
+            throw ReplayFailure.keys(e, store: configuration.keyStore.path)
+        }
         bar.finish()
         print(SummaryTable.render(report))
+        if let n = report.statistics.passedThrough["implausible_timestamp"] ?? report.statistics.dropped["implausible_timestamp"] {
+            FileHandle.standardError.write(Data("replay: warning: \(n) frame(s) with implausible timestamps (more than \(timeJumpLimit) s from the capture's clock) were \(dropUnmatched ? "dropped" : "passed through unprotected"); see --time-jump-limit\n".utf8))
+        }
+        if let overlay, !keyStoreReadonly, case let made = try overlay.mskIDsMadeInMemory(), !made.isEmpty {
+            FileHandle.standardError.write(Data("replay: MSK \(made.map(\.hex).joined(separator: ", ")) made in memory for the capture's times and not added to \(configuration.keyStore.path): receivers cannot be given \(made.count == 1 ? "it" : "them"); replay with --commit-keys to add them\n".utf8))
+        } else if keyStoreReadonly, let overlay, case let made = try overlay.mskIDsMadeInMemory(), !made.isEmpty {
+            FileHandle.standardError.write(Data("replay: MSK \(made.map(\.hex).joined(separator: ", ")) made in memory (--key-store-readonly)\n".utf8))
+        }
         if let path = summaryJSON {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try enc.encode(report).write(to: URL(fileURLWithPath: path))
+        }
+    }
+}
+
+/// `replay`'s key failures, with the fix a replay has (a capture is not this host's clock: NTP
+/// is not the answer to a capture older than the store).
+enum ReplayFailure: Error, CustomStringConvertible {
+    case keys(KeyScheduleError, store: String)
+
+    var description: String {
+        switch self {
+        case let .keys(.schedule(session, t, underlying), store):
+            let when = ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(t)))
+            let older = underlying.contains("before") || underlying.contains("retired") || underlying.contains("starts at")
+            if older {
+                return "session \(session): the capture's time \(when) is older than the MSKs of key store \(store) (\(underlying.split(separator: ";").first ?? "")); fix: re-time the capture with --start-time (e.g. --start-time \(ISO8601DateFormatter().string(from: Date()))), or use a key store made for its time: mbms-gateway keys init --config FILE --at \(when)"
+            }
+            return "session \(session): no key material at \(when) (\(underlying))"
         }
     }
 }

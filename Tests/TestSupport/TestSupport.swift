@@ -19,6 +19,12 @@ public enum Tool {
     /// next to the test bundle, else in `.build/debug` of the checkout.
     public static func product(_ name: String) -> URL? {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        // TEST_PRODUCT_DIR: run the tests against other builds of the products (e.g. the
+        // binary of the commit before a fix, to see a regression test fail there).
+        if let dir = ProcessInfo.processInfo.environment["TEST_PRODUCT_DIR"] {
+            let u = URL(fileURLWithPath: dir).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: u.path) { return u }
+        }
         var dirs = [URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent(),
                     Bundle.main.bundleURL, Bundle.main.bundleURL.deletingLastPathComponent()]
         for b in Bundle.allBundles { dirs.append(b.bundleURL.deletingLastPathComponent()) }
