@@ -14,6 +14,8 @@ public enum LiveSetupError: Error, CustomStringConvertible {
     case outputLoops(session: String, output: String)
     case multicastLoopToSelf(session: String, group: String)
     case cannotReceive(session: String, address: String, error: SocketError)
+    /// Another gateway holds the flow lock of this input (`FlowLock`), or another process the port.
+    case inputHeld(session: String, address: String, holder: String, gateway: Bool)
     case cannotSend(session: String, address: String, error: SocketError)
     case noSuchInterface(String)
     case keys(session: String, underlying: String, config: String)
@@ -28,6 +30,10 @@ public enum LiveSetupError: Error, CustomStringConvertible {
             return "session \(s): output is the multicast group \(g) the gateway receives on; with --multicast-loop its own packets would come back in. Drop --multicast-loop or give session \(s) a different `output:`."
         case let .cannotReceive(s, a, e):
             return "session \(s): cannot receive on \(a): \(e). \(Self.hint(e.errno, field: "destination"))"
+        case let .inputHeld(s, a, h, true):
+            return "session \(s): another gateway, \(h), already receives on \(a): two gateways on one input would both protect and send every packet (or split the input between them). Stop that one first (kill -TERM its PID) or give session \(s) another `destination:`."
+        case let .inputHeld(s, a, h, false):
+            return "session \(s): cannot receive on \(a): \(h) holds this address and port. Another program holds this address and port: stop it or change `destination:`."
         case let .cannotSend(s, a, e):
             return "session \(s): cannot open a socket to send to \(a): \(e). \(Self.hint(e.errno, field: "output"))"
         case let .noSuchInterface(n):
@@ -62,6 +68,8 @@ public struct LiveOptions: Sendable {
     /// Called on each worker thread as it starts (`starting` true) and as it ends, e.g. to read
     /// per-thread counters around the packet path (the benchmark's allocation count).
     public var workerThreadHook: (@Sendable (_ worker: Int, _ starting: Bool) -> Void)?
+    /// What a reload (`requestReload()`, SIGHUP in `run`) re-reads; nil: only the key store.
+    public var reload: LiveReloadOptions?
 
     public init(socket: UDPSocketOptions = UDPSocketOptions(), maxBatch: Int = 64, configPath: String = "F", workers: Int = 1) {
         self.socket = socket
@@ -88,49 +96,84 @@ public struct LiveReport: Sendable, Codable {
 /// `run`: the inline deployment of `DESIGN.md` §4 on UDP sockets.
 ///
 /// Threading model: a **control thread** (the caller's, in `run`) and **N worker threads**.
-/// Sessions are sharded over the workers (session i on worker i mod N: every flow's ROC and
-/// SRTCP index has exactly one owner). A worker poll()s its sessions' RTP and RTCP sockets and,
-/// for each ready socket, receives one batch (recvmmsg, up to 64 datagrams) into its own
-/// preallocated slot pool (64 KiB + SRTP tailroom each), protects it in place — SRTP per SSRC
-/// through the batch protect (one batched AES-CM call and one multi-message HMAC-SHA1 call per
-/// group), SRTCP one by one — with the key epoch read once per batch, and sends it (sendmmsg)
-/// from the session's egress socket.
+/// Sessions are sharded over the workers (every flow's ROC and SRTCP index has exactly one
+/// owner). A worker poll()s its sessions' RTP and RTCP sockets and, for each ready socket,
+/// receives one batch (recvmmsg, up to 64 datagrams) into its own preallocated slot pool
+/// (64 KiB + SRTP tailroom each), protects it in place — SRTP per SSRC through the batch protect
+/// (one batched AES-CM call and one multi-message HMAC-SHA1 call per group), SRTCP one by one —
+/// with the key epoch read once per batch, and sends it (sendmmsg) from the session's egress socket.
 ///
 /// Keys reach the workers as immutable key epochs (current and, ahead of each switch, next)
 /// that the control thread publishes per session through an atomic reference; a worker loads
 /// it once per batch and never touches the key store, so store writes (extending the schedule)
 /// stay on the control thread. The control thread also sends the MIKEY MTK messages on the
 /// `MTKAnnouncer` grid (from a socket of its own per session, to output IP:2269), runs the
-/// FLUTE channels, and watches the stop flag and the deadline. No locks on the packet path;
-/// shared state is the stop flag, the published epochs and the metrics (swift-metrics counters
-/// and gauges, relaxed atomics inside swift-prometheus; the batch-size histogram on atomics).
-/// Statistics are kept per session by its owner and merged after the workers are joined.
+/// FLUTE channels, watches the stop flag and the deadline, re-reads the key store every second
+/// (`checkStore`: another process's `keys rotate` reaches the workers at the next MTK boundary)
+/// and applies reloads (`requestReload`, SIGHUP: `LiveReload.swift`). Which sessions a worker
+/// serves is an immutable plan it loads once per poll round; a session leaves a worker only
+/// after the worker acknowledged the plan without it, so its flow state never has two owners.
+/// No locks on the packet path; shared state is the stop and reload flags, the plans, the
+/// published epochs and the metrics (swift-metrics counters and gauges, relaxed atomics inside
+/// swift-prometheus; the batch-size histogram on atomics). Statistics are kept per session by
+/// its owner and merged after the workers are joined (or when a reload removes the session).
+///
+/// Each input address is this process's alone (issue 19 finding 3): a `FlowLock` taken before
+/// binding refuses a second gateway (naming its PID), and unicast inputs are bound without
+/// SO_REUSEADDR, so no other program can bind them either.
 public final class LiveGateway: @unchecked Sendable {
-    public let sessions: [StreamingSession]
+    /// The RTP sessions protected now (a reload adds and removes some; read on the control thread).
+    public var sessions: [StreamingSession] { paths.map(\.session) }
     public let options: LiveOptions
     public let metrics: GatewayMetrics
     public private(set) var statistics: GatewayStatistics
 
-    private let keySource: KeySource
-    private let announcer: MTKAnnouncer
-    fileprivate var logger: Logger
-    private let paths: [Path]
-    fileprivate let stopFlag = ManagedAtomic<Bool>(false)
+    let keySource: KeySource
+    var announcer: MTKAnnouncer
+    var logger: Logger
+    /// The sessions' paths (control-owned list; each path's flow state is its worker's).
+    var paths: [Path]
+    let stopFlag = ManagedAtomic<Bool>(false)
+    let reloadFlag = ManagedAtomic<Bool>(false)
     /// FLUTE channels (nil without any): see `LiveDownload`.
-    private var download: LiveDownload?
+    var download: LiveDownload?
+    /// Flow locks of the FLUTE channels' inputs.
+    var downloadLocks: [FlowLock] = []
 
     // Each worker's slot pool: maxBatch buffers of `receiveCapacity + tailroom` bytes.
-    fileprivate let receiveCapacity = 65_536
-    fileprivate let protectCapacity: Int
+    let receiveCapacity = 65_536
+    private(set) var protectCapacity: Int
 
     /// Largest UDP payload an IPv4 datagram can carry.
     static let maximumUDPPayload = 65_507
 
+    // Lifecycle state (control thread; `LiveReload.swift`).
+    /// The worker threads of a `run` in progress (empty before and after).
+    var workers: [Worker] = []
+    var planGeneration = 0
+    /// Session names in order of first appearance (the summary's rows).
+    var sessionOrder: [String]
+    /// What sessions removed by a reload did (merged into the report by name).
+    var retired: [String: RetiredSession] = [:]
+    /// Sender state of sessions a reload removed, by key group: a later session of the same key
+    /// group continues it, so it never starts again at the floor of a sender-index block this
+    /// process already used (an (MTK, SSRC, index) is used once, `DESIGN.md` §7).
+    var flowStash: [KeyGroup: SessionFlows] = [:]
+    var metricsSessions: [String: GatewayMetrics.Session] = [:]
+    /// The configuration in force (the last one loaded, less what a reload refused).
+    var configuration: GatewayConfiguration?
+    /// Next key store check (Unix milliseconds) and the last store error logged (Unix seconds).
+    var nextStoreCheck: Int64 = 0
+    var lastStoreErrorLog: Int64 = .min
+
+    /// One session's sockets, flow state and counters.
     final class Path {
         let session: StreamingSession
         var flows: SessionFlows
         let rtpIn: UDPBatchSocket
         let rtcpIn: UDPBatchSocket
+        /// Held as long as the input sockets (`FlowLock`).
+        let locks: [FlowLock]
         let egress: UDPBatchSocket
         let rtpOut: TransportAddress
         let rtcpOut: TransportAddress
@@ -140,8 +183,8 @@ public final class LiveGateway: @unchecked Sendable {
         let metrics: GatewayMetrics.Session
         /// Published by the control thread, loaded by the owning worker once per batch.
         let epochs = ManagedAtomic<PublishedEpochs?>(nil)
-        /// Worker-owned: the MTK last used (switch detection) and this session's counters.
-        var lastMTK: UInt16?
+        /// Worker-owned: the key (MSK ID ‖ MTK ID) last used (switch detection) and this session's counters.
+        var lastKey: UInt64?
         var statistics: SessionStatistics
         var framesIn = 0, framesOut = 0
         var loggedDrops: Set<String> = []
@@ -153,12 +196,14 @@ public final class LiveGateway: @unchecked Sendable {
         /// After a failed key lookup, no new attempt (a store access) before this second.
         var keyRetryAfter: Int64 = .min
 
-        init(session: StreamingSession, flows: SessionFlows, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, egress: UDPBatchSocket,
-             mikeySocket: UDPBatchSocket, rtpOut: TransportAddress, rtcpOut: TransportAddress, metrics: GatewayMetrics.Session) {
+        init(session: StreamingSession, flows: SessionFlows, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, locks: [FlowLock],
+             egress: UDPBatchSocket, mikeySocket: UDPBatchSocket, rtpOut: TransportAddress, rtcpOut: TransportAddress,
+             metrics: GatewayMetrics.Session) {
             self.session = session
             self.flows = flows
             self.rtpIn = rtpIn
             self.rtcpIn = rtcpIn
+            self.locks = locks
             self.egress = egress
             self.mikeySocket = mikeySocket
             statistics = SessionStatistics(name: session.name)
@@ -192,96 +237,135 @@ public final class LiveGateway: @unchecked Sendable {
     public init(sessions: [StreamingSession], downloads: [DownloadSession] = [], downloadOptions: DownloadEngine.Options = DownloadEngine.Options(),
                 keySource: KeySource, options: LiveOptions = LiveOptions(),
                 metrics: GatewayMetrics = GatewayMetrics(), logger: Logger = Logger(label: "mbms-gateway.live")) throws {
-        self.sessions = sessions
         self.keySource = keySource
         self.options = options
         self.metrics = metrics
         self.logger = logger
         announcer = MTKAnnouncer(keySource.configuration)
         statistics = GatewayStatistics(sessions: sessions.map(\.name))
+        sessionOrder = sessions.map(\.name)
+        configuration = options.reload?.configuration
+        paths = []
+        protectCapacity = receiveCapacity + StreamingEngine.tailroom
 
         if let name = options.socket.interface, if_nametoindex(name) == 0 { throw LiveSetupError.noSuchInterface(name) }
 
         // Where each session's protected traffic goes, refusing loops back into the gateway.
         var own = Set<TransportAddress>()
         for s in sessions { own.insert(s.rtp); own.insert(s.rtcp) }
-        var plans: [(out: TransportAddress, rtcpOut: TransportAddress, loopOff: Bool)] = []
-        for s in sessions {
-            let out: TransportAddress
-            if let o = s.output {
-                out = o
-            } else if s.rtp.address.isMulticast {
-                out = s.rtp
-            } else {
-                throw LiveSetupError.unicastWithoutOutput(session: s.name, destination: "\(s.rtp)")
-            }
-            // RTCP keeps its offset from RTP (port + 1 unless rtcpDestination says otherwise).
-            let rtcpOut = TransportAddress(out.address, out.port &+ (s.rtcp.port &- s.rtp.port))
-            var loopOff = false
-            if own.contains(out) || own.contains(rtcpOut) {
-                guard out.address.isMulticast else { throw LiveSetupError.outputLoops(session: s.name, output: "\(out)") }
-                if options.socket.multicastLoop == true { throw LiveSetupError.multicastLoopToSelf(session: s.name, group: "\(out.address)") }
-                loopOff = true
-            }
-            plans.append((out, rtcpOut, loopOff))
-        }
+        let plans = try sessions.map { try routePlan(for: $0, own: own) }
 
         // Keys first: a missing store or schedule is the likeliest setup error.
         let now = Self.unixSeconds()
-        var epochs: [KeyEpoch] = []
-        for s in sessions {
-            do { epochs.append(try keySource.epoch(for: s, at: now)) } catch {
-                let underlying = (error as? KeyScheduleError).map { e -> String in
-                    if case let .schedule(_, _, u) = e { return u }
-                    return "\(e)"
-                } ?? "\(error)"
-                throw LiveSetupError.keys(session: s.name, underlying: underlying, config: options.configPath)
-            }
-        }
+        let epochs = try sessions.map { try firstEpoch(for: $0, at: now) }
 
         // Sockets.
-        var paths: [Path] = []
         for (i, s) in sessions.enumerated() {
-            func receiver(_ a: TransportAddress) throws -> UDPBatchSocket {
-                do { return try UDPBatchSocket(bind: a, options: options.socket, maxBatch: options.maxBatch) } catch {
-                    if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
-                    throw LiveSetupError.cannotReceive(session: s.name, address: "\(a)", error: error)
-                }
-            }
-            let rtpIn = try receiver(s.rtp)
-            let rtcpIn = try receiver(s.rtcp)
-            let plan = plans[i]
-            var egressOptions = options.socket
-            if plan.loopOff { egressOptions.multicastLoop = false }
-            egressOptions.receiveBufferBytes = nil
-            let any: TransportAddress
-            if case .v6 = plan.out.address { any = TransportAddress(.v6(0, 0), 0) } else { any = TransportAddress(.v4(0), 0) }
-            let egress: UDPBatchSocket
-            do { egress = try UDPBatchSocket(bind: any, options: egressOptions, maxBatch: options.maxBatch) } catch {
-                if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
-                throw LiveSetupError.cannotSend(session: s.name, address: "\(plan.out)", error: error)
-            }
-            let mikeySocket: UDPBatchSocket
-            do { mikeySocket = try UDPBatchSocket(bind: any, options: egressOptions, maxBatch: 1) } catch {
-                throw LiveSetupError.cannotSend(session: s.name, address: "\(TransportAddress(plan.out.address, StreamingSession.mikeyPort))", error: error)
-            }
-            let p = Path(session: s, flows: try SessionFlows(policy: s.policy), rtpIn: rtpIn, rtcpIn: rtcpIn, egress: egress,
-                         mikeySocket: mikeySocket, rtpOut: plan.out, rtcpOut: plan.rtcpOut,
-                         metrics: GatewayMetrics.Session(metrics, session: s.name))
-            p.epochs.store(PublishedEpochs(current: epochs[i], next: nil), ordering: .releasing)
-            p.metrics.currentMTK.record(Int(epochs[i].mtkID.rawValue))
-            paths.append(p)
+            paths.append(try openPath(s, plan: plans[i], epoch: epochs[i], flows: try SessionFlows(policy: s.policy)))
         }
-        self.paths = paths
         if !downloads.isEmpty {
-            var own = Set<TransportAddress>()
-            for s in sessions { own.insert(s.rtp); own.insert(s.rtcp) }
+            for d in downloads { downloadLocks.append(try Self.lock(d.destination, session: d.name)) }
             download = try LiveDownload(downloads: downloads, keySource: keySource, options: downloadOptions, live: options,
                                         streamingAddresses: own, metrics: metrics)
         }
+        protectCapacity = receiveCapacity + Self.tailroom(sessions)
+    }
 
-        let tailroom = max(StreamingEngine.tailroom, sessions.map { max($0.policy.maximumSRTPOverhead, $0.policy.srtcpOverhead) }.max() ?? 0)
-        protectCapacity = receiveCapacity + tailroom
+    static func tailroom(_ sessions: [StreamingSession]) -> Int {
+        max(StreamingEngine.tailroom, sessions.map { max($0.policy.maximumSRTPOverhead, $0.policy.srtcpOverhead) }.max() ?? 0)
+    }
+
+    /// Where session `s` sends (output, RTCP output) and whether its egress must not loop
+    /// multicast back to this host; refuses loops into `own` (every address the gateway receives on).
+    func routePlan(for s: StreamingSession, own: Set<TransportAddress>) throws -> RoutePlan {
+        let out: TransportAddress
+        if let o = s.output {
+            out = o
+        } else if s.rtp.address.isMulticast {
+            out = s.rtp
+        } else {
+            throw LiveSetupError.unicastWithoutOutput(session: s.name, destination: "\(s.rtp)")
+        }
+        // RTCP keeps its offset from RTP (port + 1 unless rtcpDestination says otherwise).
+        let rtcpOut = TransportAddress(out.address, out.port &+ (s.rtcp.port &- s.rtp.port))
+        var loopOff = false
+        if own.contains(out) || own.contains(rtcpOut) {
+            guard out.address.isMulticast else { throw LiveSetupError.outputLoops(session: s.name, output: "\(out)") }
+            if options.socket.multicastLoop == true { throw LiveSetupError.multicastLoopToSelf(session: s.name, group: "\(out.address)") }
+            loopOff = true
+        }
+        return RoutePlan(out: out, rtcpOut: rtcpOut, loopOff: loopOff)
+    }
+
+    struct RoutePlan {
+        var out: TransportAddress
+        var rtcpOut: TransportAddress
+        var loopOff: Bool
+    }
+
+    /// The epoch in force at `t` for a session being set up; `LiveSetupError.keys` otherwise.
+    func firstEpoch(for s: StreamingSession, at t: Int64) throws -> KeyEpoch {
+        do { return try keySource.epoch(for: s, at: t) } catch {
+            let underlying = (error as? KeyScheduleError).map { e -> String in
+                if case let .schedule(_, _, u) = e { return u }
+                return "\(e)"
+            } ?? "\(error)"
+            throw LiveSetupError.keys(session: s.name, underlying: underlying, config: options.configPath)
+        }
+    }
+
+    /// The flow lock of an input address, or who holds it.
+    static func lock(_ a: TransportAddress, session: String) throws -> FlowLock {
+        do { return try FlowLock.acquire(a) } catch {
+            switch error {
+            case let .held(by: h):
+                throw LiveSetupError.inputHeld(session: session, address: "\(a)", holder: h?.description ?? "a process whose PID could not be read", gateway: true)
+            case let .system(operation, e):
+                throw LiveSetupError.cannotReceive(session: session, address: "\(a)", error: SocketError(operation: operation, address: "\(a)", errno: e))
+            }
+        }
+    }
+
+    /// Binds (or, from `reuse`, takes over) session `s`'s sockets and makes its path with `flows`.
+    func openPath(_ s: StreamingSession, plan: RoutePlan, epoch: KeyEpoch, flows: SessionFlows, reuse: Path? = nil) throws -> Path {
+        let rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, locks: [FlowLock]
+        if let old = reuse, old.session.rtp == s.rtp, old.session.rtcp == s.rtcp {
+            (rtpIn, rtcpIn, locks) = (old.rtpIn, old.rtcpIn, old.locks)
+        } else {
+            func receiver(_ a: TransportAddress) throws -> UDPBatchSocket {
+                do { return try UDPBatchSocket(bind: a, options: options.socket, maxBatch: options.maxBatch) } catch {
+                    if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
+                    if error.errno == EADDRINUSE, let h = FlowLock.udpPortHolder(a) {
+                        throw LiveSetupError.inputHeld(session: s.name, address: "\(a)", holder: h.description, gateway: false)
+                    }
+                    throw LiveSetupError.cannotReceive(session: s.name, address: "\(a)", error: error)
+                }
+            }
+            locks = [try Self.lock(s.rtp, session: s.name), try Self.lock(s.rtcp, session: s.name)]
+            rtpIn = try receiver(s.rtp)
+            rtcpIn = try receiver(s.rtcp)
+        }
+        var egressOptions = options.socket
+        if plan.loopOff { egressOptions.multicastLoop = false }
+        egressOptions.receiveBufferBytes = nil
+        let any: TransportAddress
+        if case .v6 = plan.out.address { any = TransportAddress(.v6(0, 0), 0) } else { any = TransportAddress(.v4(0), 0) }
+        let egress: UDPBatchSocket
+        do { egress = try UDPBatchSocket(bind: any, options: egressOptions, maxBatch: options.maxBatch) } catch {
+            if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
+            throw LiveSetupError.cannotSend(session: s.name, address: "\(plan.out)", error: error)
+        }
+        let mikeySocket: UDPBatchSocket
+        do { mikeySocket = try UDPBatchSocket(bind: any, options: egressOptions, maxBatch: 1) } catch {
+            throw LiveSetupError.cannotSend(session: s.name, address: "\(TransportAddress(plan.out.address, StreamingSession.mikeyPort))", error: error)
+        }
+        let m = metricsSessions[s.name] ?? GatewayMetrics.Session(metrics, session: s.name)
+        metricsSessions[s.name] = m
+        let p = Path(session: s, flows: flows, rtpIn: rtpIn, rtcpIn: rtcpIn, locks: locks, egress: egress,
+                     mikeySocket: mikeySocket, rtpOut: plan.out, rtcpOut: plan.rtcpOut, metrics: m)
+        p.epochs.store(PublishedEpochs(current: epoch, next: nil), ordering: .releasing)
+        p.metrics.currentMTK.record(Int(epoch.mtkID.rawValue))
+        return p
     }
 
     /// Asks the loops to stop; they drain what the sockets already hold and return. Safe from any thread.
@@ -324,9 +408,10 @@ public final class LiveGateway: @unchecked Sendable {
             announce(p, at: now)
             p.nextMIKEY = announcer.nextEvent(after: now)
         }
-        // Workers: session i on worker i mod N.
-        let n = min(options.workers, paths.count)
-        let workers = (0..<n).map { w in
+        // Workers: session i on worker i mod N. With reloads, every requested worker starts
+        // (sessions may be added later); without, more workers than sessions leave the extra out.
+        let n = options.reload != nil ? options.workers : min(options.workers, paths.count)
+        workers = (0..<n).map { w in
             Worker(paths: paths.enumerated().filter { $0.offset % n == w }.map(\.element), gateway: self, index: w)
         }
         let joined = DispatchGroup()
@@ -343,11 +428,19 @@ public final class LiveGateway: @unchecked Sendable {
         var stopReason = "signal"
         logger.info("gateway running", metadata: ["sessions": "\(paths.count)", "workers": "\(n)", "batch": "\(options.maxBatch)",
                                                   "duration": "\(duration.map { "\($0)s" } ?? "until SIGINT/SIGTERM")"])
+        nextStoreCheck = Self.unixMilliseconds() + Self.storeCheckInterval
         while !stopFlag.load(ordering: .relaxed) {
             if let d = deadline, DispatchTime.now().uptimeNanoseconds >= d { stopReason = "duration"; break }
-            // Key epochs and MIKEY events due.
+            if reloadFlag.exchange(false, ordering: .acquiringAndReleasing) { reload(at: Self.unixSeconds()) }
+            // Key epochs and MIKEY events due; the key store's revision once a second.
             let nowMs = Self.unixMilliseconds()
             let nowS = nowMs / 1000
+            if nowMs >= nextStoreCheck {
+                nextStoreCheck = nowMs + Self.storeCheckInterval
+                checkStore(at: nowS)
+                for p in paths { for l in p.locks { l.answerProbes() } }
+                for l in downloadLocks { l.answerProbes() }
+            }
             var nextDue = Int64.max
             for p in paths {
                 refreshEpochs(p, at: nowS)
@@ -359,7 +452,7 @@ public final class LiveGateway: @unchecked Sendable {
             }
             download?.sendDue(now: Double(nowMs) / 1000)
             // Wake for the next MIKEY event, the next paced FLUTE datagram, and at least every
-            // 100 ms (key epochs, the stop flag).
+            // 100 ms (key epochs, the stop and reload flags).
             var timeout: Int64 = nextDue == .max ? 100 : min(100, max(0, nextDue &* 1000 &- nowMs))
             if let due = download?.nextDue { timeout = min(timeout, max(0, Int64(due * 1000) - nowMs)) }
             if let d = deadline {
@@ -383,15 +476,10 @@ public final class LiveGateway: @unchecked Sendable {
         stopFlag.store(true, ordering: .releasing)
         joined.wait()
         let drained = workers.map(\.drained).reduce(0, +)
+        workers = []
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         logger.info("gateway stopped", metadata: ["reason": "\(stopReason)", "drained": "\(drained)",
                                                   "seconds": "\(String(format: "%.1f", seconds))"])
-        var flows: [LiveReport.Flow] = []
-        for p in paths {
-            for f in p.flows.rollover {
-                flows.append(LiveReport.Flow(session: p.session.name, ssrc: String(format: "0x%08x", f.ssrc), roc: f.roc))
-            }
-        }
         // Drain the FLUTE channels too: what their sockets hold, then everything queued.
         if let d = download {
             for k in d.channels.indices {
@@ -400,27 +488,35 @@ public final class LiveGateway: @unchecked Sendable {
             }
             d.sendDue(now: nil)
         }
-        // Merge: each session's counters (its worker's) plus what the control thread sent.
-        for p in paths {
-            let i = p.session.index
-            var s = p.statistics
-            s.mikeySent += p.mikeySent
-            s.mikeyBytes += p.mikeyBytes
-            statistics.sessions[i] = s
-            statistics.framesIn += p.framesIn
-            statistics.framesOut += p.framesOut + p.mikeySent
+        // Merge, by session name in order of first appearance: each session's counters (its
+        // worker's), what the control thread sent, and what sessions removed by a reload did.
+        var merged: [String: RetiredSession] = retired
+        for p in paths { merged[p.session.name, default: RetiredSession(name: p.session.name)].add(p) }
+        statistics = GatewayStatistics(sessions: [])
+        var flows: [LiveReport.Flow] = []
+        for name in sessionOrder {
+            guard let r = merged[name] else { continue }
+            statistics.sessions.append(r.statistics)
+            statistics.framesIn += r.framesIn
+            statistics.framesOut += r.framesOut
+            flows += r.rollover
         }
         var report = LiveReport(routes: routes, statistics: statistics, rollover: flows, seconds: seconds, stopReason: stopReason)
         report.download = download?.statistics ?? []
         return report
     }
 
+    /// How often the control thread re-reads the key store's revision (`checkStore`): a
+    /// `keys rotate` moves a switch at least `announceLead` ahead, so it is seen in time to
+    /// announce the new MTK (TS 33.246 6.3.3.2.2) for any announceLead of a second or more.
+    static let storeCheckInterval: Int64 = 1000
+
     /// Control thread: makes sure session `p` has the epoch in force at `t` published and,
     /// within `announceLead` of the switch, the next one too. A lookup past the MSKs in the
     /// store extends the store (`KeySource`): a store write on this thread, once per MSK period.
     /// On failure the previous epochs stay (the worker drops packets they do not cover as
     /// "no_key"); retried once a second, logged at most every 10 s.
-    private func refreshEpochs(_ p: Path, at t: Int64) {
+    func refreshEpochs(_ p: Path, at t: Int64) {
         let published = p.epochs.load(ordering: .acquiring)
         if let pub = published, pub.current.covers(t),
            t + Self.nextEpochLead < pub.current.validUntil || pub.next?.validFrom == pub.current.validUntil {
@@ -452,7 +548,7 @@ public final class LiveGateway: @unchecked Sendable {
     static let nextEpochLead: Int64 = 3
 
     /// Control thread: sends the MIKEY MTK messages on the air at `t` for one session to output IP:2269.
-    private func announce(_ p: Path, at t: Int64) {
+    func announce(_ p: Path, at t: Int64) {
         do {
             for m in try keySource.transmissions(for: p.session, at: t) {
                 var message = try keySource.mtkMessage(m)
@@ -476,9 +572,25 @@ public final class LiveGateway: @unchecked Sendable {
         }
     }
 
+    /// The sessions one worker serves: immutable, replaced as a whole by the control thread.
+    final class WorkerPlan: AtomicReference, @unchecked Sendable {
+        let paths: [Path]
+        let generation: Int
+        init(paths: [Path], generation: Int) {
+            self.paths = paths
+            self.generation = generation
+        }
+    }
+
     /// One packet-path thread: its sessions' sockets, its own slot pool, their flow state.
     final class Worker: @unchecked Sendable {
-        let paths: [Path]
+        /// Published by the control thread; loaded once per poll round. The worker stores the
+        /// generation it runs in `acknowledged`: from then on it no longer touches paths that
+        /// are not in that plan (their flow state may move to another path).
+        let plan: ManagedAtomic<WorkerPlan>
+        let acknowledged = ManagedAtomic<Int>(0)
+        /// Set once the worker drained and ended: it touches no path any more.
+        let finished = ManagedAtomic<Bool>(false)
         let index: Int
         unowned let gateway: LiveGateway
         let logger: Logger
@@ -493,7 +605,7 @@ public final class LiveGateway: @unchecked Sendable {
         let scratchOwner: UnsafeMutableBufferPointer<Int>
 
         init(paths: [Path], gateway: LiveGateway, index: Int) {
-            self.paths = paths
+            plan = ManagedAtomic(WorkerPlan(paths: paths, generation: 0))
             self.gateway = gateway
             self.index = index
             logger = gateway.logger
@@ -522,23 +634,38 @@ public final class LiveGateway: @unchecked Sendable {
 
         func run() {
             gateway.options.workerThreadHook?(index, true)
-            defer { gateway.options.workerThreadHook?(index, false) }
-            var fds: [pollfd] = []
-            for p in paths {
-                fds.append(pollfd(fd: p.rtpIn.fd, events: Int16(POLLIN), revents: 0))
-                fds.append(pollfd(fd: p.rtcpIn.fd, events: Int16(POLLIN), revents: 0))
+            defer {
+                finished.store(true, ordering: .releasing)
+                gateway.options.workerThreadHook?(index, false)
             }
+            var current = plan.load(ordering: .acquiring)
+            var fds: [pollfd] = []
+            func watch(_ paths: [Path]) {
+                fds.removeAll(keepingCapacity: true)
+                for p in paths {
+                    fds.append(pollfd(fd: p.rtpIn.fd, events: Int16(POLLIN), revents: 0))
+                    fds.append(pollfd(fd: p.rtcpIn.fd, events: Int16(POLLIN), revents: 0))
+                }
+            }
+            watch(current.paths)
             while !gateway.stopFlag.load(ordering: .relaxed) {
-                // 100 ms at most between looks at the stop flag.
-                let ready = poll(&fds, nfds_t(fds.count), 100)
+                // A new plan (a reload added or removed sessions): one atomic load per round.
+                let latest = plan.load(ordering: .acquiring)
+                if latest !== current {
+                    current = latest
+                    watch(current.paths)
+                    acknowledged.store(current.generation, ordering: .releasing)
+                }
+                // 100 ms at most between looks at the stop flag and the plan.
+                let ready = fds.isEmpty ? Int32(usleep(100_000)) : poll(&fds, nfds_t(fds.count), 100)
                 if ready <= 0 { continue }
                 for k in 0..<fds.count where fds[k].revents != 0 {
                     fds[k].revents = 0
-                    _ = pump(paths[k / 2], rtcp: k % 2 == 1)
+                    _ = pump(current.paths[k / 2], rtcp: k % 2 == 1)
                 }
             }
             // Drain: what the kernel already holds for us (bounded), then stop.
-            for p in paths {
+            for p in current.paths {
                 for rtcp in [false, true] {
                     var rounds = 0
                     while rounds < 256 {
@@ -557,14 +684,16 @@ public final class LiveGateway: @unchecked Sendable {
         private func keys(_ p: Path, at t: Int64) -> SRTPSessionKeys? {
             guard let e = p.epochs.load(ordering: .acquiring)?.epoch(at: t) else { return nil }
             let id = e.mtkID.rawValue
-            if p.lastMTK != id {
-                if let old = p.lastMTK {
+            // MSK ID ‖ MTK ID: a rotation may switch to a new MSK whose first MTK ID equals the last one's.
+            let key = UInt64(e.mskID.rawValue) << 16 | UInt64(id)
+            if p.lastKey != key {
+                if let old = p.lastKey {
                     p.statistics.mtkSwitches += 1
                     p.metrics.mtkSwitches.increment()
                     logger.info("MTK switch", metadata: ["session": "\(p.session.name)", "msk": "\(e.mskID)", "mtk": "\(id)",
-                                                         "previous_mtk": "\(old)"])
+                                                         "previous_mtk": "\(old & 0xFFFF)"])
                 }
-                p.lastMTK = id
+                p.lastKey = key
                 if !p.statistics.mtksUsed.contains(id) { p.statistics.mtksUsed.append(id) }
                 p.metrics.currentMTK.record(Int(id))
             }

@@ -7,6 +7,11 @@ public struct SocketError: Error, Equatable, Sendable, CustomStringConvertible {
     public var operation: String
     public var address: String
     public var errno: Int32
+    public init(operation: String, address: String, errno: Int32) {
+        self.operation = operation
+        self.address = address
+        self.errno = errno
+    }
     public var description: String {
         "\(operation) \(address): \(String(cString: strerror(errno)))"
     }
@@ -69,7 +74,8 @@ public final class UDPBatchSocket {
     private static let controlSize = 64
 
     /// Binds to `local` (use 0.0.0.0 or :: with the port to receive; port 0 for send-only).
-    /// A multicast `local` address is joined on `options.interface`.
+    /// A multicast `local` address is joined on `options.interface` (and may be shared with other
+    /// receivers); a unicast one is this socket's alone: a second bind fails with EADDRINUSE.
     public init(bind local: TransportAddress, options: UDPSocketOptions = UDPSocketOptions(), maxBatch: Int = 64) throws(SocketError) {
         let v6: Bool
         if case .v6 = local.address { v6 = true } else { v6 = false }
@@ -93,7 +99,11 @@ public final class UDPBatchSocket {
 
     private func configure(local: TransportAddress, options: UDPSocketOptions, v6: Bool) throws(SocketError) {
         var one: Int32 = 1
-        _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4)
+        // SO_REUSEADDR only for a multicast group, where every receiver on the host binds the
+        // same group:port and each gets its own copy. On a unicast address it would let a second
+        // socket with SO_REUSEADDR bind the same address and port and take (part of) the traffic
+        // (issue 19 finding 3); UDP has no TIME_WAIT, so a restart needs no reuse. No SO_REUSEPORT.
+        if local.address.isMulticast { _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, 4) }
         if let r = options.receiveBufferBytes { var v = r; _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, 4) }
         if let w = options.sendBufferBytes { var v = w; _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, 4) }
         if !v6 { _ = setsockopt(fd, Int32(IPPROTO_IP), IP_PKTINFO, &one, 4) }

@@ -16,7 +16,11 @@ struct RunCommand: ParsableCommand {
 
             `output` defaults to the destination itself for a multicast destination (sent with multicast loop off, out of --interface); a unicast destination needs an `output`.
 
-            --workers N packet threads (default 1) carry the sessions, session i on worker i mod N: each polls its sessions' sockets and moves recvmmsg/sendmmsg batches of up to 64, protected in place (SRTP per SSRC through the batch protect). The main thread publishes key epochs to the workers, sends MIKEY and runs the FLUTE channels; only it touches the key store. A session never spans two workers, so use at most as many workers as sessions (and cores). SIGINT or SIGTERM drains what the sockets already hold, prints a summary and exits 0 (a second signal exits at once). Logs (key=value metadata, never key bytes) go to stderr. With --metrics, Prometheus metrics are served at http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*, mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total, mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
+            --workers N packet threads (default 1) carry the sessions, session i on worker i mod N: each polls its sessions' sockets and moves recvmmsg/sendmmsg batches of up to 64, protected in place (SRTP per SSRC through the batch protect). The main thread publishes key epochs to the workers, sends MIKEY and runs the FLUTE channels; only it touches the key store. A session never spans two workers, so use at most as many workers as sessions (and cores). SIGINT or SIGTERM drains what the sockets already hold, prints a summary and exits 0 (a second signal exits at once).
+
+            SIGHUP reloads: the configuration file and the key store are read again and what can change live is applied — RTP sessions added or removed, a session's destination/rtcpDestination/output, schedule.mtk.repeat, logLevel; anything else (keyDomain, keyStore, the time grid and msk period, a session's keyGroup or protection, FLUTE channels) keeps its running value and is named in a warning. A key group new to the store is created as `keys init` would. The key store is also re-read every second: a `keys rotate [--invalidate]` from another process takes effect at the MTK boundary the rotation chose, with its MIKEY message announced first.
+
+            Each input address and port belongs to one gateway: a unicast input is bound exclusively (no SO_REUSEADDR), and a second `run` on the same input (unicast or multicast group:port) is refused with the PID of the one running. Logs (key=value metadata, never key bytes) go to stderr. With --metrics, Prometheus metrics are served at http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*, mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total, mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
 
             The key store must exist (`mbms-gateway keys init --config F`); MSKs are added to it as time moves past the ones it holds.
 
@@ -47,8 +51,8 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Stop after this many seconds (drain, summary, exit 0), e.g. for soak runs and tests.")
     var duration: Double?
 
-    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: String = "info"
+    @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default: the configuration's logLevel, else info).")
+    var logLevel: String?
 
     @OptionGroup(title: "FLUTE channels (download protection)") var flute: FLUTEFlags
 
@@ -60,8 +64,8 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64 (got \(workers))") }
-        guard Logger.Level(rawValue: logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got \(logLevel))")
+        if let l = logLevel, Logger.Level(rawValue: l) == nil {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got \(l))")
         }
         if let d = duration, !(d > 0) { throw ValidationError("--duration must be a positive number of seconds (got \(d))") }
         if let m = metrics, Self.metricsAddress(m) == nil {
@@ -77,12 +81,17 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         if !allowCoreDumps { try ProcessHardening.disableCoreDumps() }
         try checkRuntime()
-        let level = ProcessHardening.bootstrapLogging(logLevel)
-        var logger = Logger(label: "mbms-gateway")
-        logger[metadataKey: "config"] = "\(config)"
-
+        // SIGHUP is a reload (below); until its handler is in place it must not end the process.
+        signal(SIGHUP, SIG_IGN)
         let configuration: GatewayConfiguration
         do { configuration = try GatewayConfiguration.load(path: config) } catch { throw RunFailure("\(error)") }
+        // --log-level, else the configuration's logLevel (a reload may change it), else info.
+        let startLevel = logLevel ?? configuration.logLevel ?? "info"
+        let level = ProcessHardening.bootstrapLogging(startLevel)
+        let liveLevel = LiveLogLevel(level)
+        var logger = Logger(label: "mbms-gateway")
+        logger.handler = LiveLogLevelHandler(wrapping: logger.handler, level: liveLevel)
+        logger[metadataKey: "config"] = "\(config)"
         let sessions: [StreamingSession]
         do { sessions = try StreamingSession.sessions(of: configuration) } catch { throw RunFailure(error.description) }
         let downloads: [DownloadSession]
@@ -104,11 +113,14 @@ struct RunCommand: ParsableCommand {
         socket.multicastTTL = multicastTTL
         socket.multicastLoop = multicastLoop ? true : nil
         let gatewayMetrics = GatewayMetrics()
+        var options = LiveOptions(socket: socket, configPath: config, workers: workers)
+        let path = config
+        options.reload = LiveReloadOptions(configuration: configuration, load: { try GatewayConfiguration.load(path: path) },
+                                           logLevel: liveLevel, defaultLogLevel: logLevel.flatMap(Logger.Level.init(rawValue:)) ?? .info)
         let gateway: LiveGateway
         do {
             gateway = try LiveGateway(sessions: sessions, downloads: downloads, downloadOptions: flute.options, keySource: keySource,
-                                      options: LiveOptions(socket: socket, configPath: config, workers: workers),
-                                      metrics: gatewayMetrics, logger: logger)
+                                      options: options, metrics: gatewayMetrics, logger: logger)
         } catch let e as LiveSetupError {
             throw RunFailure(e.description)
         }
@@ -138,6 +150,14 @@ struct RunCommand: ParsableCommand {
             src.resume()
             sources.append(src)
         }
+        // SIGHUP: reload (configuration and key store) and keep running.
+        let hup = DispatchSource.makeSignalSource(signal: SIGHUP, queue: signalQueue)
+        hup.setEventHandler { [logger] in
+            logger.notice("signal received: reloading", metadata: ["signal": "SIGHUP"])
+            gateway.requestReload()
+        }
+        hup.resume()
+        sources.append(hup)
 
         let report = gateway.run(duration: duration)
         server?.stop()

@@ -16,8 +16,8 @@ final class LiveDownloadTests: XCTestCase {
         let inIP = IPAddress.v4(0x7F00_0001), outIP = IPAddress.v4(0x7F4E_0000 | UInt32.random(in: 0x0101...0xFEFE))
         let collector = try UDPBatchSocket(bind: TransportAddress(outIP, 0))
         let outPort = collector.boundPort
-        let probe = try UDPBatchSocket(bind: TransportAddress(inIP, 0))
-        let inPort = probe.boundPort
+        // A free port: bound once to learn it, closed again (the gateway binds it exclusively).
+        let inPort = try { try UDPBatchSocket(bind: TransportAddress(inIP, 0)).boundPort }()
         let yaml = """
             keyDomain: { mcc: "001", mnc: "01" }
             bmscFQDN: bmsc.example.org
@@ -33,11 +33,8 @@ final class LiveDownloadTests: XCTestCase {
         _ = try gw.manager.maintain(at: Date())
         var downloadOptions = DownloadEngine.Options()
         downloadOptions.bitsPerSecond = 200_000_000
-        let live = try withExtendedLifetime(probe) { () -> LiveGateway in
-            // The probe only reserved the port; the gateway binds it with SO_REUSEADDR.
-            try LiveGateway(sessions: [], downloads: try DownloadSession.sessions(of: gw.configuration), downloadOptions: downloadOptions,
-                            keySource: try KeySource(manager: gw.manager))
-        }
+        let live = try LiveGateway(sessions: [], downloads: try DownloadSession.sessions(of: gw.configuration), downloadOptions: downloadOptions,
+                                   keySource: try KeySource(manager: gw.manager))
         let finished = DispatchSemaphore(value: 0)
         final class ReportBox: @unchecked Sendable { var report: LiveReport? }
         let box = ReportBox()
