@@ -11,6 +11,11 @@ public struct FLUTEReceiver: Sendable {
         public var maximumSessions: Int
         /// Refuse FDT Instances whose Expires is before `now` (RFC 3926 §3.4.1).
         public var honourExpires: Bool
+        /// Seconds added to every FDT Instance's Expires before it is compared with `now`: the
+        /// offset by which the packets' times were moved (a capture re-timed by `replay
+        /// --start-time`). Expires is absolute (RFC 3926 §3.4.1: NTP seconds), so without this an
+        /// FDT re-timed into its own future looks expired and its objects lose their names.
+        public var expiresShiftSeconds: Int64 = 0
         /// Turns a completed TOI 0 object into FDT XML (e.g. unwrap and verify the DCF that
         /// carries a protected FDT, TS 33.246 6.6.3.2). Nil: the object is the XML.
         public var fdtUnwrapper: (@Sendable ([UInt8]) throws -> [UInt8])?
@@ -98,11 +103,15 @@ public struct FLUTEReceiver: Sendable {
     /// Times out idle objects and drops expired FDT entries.
     @discardableResult
     public mutating func expire(at now: Double) -> [ObjectKey] {
-        if configuration.honourExpires, let ntp = Self.ntpSeconds(now) {
+        if configuration.honourExpires, let ntp = Self.ntpSeconds(unshifted(now)) {
             for tsi in fdtTables.keys { fdtTables[tsi]?.expire(ntpNow: ntp) }
         }
         return reassembler.expire(at: now)
     }
+
+    /// `now` on the clock the FDT's Expires was written against (Expires + shift >= now
+    /// exactly when Expires >= now - shift).
+    private func unshifted(_ now: Double) -> Double { now - Double(configuration.expiresShiftSeconds) }
 
     static func ntpSeconds(_ unix: Double) -> UInt32? {
         guard unix.isFinite, unix >= 0, unix < 1e15 else { return nil }
@@ -131,7 +140,7 @@ public struct FLUTEReceiver: Sendable {
             return [.fdtRefused(tsi: tsi, fdtInstanceID: id, reason: "more than \(configuration.maximumSessions) FLUTE sessions")]
         }
         var table = fdtTables[tsi] ?? FDTTable(maximumFiles: configuration.maximumFilesPerSession)
-        let outcome = table.insert(instance, fdtInstanceID: id, ntpNow: configuration.honourExpires ? Self.ntpSeconds(now) : nil)
+        let outcome = table.insert(instance, fdtInstanceID: id, ntpNow: configuration.honourExpires ? Self.ntpSeconds(unshifted(now)) : nil)
         fdtTables[tsi] = table
         var events: [Event] = [.fdtInstance(tsi: tsi, fdtInstanceID: id, instance, outcome)]
         // Objects that arrived before the FDT: hand them their OTI now.

@@ -46,8 +46,14 @@ public struct DownloadStatistics: Sendable, Codable, Equatable {
     public var fdtInstancesSent = 0
     public var mikeyObjectsSent = 0
     public var mtksUsed: [UInt16] = []
-    /// Objects or packets refused, by reason (FLUTE reassembly and FDT outcomes).
+    /// Objects or packets refused, by reason (FLUTE reassembly and FDT outcomes; an input FDT
+    /// Instance already expired at the capture's clock is `fdt_expired`).
     public var rejected: [String: Int] = [:]
+    /// Objects that arrived without a valid FDT entry (no FDT Instance described their TOI, or
+    /// the one that did had expired): forwarded named `file:///object-<TOI>` with type
+    /// application/octet-stream, counted here and warned about once per channel — never
+    /// renamed silently (RFC 3926 §3.4.1: the FDT gives an object its name).
+    public var objectsWithoutFDTEntry = 0
     public init(name: String) { self.name = name }
 }
 
@@ -77,6 +83,13 @@ public final class DownloadEngine {
         /// default lists only the object in flight, which keeps every FDT Instance in one packet
         /// (tshark and some receivers do not reassemble multi-packet FDTs).
         public var objectsListed = 1
+        /// Seconds by which the input's packet times were moved (`replay --start-time`): added to
+        /// each input FDT Instance's Expires before it is compared with the capture's clock, as
+        /// the frames themselves were moved (Expires is absolute NTP time, RFC 3926 §3.4.1).
+        public var expiresShiftSeconds: Int64 = 0
+        /// Where warnings go (an object forwarded without a valid FDT entry, once per channel).
+        /// Nil: standard error.
+        public var warning: (@Sendable (String) -> Void)? = nil
         public init() {}
     }
 
@@ -92,6 +105,8 @@ public final class DownloadEngine {
         var nextTOI: UInt64 = 1
         var mikey: (mtkID: UInt16, mskID: UInt32, toi: UInt64, bytes: [UInt8], file: FDTFile)?
         var listed: [FDTFile] = []
+        /// Whether this channel already warned about an object without a valid FDT entry.
+        var warnedWithoutFDTEntry = false
     }
 
     public init(sessions: [DownloadSession], keySource: KeySource, options: Options = Options()) {
@@ -102,7 +117,9 @@ public final class DownloadEngine {
         channels = sessions.map { s in
             var limits = ReassemblyLimits()
             if let tsi = s.tsi { limits.acceptedTSIs = [tsi] }
-            return Channel(receiver: FLUTEReceiver(configuration: FLUTEReceiver.Configuration(reassembly: limits)))
+            var configuration = FLUTEReceiver.Configuration(reassembly: limits)
+            configuration.expiresShiftSeconds = options.expiresShiftSeconds
+            return Channel(receiver: FLUTEReceiver(configuration: configuration))
         }
     }
 
@@ -117,6 +134,8 @@ public final class DownloadEngine {
                 statistics[i].objectsIn += 1
                 statistics[i].objectBytesIn += o.data.count
                 out += try forward(o, session: i, at: time)
+            case .fdtInstance(_, _, _, .expired):
+                statistics[i].rejected["fdt_expired", default: 0] += 1
             case .object, .fdtInstance:
                 break
             case .fdtRefused(_, _, let reason):
@@ -141,6 +160,7 @@ public final class DownloadEngine {
                                               overheadBytesPerPacket: 28)
         }
         guard var sender = channels[i].sender else { return [] }
+        if object.file == nil { noteObjectWithoutFDTEntry(object, session: i) }
         sender.pacer.advance(to: time)
         let fec = sender.packetiser.fdtFECParameters
         let location = object.file?.contentLocation ?? "file:///object-\(object.toi)"
@@ -217,6 +237,20 @@ public final class DownloadEngine {
 }
 
 extension DownloadEngine {
+    /// Counts an object no valid FDT entry named, and warns once per channel: the output can only
+    /// call it `file:///object-<TOI>`, which no UE can match with what it was meant to be.
+    private func noteObjectWithoutFDTEntry(_ object: FLUTEReceiver.ReceivedObject, session i: Int) {
+        statistics[i].objectsWithoutFDTEntry += 1
+        guard !channels[i].warnedWithoutFDTEntry else { return }
+        channels[i].warnedWithoutFDTEntry = true
+        let expired = statistics[i].rejected["fdt_expired", default: 0]
+        let why = expired > 0
+            ? "the FDT Instance that describes it had expired at the gateway's clock (replay: the capture's times; \(expired) expired FDT Instance(s) so far; Expires is absolute, so a capture re-timed by other means than `replay --start-time` keeps its old Expires)"
+            : "no FDT Instance described its TOI before it completed"
+        let message = "warning: FLUTE channel \(sessions[i].name): object TSI \(object.tsi) TOI \(object.toi) has no valid FDT entry: \(why); it is sent as file:///object-\(object.toi) (application/octet-stream); further such objects on this channel are only counted (objectsWithoutFDTEntry)"
+        if let warn = options.warning { warn(message) } else { FileHandle.standardError.write(Data((message + "\n").utf8)) }
+    }
+
     /// RFC 3926 3.4.2 / RFC 1864: base64 of the MD5 of the transport object.
     static func contentMD5(_ bytes: [UInt8]) -> String { Data(MD5.hash(bytes)).base64EncodedString() }
 }
