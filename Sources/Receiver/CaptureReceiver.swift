@@ -490,6 +490,14 @@ public final class CaptureReceiver {
             if info.carriedROC != nil { s?.carried += 1 }
             stats[key] = s
             if rtcp { report.totals.srtcpOK += 1 } else { report.totals.srtpOK += 1; accepted = key }
+            // The E flag is the sender's to set, but only as the policy says (SP type 6): an
+            // SRTCP packet sent in clear under a policy that encrypts SRTCP (or the reverse)
+            // verifies, so only this check sees it.
+            if rtcp, info.encrypted != policy.srtcpEncryption {
+                addViolation(.srtcpEncryptionFlagMismatch, frame: frame, time: time, flow: u.destination.description, ssrc: ssrc, seq: nil,
+                             mki: Hex.encode(info.mki.bytes),
+                             detail: "E = \(info.encrypted ? 1 : 0) but the key group's policy (\(keys.policy(keyGroup: flow.keyGroup ?? 0)?.origin ?? "default")) says SRTCP encryption \(policy.srtcpEncryption ? "on" : "off")")
+            }
             var f = u
             let end = buffer.withUnsafeMutableBytes { b -> Int in
                 guard let base = b.baseAddress else { return 0 }

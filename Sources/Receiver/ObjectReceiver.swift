@@ -37,9 +37,16 @@ public struct DownloadReceiveReport: Codable, Sendable, Equatable {
     /// FDTs that came unwrapped (gateway `--plain-fdt` or an unprotected session).
     public var plainFDTs = 0
     public var refused: [String: Int] = [:]
+    /// Download rules broken (`fdt_unprotected`, `content_md5_mismatch`, `mtk_object_after_dcf`),
+    /// at most `ObjectReceiver.maximumViolationsPerKind` of each kind listed.
+    public var violations: [Violation] = []
+    /// Violations by kind, including any left out of `violations`.
+    public var violationCounts: [String: Int] = [:]
 
     public var recovered: Int { objects.filter { $0.error == nil }.count }
     public var failed: Int { objects.count - recovered }
+    /// Every object recovered and no rule broken.
+    public var ok: Bool { failed == 0 && violationCounts.values.reduce(0, +) == 0 }
 
     public func summary() -> String {
         var out = "FLUTE: \(objects.count) objects, \(recovered) recovered, \(failed) failed; \(mikeyObjects) MIKEY objects (\(mtksDerived) new MTKs); "
@@ -52,6 +59,15 @@ public struct DownloadReceiveReport: Codable, Sendable, Equatable {
             }
         }
         if !refused.isEmpty { out += "refused: " + refused.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n" }
+        if violationCounts.isEmpty {
+            out += "FLUTE: no rule violations\n"
+        } else {
+            out += "FLUTE rule violations: " + violationCounts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+            for v in violations.prefix(20) {
+                out += "  frame \(v.frame) t=\(String(format: "%.6f", v.time)) \(v.kind.rawValue)\(v.flow.map { " \($0)" } ?? ""): \(v.detail)\n"
+            }
+            if violations.count > 20 { out += "  … \(violations.count - 20) more in the --report JSON\n" }
+        }
         return out
     }
 }
@@ -66,12 +82,27 @@ public final class ObjectReceiver {
     private var dcfKeys: [MBMSKeyID: DCFKeys] = [:]
     private var receivers: [TransportAddress: FLUTEReceiver] = [:]
     private var pendingFDTs: [[UInt8]] = []
-    private var pendingObjects: [(flow: TransportAddress, object: FLUTEReceiver.ReceivedObject)] = []
+    private var pendingObjects: [Pending] = []
+    /// A DCF waiting for the MTK its 'obki' names: where and when it completed.
+    private struct Pending {
+        var flow: TransportAddress
+        var object: FLUTEReceiver.ReceivedObject
+        var keyID: MBMSKeyID?
+        var frame: Int
+        var time: Double
+    }
+    /// The frame and time of the datagram being handled (for violations).
+    private var current: (frame: Int, time: Double) = (0, 0)
     private let fdtLog = FDTLog()
     public private(set) var report = DownloadReceiveReport()
 
     /// How many DCF objects may wait for their MTK at once (memory bound).
     public var maximumPendingObjects = 64
+    /// Accept an FDT sent as plain XML (the gateway's `--plain-fdt` output) instead of naming
+    /// it a rule violation (TS 33.246 6.6.3.2 protects the FDT).
+    public var allowPlainFDT = false
+    /// At most this many violations of each kind are listed (all are counted).
+    public var maximumViolationsPerKind = 1000
 
     /// Records the raw FDT objects the unwrapper sees (called from FLUTEReceiver).
     final class FDTLog: @unchecked Sendable {
@@ -92,14 +123,16 @@ public final class ObjectReceiver {
         payload.count >= 12 && payload[0] >> 4 == 1
     }
 
-    /// Feeds one UDP datagram of a FLUTE flow.
-    public func receive(_ payload: [UInt8], flow: TransportAddress, at time: Double) {
+    /// Feeds one UDP datagram of a FLUTE flow; `frame` (1-based, as Wireshark counts) places
+    /// violations in the capture.
+    public func receive(_ payload: [UInt8], flow: TransportAddress, at time: Double, frame: Int = 0) {
+        current = (frame, time)
         if receivers[flow] == nil {
             let log = fdtLog
             let unwrap: @Sendable ([UInt8]) throws -> [UInt8] = { bytes in
                 log.add(bytes)
                 // A DCF-wrapped FDT starts with an 'ftyp' box; a plain one with XML.
-                guard bytes.count >= 8, bytes[4] == 0x66, bytes[5] == 0x74, bytes[6] == 0x79, bytes[7] == 0x70 else { return bytes }
+                guard Self.startsWithFtyp(bytes) else { return bytes }
                 let reader = DCFReader()
                 return try reader.decrypt(try reader.parse(bytes), encryptionKey: nil)
             }
@@ -110,11 +143,20 @@ public final class ObjectReceiver {
         receivers[flow] = rx
         for raw in fdtLog.drain() {
             report.fdtInstances += 1
-            if raw.first == 0x3C { report.plainFDTs += 1 } else { pendingFDTs.append(raw) }
+            if Self.startsWithFtyp(raw) {
+                pendingFDTs.append(raw)
+            } else {
+                report.plainFDTs += 1
+                if !allowPlainFDT {
+                    addViolation(.fdtUnprotected, flow: flow,
+                                 detail: "FDT Instance (TOI 0) sent as plain XML, not in a DCF: nothing proves it came from the BM-SC; accept it with --allow-plain-fdt (gateway --plain-fdt output)")
+                }
+            }
         }
         for event in events {
             switch event {
             case .object(let o) where o.toi != 0:
+                checkContentMD5(o, flow: flow)
                 handle(o, flow: flow)
             case .object, .fdtInstance:
                 break
@@ -131,13 +173,13 @@ public final class ObjectReceiver {
 
     /// Objects still waiting for an MTK are reported as failures.
     public func finish() {
-        for p in pendingObjects { record(p.object, flow: p.flow, keyID: keyIDText(p.object.data), signature: "failed", error: "no MTK for its 'obki' KeyID arrived") }
+        for p in pendingObjects { record(p.object, flow: p.flow, keyID: p.keyID.map(text), signature: "failed", error: "no MTK for its 'obki' KeyID arrived") }
         pendingObjects.removeAll()
         report.fdtSignaturesFailed += pendingFDTs.count
         pendingFDTs.removeAll()
     }
 
-    private func handle(_ o: FLUTEReceiver.ReceivedObject, flow: TransportAddress) {
+    private func handle(_ o: FLUTEReceiver.ReceivedObject, flow: TransportAddress, pending: Pending? = nil) {
         let type = o.file?.contentType ?? ""
         if type == "application/mikey" {
             report.mikeyObjects += 1
@@ -148,7 +190,14 @@ public final class ObjectReceiver {
                 report.mtksDerived += 1
                 let waiting = pendingObjects
                 pendingObjects.removeAll()
-                for p in waiting { handle(p.object, flow: p.flow) }
+                for p in waiting {
+                    if p.keyID == id {
+                        // The DCF was on the channel before the key to open it (TS 33.246 6.6.3).
+                        addViolation(.mtkObjectAfterDCF, flow: p.flow, frame: p.frame, time: p.time,
+                                     detail: "DCF \(p.object.file?.contentLocation ?? "TOI \(p.object.toi)") (TOI \(p.object.toi), MTK \(text(id))) completed before the MIKEY object carrying its MTK (TOI \(o.toi), frame \(current.frame))")
+                    }
+                    handle(p.object, flow: p.flow, pending: p)
+                }
             }
             return
         }
@@ -167,7 +216,9 @@ public final class ObjectReceiver {
             return
         }
         guard let k = dcfKeys[id] else {
-            if pendingObjects.count < maximumPendingObjects { pendingObjects.append((flow, o)) } else {
+            if pendingObjects.count < maximumPendingObjects {
+                pendingObjects.append(pending ?? Pending(flow: flow, object: o, keyID: id, frame: current.frame, time: current.time))
+            } else {
                 record(o, flow: flow, keyID: text(id), signature: "failed", error: "no MTK yet and too many objects waiting")
             }
             return
@@ -219,9 +270,32 @@ public final class ObjectReceiver {
                                               error: failure))
     }
 
+    /// RFC 3926 3.4.2: Content-MD5 (RFC 1864: base64 of the MD5) of the object as transported.
+    private func checkContentMD5(_ o: FLUTEReceiver.ReceivedObject, flow: TransportAddress) {
+        guard let announced = o.file?.contentMD5?.trimmingCharacters(in: .whitespaces) else { return }
+        let actual = Data(MD5.hash(o.data)).base64EncodedString()
+        guard announced != actual else { return }
+        var detail = "\(o.file?.contentLocation ?? "TOI \(o.toi)") (TOI \(o.toi), \(o.data.count) bytes): the FDT says Content-MD5 \(announced), the object received has \(actual)"
+        if isDCF(o.data), let parsed = try? DCFReader().parse(o.data), let id = parsed.mbmsKeyID, let k = dcfKeys[id],
+           let opened = try? DCFReader().open(o.data, keys: k, requireSignature: false),
+           Data(MD5.hash(opened.plaintext)).base64EncodedString() == announced {
+            detail += " (the FDT gives the MD5 of the decrypted file, not of the DCF sent)"
+        }
+        addViolation(.contentMD5Mismatch, flow: flow, detail: detail)
+    }
+
+    private func addViolation(_ kind: ViolationKind, flow: TransportAddress, frame: Int? = nil, time: Double? = nil, detail: String) {
+        let n = report.violationCounts[kind.rawValue, default: 0]
+        report.violationCounts[kind.rawValue] = n + 1
+        guard n < maximumViolationsPerKind else { return }
+        report.violations.append(Violation(kind: kind, rule: kind.rule, frame: frame ?? current.frame, time: time ?? current.time,
+                                           flow: "\(flow)", ssrc: nil, sequenceNumber: nil, mki: nil, detail: detail))
+    }
+
+    static func startsWithFtyp(_ b: [UInt8]) -> Bool { b.count >= 8 && b[4] == 0x66 && b[5] == 0x74 && b[6] == 0x79 && b[7] == 0x70 }
+
     private func isDCF(_ b: [UInt8]) -> Bool { b.count >= 12 && b[4] == 0x66 && b[5] == 0x74 && b[6] == 0x79 && b[7] == 0x70 && b[8] == 0x6F && b[9] == 0x64 }
     private func text(_ id: MBMSKeyID) -> String { "\(Hex.encode(id.keyDomainID))/\(String(format: "%08x", id.mskID))/\(id.mtkID)" }
-    private func keyIDText(_ data: [UInt8]) -> String? { (try? DCFReader().parse(data))?.mbmsKeyID.map(text) }
 
     /// The path part of a Content-Location URI, without "..", empty or absolute components.
     static func safeRelativePath(_ location: String) -> String? {

@@ -14,6 +14,16 @@ public enum ViolationKind: String, Codable, Sendable, CaseIterable {
     case mikeyWrongPort = "mikey_wrong_port"
     /// A MIKEY message to an address that carries no (or another) session of its key group.
     case mikeyWrongAddress = "mikey_wrong_address"
+    /// An SRTCP packet whose E flag says the opposite of the SRTCP-encryption parameter of the
+    /// key group's security policy (MSK message SP, or the export's policy).
+    case srtcpEncryptionFlagMismatch = "srtcp_e_flag_mismatch"
+    /// Download: an FDT Instance sent as plain XML instead of a DCF (`receive --allow-plain-fdt`
+    /// accepts it, for the gateway's `--plain-fdt` output).
+    case fdtUnprotected = "fdt_unprotected"
+    /// Download: the FDT's Content-MD5 for an object is not the MD5 of the object received.
+    case contentMD5Mismatch = "content_md5_mismatch"
+    /// Download: a DCF completed before the MIKEY object that carries its MTK.
+    case mtkObjectAfterDCF = "mtk_object_after_dcf"
 
     /// The clause broken.
     public var rule: String {
@@ -30,6 +40,14 @@ public enum ViolationKind: String, Codable, Sendable, CaseIterable {
             return "TS 33.246 6.4.5.3 / 6.6.2: MTK messages go to UDP port 2269"
         case .mikeyWrongAddress:
             return "TS 33.246 6.6.2: MTK messages go to the destination address of the session they key"
+        case .fdtUnprotected:
+            return "TS 33.246 6.6.3.2: the FDT is sent in a DCF (integrity by its 'odfs' signature); accept a plain one only with --allow-plain-fdt"
+        case .contentMD5Mismatch:
+            return "RFC 3926 3.4.2 / RFC 1864: Content-MD5 is the MD5 of the object as transported (the DCF)"
+        case .mtkObjectAfterDCF:
+            return "TS 33.246 6.3.3.2.2 / 6.6.3: the MIKEY MTK message (application/mikey object) reaches the UE before the DCF it keys"
+        case .srtcpEncryptionFlagMismatch:
+            return "TS 33.246 6.6.2.1 / RFC 3830 6.10.1 (SP type 6, SRTCP encryption) / RFC 3711 3.4: the SRTCP E flag follows the security policy"
         }
     }
 }

@@ -159,6 +159,8 @@ struct Distortion {
     var mikeyPort: UInt16 = 2269
     /// Destination address for the MTK messages (nil: the session's).
     var mikeyAddress: IPAddress? = nil
+    /// SRTCP sent with this E flag (encrypted or not) whatever the policy says (nil: as the policy says).
+    var srtcpEncryption: Bool? = nil
 }
 
 struct ProtectedCapture {
@@ -185,6 +187,9 @@ func buildProtectedCapture(fixture: String, bmsc: TestBMSC, output: String, dist
     var plainMAC = bmsc.policy
     plainMAC.authentication = .hmacSHA1_80
     let plainProtector = try SRTPProtector(policy: plainMAC)
+    var rtcpPolicy = bmsc.policy
+    if let e = distortion.srtcpEncryption { rtcpPolicy.srtcpEncryption = e }
+    let rtcpProtector = try SRTPProtector(policy: rtcpPolicy)
     let k1 = try bmsc.sessionKeys(bmsc.mtkIDs.0), k2 = try bmsc.sessionKeys(bmsc.mtkIDs.1), k7 = try bmsc.sessionKeys(7)
     var streams: [UInt32: SRTPSenderStream] = [:]
     var rtcpStream = SRTCPSenderStream(firstIndex: bmsc.policy.firstSRTCPIndex)
@@ -217,7 +222,7 @@ func buildProtectedCapture(fixture: String, bmsc: TestBMSC, output: String, dist
         }
         var p = payload
         if rtcp {
-            try protector.protectRTCP(&p, keys: rtpN < switchAt ? k1 : k2, stream: &rtcpStream)
+            try rtcpProtector.protectRTCP(&p, keys: rtpN < switchAt ? k1 : k2, stream: &rtcpStream)
         } else {
             if rtpN > 0 && rtpN % 400 == 0 && rtpN < switchAt { inject(m1, like: f) }
             let ssrc = UInt32(p[8]) << 24 | UInt32(p[9]) << 16 | UInt32(p[10]) << 8 | UInt32(p[11])
