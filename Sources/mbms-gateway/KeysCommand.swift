@@ -259,8 +259,10 @@ struct KeysCommand: ParsableCommand {
 /// A one-line error for the terminal (the error types carry their own fix).
 struct KeysFailure: Error, CustomStringConvertible {
     let description: String
+    /// What the wrapped error means (`ExitStatus.of`: a bad --config is 2, as in every command).
+    var status: ExitStatus = .failed
     init(_ message: String) { description = message }
-    init(_ error: any Error) { description = "\(error)" }
+    init(_ error: any Error) { description = "\(error)"; status = ExitStatus.of(error) ?? .failed }
 }
 
 /// Writes a file holding secrets (`SecretFile.write`: a new 0600 file renamed over `path`;

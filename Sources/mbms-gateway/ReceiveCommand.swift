@@ -20,9 +20,13 @@ struct ReceiveCommand: ParsableCommand {
 
             --output writes the plaintext capture: SRTP/SRTCP frames with their plaintext payload (IP/UDP lengths and checksums fixed), MIKEY frames left out, packets that did not decrypt left out, everything else copied.
 
-            --report writes JSON with the derived MTKs and salts IN CLEAR (debugging only; the file is created with mode 0600), per-flow counters and every rule violation with frame number and time: mtk_used_before_announcement, unknown_mki, roc_tag_missing, roc_tag_unexpected, mikey_wrong_port, mikey_wrong_address.
+            --plain INPUT compares, payload by payload, what came out with the plain capture the gateway was given, per flow (destination, RTP or RTCP, SSRC): matched, altered, missing, extra. RTP pairs by sequence number, RTCP by content. Any altered or missing payload fails the run (a packet the gateway altered or dropped still authenticates).
 
-            Exit status: 0 when every SRTP/SRTCP packet decrypted and no rule was broken; 1 when a packet failed to decrypt, a violation was found or a MIKEY message was rejected for a reason that breaks key delivery (MAC, key validity, malformed); 2 for input files or keys that cannot be used (one line naming the file and the fix); 64 for bad options.
+            --objects DIR also recovers FLUTE downloads (TS 33.246 6.6.3): MTKs from application/mikey objects, the DCF-wrapped FDT checked by its signature, every DCF verified and decrypted into DIR.
+
+            --report writes JSON with the derived MTKs and salts IN CLEAR (debugging only; the file is created with mode 0600), per-flow counters and every rule violation with frame number and time: mtk_used_before_announcement, unknown_mki, roc_tag_missing, roc_tag_unexpected, mikey_wrong_port, mikey_wrong_address, srtcp_e_flag_mismatch (the SRTCP E flag against the SRTCP-encryption parameter of the SP); with --objects: fdt_unprotected (an FDT sent as plain XML; --allow-plain-fdt accepts it), content_md5_mismatch (the FDT's Content-MD5 against the object received), mtk_object_after_dcf (a DCF on the channel before the MIKEY object that keys it).
+
+            Exit status: 0 when something was verified, every SRTP/SRTCP packet decrypted, every FLUTE object was recovered, no rule was broken and (--plain) every payload came back unaltered; 1 when not (a packet failed to decrypt, a violation, a MIKEY message rejected for a reason that breaks key delivery, an altered or missing payload, or nothing verified at all); 2 for an input that cannot be used: a capture that is missing, not a capture, truncated or corrupt, or key material that cannot be read (one line naming the file and the fix); 64 for bad options. The same table holds for every command (mbms-gateway --help).
             """)
 
     @Option(name: .long, help: ArgumentHelp("Protected capture (pcap or pcapng).", valueName: "file"))
@@ -59,6 +63,12 @@ struct ReceiveCommand: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("FLUTE: write the recovered files (DCFs verified and decrypted) under this folder.", valueName: "dir"))
     var objects: String?
 
+    @Option(name: .long, help: ArgumentHelp("The plain capture the gateway was given: compare every RTP/RTCP payload with it, per flow.", valueName: "file"))
+    var plain: String?
+
+    @Flag(name: .customLong("allow-plain-fdt"), help: "Accept an FDT sent as plain XML (gateway --plain-fdt) instead of naming it a rule violation (TS 33.246 6.6.3.2 protects the FDT).")
+    var allowPlainFDT = false
+
     @Flag(name: .long, help: "Print only the final OK/FAILED line.")
     var quiet = false
 
@@ -83,31 +93,50 @@ struct ReceiveCommand: ParsableCommand {
 
     func receive() throws {
         let keys = try loadKeys()
+        if let plain, !FileManager.default.isReadableFile(atPath: plain) {
+            throw ReceiveFailure("\(plain): cannot read the plain capture; give the capture the gateway was given with --plain")
+        }
+        // --plain compares the plaintext output, so there is one: --output, or a file of our own.
+        let temporaryOutput = plain != nil && output == nil
+            ? FileManager.default.temporaryDirectory.appendingPathComponent("mbms-receive-\(getpid())-\(UUID().uuidString).pcap").path : nil
+        defer { if let temporaryOutput { try? FileManager.default.removeItem(atPath: temporaryOutput) } }
         let result: ReceiveReport
         do {
-            result = try CaptureReceiver.run(inputPath: input, outputPath: output, keys: keys)
+            result = try CaptureReceiver.run(inputPath: input, outputPath: output ?? temporaryOutput, keys: keys)
         } catch {
             throw ReceiveFailure(error.description)
         }
         // FLUTE sessions: a second pass with the same key material (ReceiveObjects.swift).
         let download = try objects.map { dir throws -> DownloadReceiveReport in try receiveObjects(input: input, keys: keys, directory: dir) }
+        var comparison: PlainComparison? = nil
+        if let plain, let received = output ?? temporaryOutput {
+            do { comparison = try PlainComparison.compare(plain: plain, received: received, protectedFlows: result.flows) } catch {
+                throw ReceiveFailure(error.description)
+            }
+        }
         if let report {
-            do { try writeFile(report, Array(try combinedReportJSON(result, download).utf8) + [0x0A]) } catch {
+            do { try writeFile(report, Array(try combinedReportJSON(result, download, comparison).utf8) + [0x0A]) } catch {
                 throw ReceiveFailure("\(report): cannot write the report (\(error)); choose a writable --report path")
             }
         }
         // Nothing checked is not a pass: a capture with no packet decrypted and no object
         // recovered fails, whatever else it holds (issue 19 finding 10).
         let verified = result.totals.srtpOK + result.totals.srtcpOK + (download?.recovered ?? 0)
-        let ok = result.ok && (download.map { $0.failed == 0 } ?? true) && verified > 0
+        let ok = result.ok && (download?.ok ?? true) && (comparison?.ok ?? true) && verified > 0
         if quiet {
             print(ok ? "OK" : "FAILED")
         } else {
             print(result.summary())
             if let download { print(download.summary()) }
+            if let comparison { print(comparison.summary()) }
         }
         if verified == 0 {
             FileHandle.standardError.write(Data("receive: nothing was verified: no SRTP/SRTCP packet decrypted and no FLUTE object recovered; check --input (a protected capture) and the key material (--msk-message / --ue-export), or add --objects DIR for a download session\n".utf8))
+        }
+        // A damaged capture is bad input, as in every command (exit status 2), after the report
+        // of the frames before the damage.
+        if let damage = result.inputError {
+            throw ReceiveFailure("\(input): the capture is damaged (\(damage)); the frames before the damage were checked; give an undamaged capture with --input")
         }
         if !ok { throw ExitCode.failure }
     }
@@ -145,13 +174,14 @@ struct ReceiveCommand: ParsableCommand {
     }
 }
 
-/// A one-line error naming the file and the fix; printed to stderr, exit status 2.
+/// A one-line error naming the file and the fix; printed to stderr, exit status 2
+/// (`ExitStatus.badInput`).
 struct ReceiveFailure: Error, CustomStringConvertible {
     let description: String
     init(_ message: String) { description = message }
 
     func exit() -> ExitCode {
         FileHandle.standardError.write(Data("Error: \(description)\n".utf8))
-        return ExitCode(2)
+        return ExitCode(ExitStatus.badInput.rawValue)
     }
 }

@@ -11,7 +11,9 @@ import XCTest
 enum CLI {
     static let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// The binary built beside these tests (whatever --scratch-path), else .build/debug's.
     static func binary() throws -> String {
+        if let built = Tool.product("mbms-gateway") { return built.path }
         let path = repoRoot.appendingPathComponent(".build/debug/mbms-gateway").path
         guard FileManager.default.isExecutableFile(atPath: path) else { throw XCTSkip("\(path) not built (run swift build first)") }
         return path
@@ -154,8 +156,9 @@ final class CLITests: XCTestCase {
     }
 }
 
-/// `replay`'s failures a user meets first: no key store yet, and a damaged capture. Each names
-/// the problem and the fix, exits 1 without the usage text, and leaves no output file.
+/// `replay`'s failures a user meets first: no key store yet (exit 1), and a damaged capture
+/// (exit 2, bad input, as in every command: README "Exit status"). Each names the problem and
+/// the fix, without the usage text, and leaves no output file.
 final class ReplayFailureCLITests: XCTestCase {
     func testNoKeyStoreAndADamagedCaptureFailCleanly() throws {
         let fixture = try Paths.fixture("rtp-multicast.pcap")
@@ -184,7 +187,7 @@ final class ReplayFailureCLITests: XCTestCase {
         let cut = dir + "/cut.pcap"
         try whole.prefix(whole.count - 10).write(to: URL(fileURLWithPath: cut))
         r = try CLI.run(["replay", "--config", config, "--input", cut, "--output", output, "--quiet"], environment: env)
-        XCTAssertEqual(r.status, 1, r.output)
+        XCTAssertEqual(r.status, 2, r.output)
         XCTAssertTrue(r.output.contains("cut.pcap") && r.output.contains("truncated dump file"), r.output)
         XCTAssertFalse(r.output.contains("Usage:"), r.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: output), "a failed replay left its partial output")
