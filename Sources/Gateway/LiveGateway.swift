@@ -172,7 +172,7 @@ public final class LiveGateway: @unchecked Sendable {
         var flows: SessionFlows
         let rtpIn: UDPBatchSocket
         let rtcpIn: UDPBatchSocket
-        /// Held as long as the input sockets (`FlowLock`).
+        /// Held as long as the input sockets (`FlowLock`): RTP's, RTCP's.
         let locks: [FlowLock]
         let egress: UDPBatchSocket
         let rtpOut: TransportAddress
@@ -328,23 +328,25 @@ public final class LiveGateway: @unchecked Sendable {
 
     /// Binds (or, from `reuse`, takes over) session `s`'s sockets and makes its path with `flows`.
     func openPath(_ s: StreamingSession, plan: RoutePlan, epoch: KeyEpoch, flows: SessionFlows, reuse: Path? = nil) throws -> Path {
-        let rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, locks: [FlowLock]
-        if let old = reuse, old.session.rtp == s.rtp, old.session.rtcp == s.rtcp {
-            (rtpIn, rtcpIn, locks) = (old.rtpIn, old.rtcpIn, old.locks)
-        } else {
-            func receiver(_ a: TransportAddress) throws -> UDPBatchSocket {
-                do { return try UDPBatchSocket(bind: a, options: options.socket, maxBatch: options.maxBatch) } catch {
-                    if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
-                    if error.errno == EADDRINUSE, let h = FlowLock.udpPortHolder(a) {
-                        throw LiveSetupError.inputHeld(session: s.name, address: "\(a)", holder: h.description, gateway: false)
-                    }
-                    throw LiveSetupError.cannotReceive(session: s.name, address: "\(a)", error: error)
-                }
+        // An input: taken over from `reuse` when it stays (a reload that moves only the other
+        // one), else locked (`FlowLock`) and bound.
+        func input(_ a: TransportAddress) throws -> (UDPBatchSocket, FlowLock) {
+            if let old = reuse {
+                if old.session.rtp == a { return (old.rtpIn, old.locks[0]) }
+                if old.session.rtcp == a { return (old.rtcpIn, old.locks[1]) }
             }
-            locks = [try Self.lock(s.rtp, session: s.name), try Self.lock(s.rtcp, session: s.name)]
-            rtpIn = try receiver(s.rtp)
-            rtcpIn = try receiver(s.rtcp)
+            let lock = try Self.lock(a, session: s.name)
+            do { return (try UDPBatchSocket(bind: a, options: options.socket, maxBatch: options.maxBatch), lock) } catch {
+                if error.operation == "interface" { throw LiveSetupError.noSuchInterface(error.address) }
+                if error.errno == EADDRINUSE, let h = FlowLock.udpPortHolder(a) {
+                    throw LiveSetupError.inputHeld(session: s.name, address: "\(a)", holder: h.description, gateway: false)
+                }
+                throw LiveSetupError.cannotReceive(session: s.name, address: "\(a)", error: error)
+            }
         }
+        let (rtpIn, rtpLock) = try input(s.rtp)
+        let (rtcpIn, rtcpLock) = try input(s.rtcp)
+        let locks = [rtpLock, rtcpLock]
         var egressOptions = options.socket
         if plan.loopOff { egressOptions.multicastLoop = false }
         egressOptions.receiveBufferBytes = nil

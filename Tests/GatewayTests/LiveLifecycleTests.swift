@@ -2,6 +2,7 @@ import CryptoCore
 import Foundation
 import Gateway
 import KeyManagement
+import Logging
 import MIKEY
 import PacketIO
 import SRTP
@@ -254,6 +255,108 @@ final class LiveLifecycleTests: XCTestCase {
         let (status, stdout, stderr) = try h.interruptAndWait(signal: SIGTERM)
         XCTAssertEqual(status, 0, stderr)
         XCTAssertTrue(stdout.contains("run stopped (signal)"), stdout)
+    }
+
+    /// A reload that moves a session to another input port keeps its sender state (ROC per
+    /// SSRC): an encoder that starts again at SEQ 0 on the new port gets the next ROC, so no
+    /// (MTK, SSRC, packet index) goes out twice — a fresh state would start again at the floor of
+    /// the MTK's index block and repeat the first 50 indices (keystream reuse). In process, with
+    /// RCC (rocRate 1: every packet carries its ROC) so the receiver reads each packet's index.
+    func testReloadMovingASessionKeepsItsPacketIndicesUnique() throws {
+        let lo = IPAddress.v4(0x7F00_0001)
+        let out = try UDPBatchSocket(bind: TransportAddress(lo, 0), options: UDPSocketOptions(), maxBatch: 64)
+        let a = try LiveHarness.freeUDPPair(lo, options: UDPSocketOptions())
+        var b = a
+        while b == a { b = try LiveHarness.freeUDPPair(lo, options: UDPSocketOptions()) }
+        let header = TestGateway.header.replacingOccurrences(of: "period: 10s, announceLead: 2s", with: "period: 1h, announceLead: 2s")
+        func yaml(_ port: UInt16) -> String {
+            header + "\n  - { name: moved, kind: rtp, destination: 127.0.0.1:\(port), output: 127.0.0.1:\(out.boundPort), keyGroup: 9, protection: { cipher: aes-128-cm, auth: rccm2, rocRate: 1 } }\n"
+        }
+        let gw = try TestGateway(yaml: yaml(a))
+        _ = try gw.manager.maintain(at: Date())
+        var moved = gw.configuration
+        moved.sessions[0].destination = try XCTUnwrap(GatewayConfiguration.parse(yaml: yaml(b)).sessions.first).destination
+        let next = moved
+        var options = LiveOptions(configPath: gw.path("gateway.yaml"))
+        options.reload = LiveReloadOptions(configuration: gw.configuration, load: { next })
+        var logger = Logger(label: "test.live.reload")
+        logger.logLevel = .error
+        let gateway = try LiveGateway(sessions: gw.sessions, keySource: try KeySource(manager: gw.manager), options: options, logger: logger)
+        final class Box: @unchecked Sendable { var report: LiveReport? }
+        let box = Box(), done = DispatchSemaphore(value: 0)
+        Thread { box.report = gateway.run(duration: 20); done.signal() }.start()
+
+        let capacity = 2048
+        let pool = UnsafeMutableRawPointer.allocate(byteCount: capacity * 64, alignment: 16)
+        let slots = UnsafeMutableBufferPointer<DatagramSlot>.allocate(capacity: 64)
+        defer { slots.deallocate(); pool.deallocate() }
+        for k in 0..<64 { slots.initializeElement(at: k, to: DatagramSlot(bytes: pool + k * capacity, capacity: capacity)) }
+        var received: [[UInt8]] = []
+        func collect(_ n: Int) {
+            let deadline = Date().addingTimeInterval(5)
+            while received.count < n, Date() < deadline {
+                guard let got = try? out.receive(into: slots, timeoutMilliseconds: 50), got > 0 else { continue }
+                for k in 0..<got { received.append(Array(UnsafeRawBufferPointer(start: slots[k].bytes, count: slots[k].length))) }
+            }
+        }
+        let sender = try UDPBatchSocket(bind: TransportAddress(lo, 0), options: UDPSocketOptions(), maxBatch: 1)
+        func send(to port: UInt16) throws {
+            for seq in UInt16(0)..<50 {
+                var p: [UInt8] = [0x80, 96, UInt8(seq >> 8), UInt8(seq & 0xFF), 0, 0, UInt8(seq >> 8), UInt8(seq & 0xFF), 0x5E, 0xED, 0, 9]
+                p += RTPPump.payload(seq)
+                try p.withUnsafeMutableBytes { raw in
+                    var slot = DatagramSlot(bytes: try XCTUnwrap(raw.baseAddress), capacity: raw.count)
+                    slot.length = raw.count
+                    slot.peer = TransportAddress(lo, port)
+                    _ = try withUnsafeMutablePointer(to: &slot) { try sender.send(UnsafeMutableBufferPointer(start: $0, count: 1)) }
+                }
+                usleep(1000)
+            }
+        }
+        try send(to: a)
+        collect(50)
+        XCTAssertEqual(received.count, 50, "before the reload")
+        gateway.requestReload()
+        // The old port is released once the session moved.
+        let deadline = Date().addingTimeInterval(3)
+        while !Self.bindable(TransportAddress(lo, a)), Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(Self.bindable(TransportAddress(lo, a)), "the old input is still bound after the reload")
+        try send(to: b)
+        collect(100)
+        gateway.stop()
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(received.count, 100, "after the reload")
+
+        // Every packet's (MKI, SSRC, index), read by a receiver holding the MTKs of the hour.
+        let session = try XCTUnwrap(gw.sessions.first)
+        let receiver = try SRTPReceiver(policy: session.policy, keyCapacity: 4)
+        let reader = try KeySource(manager: gw.manager, senderIndices: .unreserved, keyState: .extendOnly)
+        let now = Int64(Date().timeIntervalSince1970)
+        for t in [now, now + 3600] { try receiver.addKey(try reader.epoch(for: session, at: t).keys) }
+        var seen = Set<String>()
+        for var p in received {
+            switch unprotectRTP(receiver, &p) {
+            case .success(let info):
+                XCTAssertTrue(seen.insert("\(info.mki.value)/\(info.index)").inserted, "packet index \(info.index) under MKI \(info.mki) sent twice")
+            case .failure(let e):
+                XCTFail("SRTP packet does not decrypt, or repeats a packet index (keystream reuse): \(e)")
+            }
+        }
+        XCTAssertEqual(seen.count, 100)
+        let stats = try XCTUnwrap(box.report?.statistics.sessions.first { $0.name == "moved" })
+        XCTAssertEqual(stats.rtpPackets, 100, "the session's counters across the reload")
+        XCTAssertEqual(box.report?.statistics.sessions.count, 1)
+    }
+
+    /// `logLevel` is a configuration key (what a reload applies); a bad value names the fix.
+    func testConfigurationLogLevel() throws {
+        let base = TestGateway.header + "\n  - { name: s, kind: rtp, destination: 127.0.0.1:5000, output: 127.0.0.2:5000, keyGroup: 1 }\n"
+        XCTAssertNil(try GatewayConfiguration.parse(yaml: base).logLevel)
+        XCTAssertEqual(try GatewayConfiguration.parse(yaml: base + "logLevel: debug\n").logLevel, "debug")
+        XCTAssertThrowsError(try GatewayConfiguration.parse(yaml: base + "logLevel: loud\n")) { e in
+            XCTAssertTrue("\(e)".contains("logLevel"), "\(e)")
+            XCTAssertTrue("\(e)".contains("critical"), "\(e)")
+        }
     }
 
     // MARK: helpers
