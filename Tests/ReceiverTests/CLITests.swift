@@ -268,10 +268,11 @@ final class ReplayRoundTripTests: XCTestCase {
         let muk = String(repeating: "4d", count: 32)
         var r = try cli.run(["keys", "init", "--config", config, "--at", "2026-11-20T00:00:00Z"], environment: env)
         XCTAssertEqual(r.status, 0, r.output)
-        // replay adds the MSKs covering the captures' time (2026-11-23 around 12:18 UTC); then
-        // one MSK message per key group covers all three captures.
+        // replay --commit-keys adds the MSKs covering the captures' time (2026-11-23 around
+        // 12:18 UTC) to the store (without it they would be made in memory only); then one MSK
+        // message per key group covers all three captures.
         for (name, fixture) in fixtures {
-            r = try cli.run(["replay", "--config", config, "--input", fixture, "--output", dir + "/\(name).protected.pcap", "--quiet"], environment: env)
+            r = try cli.run(["replay", "--config", config, "--input", fixture, "--output", dir + "/\(name).protected.pcap", "--quiet", "--commit-keys"], environment: env)
             XCTAssertEqual(r.status, 0, "\(name): \(r.output)")
         }
         var mskFiles: [String] = []
