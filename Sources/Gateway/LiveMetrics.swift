@@ -14,7 +14,9 @@ import Glibc
 /// | --- | --- | --- |
 /// | `mbms_packets_in_total`, `mbms_bytes_in_total` | counter | session, kind (rtp, rtcp) |
 /// | `mbms_packets_out_total`, `mbms_bytes_out_total` | counter | session, kind |
-/// | `mbms_drops_total` | counter | session, kind, reason (SRTP error names, `too_large`, `no_key`, `send_error`) |
+/// | `mbms_drops_total` | counter | session, kind, reason (SRTP error names, `too_large`, `empty_payload`, `bad_rtcp_length`, `source_filtered`, `no_key`, `send_error`) |
+/// | `mbms_flows` | gauge | session, kind: SSRCs whose sender state is held (at most the session's `maxFlows`) |
+/// | `mbms_flows_evicted_total` | counter | session, kind: least recently used flows evicted for a new SSRC (`flow_evicted`) |
 /// | `mbms_mtk_switches_total` | counter | session |
 /// | `mbms_mikey_messages_sent_total`, `mbms_mikey_bytes_sent_total` | counter | session |
 /// | `mbms_current_mtk_id` | gauge | session |
@@ -22,10 +24,14 @@ import Glibc
 /// | `mbms_last_batch_packets` | gauge | session, kind: size of the latest batch (ring occupancy) |
 ///
 /// Every counter is updated once per batch with the batch's sums, never per packet; a drop
-/// counter is made the first time its reason occurs (then reused).
+/// counter is made the first time its reason occurs (then reused). Every family carries a
+/// `# HELP` line (`help`); the same object serves `/healthz` (`GatewayHealth`).
 public final class GatewayMetrics: @unchecked Sendable {
     public let registry: PrometheusCollectorRegistry
     let factory: PrometheusMetricsFactory
+
+    /// What `/healthz` answers from: sockets bound and keys current, per session.
+    public let health = GatewayHealth()
 
     private let histogramsLock = NSLock()
     private var histograms: [BatchHistogram] = []
@@ -34,6 +40,28 @@ public final class GatewayMetrics: @unchecked Sendable {
         self.registry = registry
         factory = PrometheusMetricsFactory(registry: registry)
     }
+
+    /// The `# HELP` text of every metric family `run` exports (Prometheus text format 0.0.4:
+    /// one HELP per family). A family missing here is exported with the generic text, which
+    /// `LiveHardeningTests` looks for.
+    static let help: [String: String] = [
+        "mbms_packets_in_total": "RTP or RTCP datagrams received per session.",
+        "mbms_bytes_in_total": "UDP payload bytes received per session.",
+        "mbms_packets_out_total": "SRTP or SRTCP datagrams sent per session.",
+        "mbms_bytes_out_total": "UDP payload bytes sent per session (protected).",
+        "mbms_drops_total": "Datagrams not sent, by reason.",
+        "mbms_flows": "SSRCs whose sender state (ROC, SRTCP index) is held, at most the session's maxFlows.",
+        "mbms_flows_evicted_total": "Least recently used SSRC flows evicted to make room for a new SSRC.",
+        "mbms_last_batch_packets": "Datagrams in the latest receive batch (ring occupancy).",
+        "mbms_mtk_switches_total": "MTK switches on the packet path.",
+        "mbms_mikey_messages_sent_total": "MIKEY MTK messages sent to UDP 2269.",
+        "mbms_mikey_bytes_sent_total": "Bytes of MIKEY MTK messages sent.",
+        "mbms_current_mtk_id": "MTK ID protecting the session's packets now.",
+        "mbms_flute_packets_in_total": "ALC/LCT datagrams received per FLUTE channel.",
+        "mbms_flute_packets_out_total": "ALC/LCT datagrams sent per FLUTE channel.",
+        "mbms_flute_objects_out_total": "Objects sent (DCF-protected) per FLUTE channel.",
+    ]
+    static let missingHelp = "mbms-gateway metric (no description)"
 
     /// The Prometheus text exposition (format 0.0.4): the registry, then the batch histograms.
     public func exposition() -> [UInt8] {
@@ -57,12 +85,16 @@ public final class GatewayMetrics: @unchecked Sendable {
         return h
     }
 
+    /// A counter made on the registry with its HELP text (swift-metrics' factory path has no
+    /// place for one, and the registry refuses a second, different HELP for a family).
     func counter(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Counter {
-        CoreMetrics.Counter(label: name, dimensions: dimensions, factory: factory)
+        let handler = registry.makeCounter(name: name, labels: dimensions, help: Self.help[name] ?? Self.missingHelp)
+        return CoreMetrics.Counter(label: name, dimensions: dimensions, handler: handler, factory: factory)
     }
 
     func gauge(_ name: String, _ dimensions: [(String, String)]) -> CoreMetrics.Gauge {
-        CoreMetrics.Gauge(label: name, dimensions: dimensions, factory: factory)
+        let handler = registry.makeGauge(name: name, labels: dimensions, help: Self.help[name] ?? Self.missingHelp)
+        return CoreMetrics.Gauge(label: name, dimensions: dimensions, aggregate: false, handler: handler, factory: factory)
     }
 
     /// A histogram of batch sizes (1…64) whose `record` is a few relaxed atomic increments:
@@ -110,6 +142,8 @@ public final class GatewayMetrics: @unchecked Sendable {
         let packetsIn, bytesIn, packetsOut, bytesOut: CoreMetrics.Counter
         let batch: BatchHistogram
         let lastBatch: CoreMetrics.Gauge
+        let flows: CoreMetrics.Gauge
+        let evictions: CoreMetrics.Counter
         private var drops: [String: CoreMetrics.Counter] = [:]
         private let metrics: GatewayMetrics
         private let dimensions: [(String, String)]
@@ -123,6 +157,14 @@ public final class GatewayMetrics: @unchecked Sendable {
             bytesOut = m.counter("mbms_bytes_out_total", dimensions)
             batch = m.batchHistogram(dimensions)
             lastBatch = m.gauge("mbms_last_batch_packets", dimensions)
+            flows = m.gauge("mbms_flows", dimensions)
+            evictions = m.counter("mbms_flows_evicted_total", dimensions)
+        }
+
+        /// A flow was made (`SessionFlows`), taking the place of an evicted one when `evicted`.
+        func flowsChanged(count: Int, evicted: Bool) {
+            flows.record(count)
+            if evicted { evictions.increment() }
         }
 
         func drop(_ reason: String, _ n: Int) {
@@ -139,8 +181,11 @@ public final class GatewayMetrics: @unchecked Sendable {
         let rtp, rtcp: Flow
         let mtkSwitches, mikeySent, mikeyBytes: CoreMetrics.Counter
         let currentMTK: CoreMetrics.Gauge
+        /// The session's line of `/healthz`.
+        let health: GatewayHealth.Session
 
         init(_ m: GatewayMetrics, session: String) {
+            health = m.health.register(session)
             rtp = Flow(m, session: session, kind: "rtp")
             rtcp = Flow(m, session: session, kind: "rtcp")
             let d = [("session", session)]
@@ -149,6 +194,85 @@ public final class GatewayMetrics: @unchecked Sendable {
             mikeyBytes = m.counter("mbms_mikey_bytes_sent_total", d)
             currentMTK = m.gauge("mbms_current_mtk_id", d)
         }
+    }
+}
+
+/// What `GET /healthz` reports (next to `/metrics`): 200 when every session's sockets are bound
+/// and a published key epoch covers now, else 503 with the first reason. The control thread
+/// writes (through `Session`), the HTTP thread reads; no lock on the packet path.
+public final class GatewayHealth: @unchecked Sendable {
+    /// One session's state: sockets bound, and the span of time its published key epochs
+    /// (current, plus the next one when it follows on) cover.
+    public final class Session: @unchecked Sendable {
+        public let name: String
+        let bound = ManagedAtomic<Bool>(false)
+        /// [from, until) in Unix seconds, replaced as a whole (never torn between two epochs).
+        let keys = ManagedAtomic<KeyWindow?>(nil)
+
+        init(name: String) { self.name = name }
+
+        /// The session's receive sockets are bound (false: closed, e.g. removed on reload).
+        public func socketsBound(_ value: Bool) { bound.store(value, ordering: .releasing) }
+
+        /// Key epochs published to the packet path: `current`, and `next` when it starts where
+        /// `current` ends (the switch is then covered too).
+        public func keysPublished(current: KeyEpoch, next: KeyEpoch?) {
+            let until = next.map { $0.validFrom == current.validUntil ? $0.validUntil : current.validUntil } ?? current.validUntil
+            publishWindow(from: current.validFrom, until: until)
+        }
+
+        /// The span [from, until) (Unix seconds) the published keys cover.
+        func publishWindow(from: Int64, until: Int64) {
+            keys.store(KeyWindow(from: from, until: until), ordering: .releasing)
+        }
+    }
+
+    final class KeyWindow: AtomicReference, @unchecked Sendable {
+        let from: Int64, until: Int64
+        init(from: Int64, until: Int64) { self.from = from; self.until = until }
+    }
+
+    private let lock = NSLock()   // registration only (start, reload), never the packet path
+    private var sessions: [Session] = []
+    private let stopping = ManagedAtomic<Bool>(false)
+
+    public init() {}
+
+    /// The state of session `name` (made on first use; the same object after).
+    public func register(_ name: String) -> Session {
+        lock.lock()
+        defer { lock.unlock() }
+        if let s = sessions.first(where: { $0.name == name }) { return s }
+        let s = Session(name: name)
+        sessions.append(s)
+        return s
+    }
+
+    /// Forgets a session (removed by a reload): it no longer counts for health.
+    public func remove(_ name: String) {
+        lock.lock()
+        sessions.removeAll { $0.name == name }
+        lock.unlock()
+    }
+
+    /// The gateway is draining and about to exit: unhealthy from now on.
+    public func markStopping() { stopping.store(true, ordering: .releasing) }
+
+    /// (healthy, one line) at Unix time `now`.
+    public func check(now: Int64) -> (healthy: Bool, reason: String) {
+        if stopping.load(ordering: .acquiring) { return (false, "stopping: the gateway is draining and will exit") }
+        lock.lock()
+        let all = sessions
+        lock.unlock()
+        if all.isEmpty { return (true, "ok: no RTP sessions") }
+        for s in all {
+            guard s.bound.load(ordering: .acquiring) else { return (false, "session \(s.name): receive sockets are not bound") }
+            guard let w = s.keys.load(ordering: .acquiring) else { return (false, "session \(s.name): no key epoch published") }
+            if now < w.from || now >= w.until {
+                return (false, "session \(s.name): keys are not current (published MTKs cover \(w.from)..<\(w.until), now is \(now)); check the key store and the log")
+            }
+        }
+        return (true, "ok: \(all.count) session\(all.count == 1 ? "" : "s"), sockets bound, keys current")
     }
 }
 
@@ -161,7 +285,8 @@ public struct MetricsServerError: Error, CustomStringConvertible {
 }
 
 /// A minimal HTTP/1.1 responder for Prometheus scrapes: `GET /metrics` (and `/`) answers the
-/// exposition, anything else 404; one request per connection (`Connection: close`). One
+/// exposition, `GET /healthz` the health (`GatewayHealth`: 200 or 503, one plain-text line),
+/// anything else 404; one request per connection (`Connection: close`). One
 /// thread, blocking accept with a 200 ms poll so `stop()` ends it promptly.
 public final class MetricsHTTPServer: @unchecked Sendable {
     public let address: String
@@ -264,10 +389,17 @@ public final class MetricsHTTPServer: @unchecked Sendable {
             status = "200 OK"
             body = parts[0] == "HEAD" ? [] : metrics.exposition()
             type = "text/plain; version=0.0.4; charset=utf-8"
+        } else if parts.count >= 2, parts[0] == "GET" || parts[0] == "HEAD", parts[1] == "/healthz" {
+            var ts = timespec()
+            clock_gettime(CLOCK_REALTIME, &ts)
+            let (healthy, reason) = metrics.health.check(now: Int64(ts.tv_sec))
+            status = healthy ? "200 OK" : "503 Service Unavailable"
+            body = parts[0] == "HEAD" ? [] : Array((reason + "\n").utf8)
+            type = "text/plain; charset=utf-8"
         } else if parts.count >= 2, parts[0] != "GET" && parts[0] != "HEAD" {
-            status = "405 Method Not Allowed"; body = Array("only GET /metrics\n".utf8); type = "text/plain"
+            status = "405 Method Not Allowed"; body = Array("only GET /metrics and GET /healthz\n".utf8); type = "text/plain"
         } else {
-            status = "404 Not Found"; body = Array("try GET /metrics\n".utf8); type = "text/plain"
+            status = "404 Not Found"; body = Array("try GET /metrics or GET /healthz\n".utf8); type = "text/plain"
         }
         let head = Array("HTTP/1.1 \(status)\r\nContent-Type: \(type)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
         sendAll(c, head)

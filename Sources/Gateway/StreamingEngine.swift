@@ -80,7 +80,7 @@ public final class StreamingEngine {
         self.keySource = keySource
         self.dropUnmatched = dropUnmatched
         self.checksum = checksum
-        flows = try sessions.map { try SessionFlows(policy: $0.policy) }
+        flows = try sessions.map { try SessionFlows(session: $0) }
         epochs = Array(repeating: nil, count: sessions.count)
         statistics = GatewayStatistics(sessions: sessions.map(\.name))
         for s in sessions {
@@ -161,6 +161,12 @@ public final class StreamingEngine {
             let i = route.session
             statistics.sessions[i].packetsIn += 1
             statistics.sessions[i].bytesIn += udp.payloadLength
+            // `source:` (before the key epoch: a spoofed packet reaches no key state).
+            if let filter = sessions[i].sourceFilter, !filter.contains(udp.source.address) {
+                statistics.sessions[i].drops["source_filtered", default: 0] += 1
+                frame.pointee.verdict = .drop(reason: "source_filtered")
+                return
+            }
             let keys = try epoch(i, at: frame.pointee.time).keys
             let payload = p + udp.payloadOffset
             if route.rtcp {
@@ -173,6 +179,7 @@ public final class StreamingEngine {
                     statistics.sessions[i].drops[e.reason, default: 0] += 1
                     frame.pointee.verdict = .drop(reason: e.reasonName)
                 }
+                statistics.sessions[i].flowsEvicted = flows[i].evictions
                 return
             }
             staged.append(Staged(frame: frame, udp: udp, session: i, keys: keys, done: false))
@@ -197,6 +204,7 @@ public final class StreamingEngine {
             }
             flows[i].protectRTP(mixed: UnsafeMutableBufferPointer(rebasing: slots[0..<n]), keys: keys, scratch: scratch, owner: scratchOwner,
                                 deferringCryptoTo: pendingCrypto)
+            statistics.sessions[i].flowsEvicted = flows[i].evictions
             for j in 0..<n {
                 let k = slotOwner[j]
                 let f = staged[k].frame
@@ -229,6 +237,9 @@ public final class StreamingEngine {
         statistics.sessions[i].mikeyBytes += bytes
         statistics.framesOut += 1
     }
+
+    /// SSRC flows held per session (RTP, RTCP): at most the session's `maxFlows` each.
+    public var flowCounts: [(rtp: Int, rtcp: Int)] { flows.map { ($0.rtp.count, $0.rtcp.count) } }
 
     /// Current SRTP ROC of every RTP flow (for reports).
     public var rollover: [(session: String, ssrc: UInt32, roc: UInt32)] {

@@ -88,6 +88,72 @@ public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
     }
 }
 
+/// A source address prefix `a.b.c.d[/len]` or `v6addr[/len]` (a session's `source:` filter).
+public struct AddressPrefix: Hashable, Sendable, CustomStringConvertible {
+    /// The network address, 4 or 16 octets; no bits set past `length`.
+    public let addressBytes: [UInt8]
+    /// Prefix length in bits (32 or 128 for a single address).
+    public let length: Int
+
+    public var isIPv6: Bool { addressBytes.count == 16 }
+
+    public var description: String {
+        let host: String
+        if isIPv6 {
+            var a = in6_addr()
+            withUnsafeMutableBytes(of: &a) { $0.copyBytes(from: addressBytes) }
+            var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+            host = inet_ntop(AF_INET6, &a, &buf, socklen_t(buf.count)) != nil
+                ? String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "?"
+        } else {
+            host = addressBytes.map(String.init).joined(separator: ".")
+        }
+        return length == addressBytes.count * 8 ? host : "\(host)/\(length)"
+    }
+
+    public enum ParseError: Error, Equatable, Sendable {
+        case malformed
+        /// Bits set past the prefix length; `network` is what was probably meant.
+        case hostBitsSet(network: String)
+    }
+
+    /// Parses `a.b.c.d`, `a.b.c.d/len` (0…32), an IPv6 address (RFC 4291 text, optionally in
+    /// brackets) or `v6/len` (0…128).
+    public init(parsing text: String) throws(ParseError) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        var host = String(parts[0])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        var bytes: [UInt8]
+        if host.contains(":") {
+            var a = in6_addr()
+            guard inet_pton(AF_INET6, host, &a) == 1 else { throw .malformed }
+            bytes = withUnsafeBytes(of: &a) { Array($0) }
+        } else {
+            let octets = host.split(separator: ".", omittingEmptySubsequences: false)
+            guard octets.count == 4 else { throw .malformed }
+            bytes = []
+            for o in octets {
+                guard !o.isEmpty, o.count <= 3, o.allSatisfy({ $0.isASCII && $0.isNumber }), let v = UInt8(o) else { throw .malformed }
+                bytes.append(v)
+            }
+        }
+        var length = bytes.count * 8
+        if parts.count == 2 {
+            let l = parts[1]
+            guard !l.isEmpty, l.count <= 3, l.allSatisfy({ $0.isASCII && $0.isNumber }), let v = Int(l), v <= bytes.count * 8 else { throw .malformed }
+            length = v
+        }
+        var network = bytes
+        for i in network.indices {
+            let keep = Swift.max(0, Swift.min(8, length - 8 * i))
+            network[i] &= keep == 0 ? 0 : UInt8(truncatingIfNeeded: 0xFF << (8 - keep))
+        }
+        self.addressBytes = network
+        self.length = length
+        guard network == bytes else { throw .hostBitsSet(network: description) }
+    }
+}
+
 /// SRTP cipher (RFC 3711, RFC 6188) or NULL.
 public enum SRTPCipher: String, Sendable, CaseIterable {
     case aes128CM = "aes-128-cm", aes192CM = "aes-192-cm", aes256CM = "aes-256-cm", null = "null"
@@ -164,6 +230,22 @@ public struct SessionConfiguration: Hashable, Sendable {
     public var tsi: UInt64?
     public var keyGroup: KeyGroup
     public var protection: ProtectionPolicyConfiguration
+    /// RTP only: SSRCs whose sender state (ROC, SRTCP index) is kept, for RTP and for RTCP
+    /// each; beyond it the least recently used is evicted (`maxFlows`).
+    public var maxFlows: Int = SessionConfiguration.defaultMaxFlows
+    /// RTP only: the source prefixes packets are accepted from (`source`; nil: any source).
+    public var sources: [AddressPrefix]? = nil
+    /// RTP only: the largest RTP or RTCP packet (UDP payload, before protection) accepted (`maxPacketSize`).
+    public var maxPacketSize: Int = SessionConfiguration.defaultMaxPacketSize
+
+    public static let defaultMaxFlows = 64
+    public static let maximumMaxFlows = 65_536
+    /// An Ethernet MTU: what a UDP datagram of an ordinary network carries, with room to spare.
+    public static let defaultMaxPacketSize = 1500
+    /// The largest UDP payload of an IPv4 datagram.
+    public static let maximumPacketSize = 65_507
+    /// Source prefixes per session.
+    public static let maximumSources = 64
 }
 
 /// Key store location and the key-encryption key (KEK) source.
@@ -479,7 +561,8 @@ struct ConfigParser {
     }
 
     func parseSession(_ node: Node, path: String) throws(ConfigurationError) -> SessionConfiguration {
-        let e = try entries(node, at: path, allowed: ["name", "kind", "destination", "rtcpDestination", "output", "tsi", "keyGroup", "protection"])
+        let e = try entries(node, at: path, allowed: ["name", "kind", "destination", "rtcpDestination", "output", "tsi", "keyGroup", "protection",
+                                                      "maxFlows", "source", "maxPacketSize"])
         let name = try string(try required(e, "name", at: path, parent: node, hint: "a unique name"), "\(path).name", hint: "news")
         let kindNode = try required(e, "kind", at: path, parent: node, hint: "rtp or flute")
         let kindText = kindNode.scalar?.string ?? ""
@@ -517,8 +600,53 @@ struct ConfigParser {
             throw fail(kgNode, "\(path).keyGroup", "0", "key group 0 is forbidden (TS 33.246 6.3.1)", "use a key group 1…65535, one per session")
         }
         let protection = try parseProtection(e["protection"], kind: kind, path: "\(path).protection")
-        return SessionConfiguration(name: name, kind: kind, destination: destination, rtcpDestination: rtcp, output: output,
-                                    tsi: tsi, keyGroup: keyGroup, protection: protection)
+        var session = SessionConfiguration(name: name, kind: kind, destination: destination, rtcpDestination: rtcp, output: output,
+                                           tsi: tsi, keyGroup: keyGroup, protection: protection)
+        try parseLimits(e, kind: kind, path: path, into: &session)
+        return session
+    }
+
+    /// The live-mode limits of an RTP session: `maxFlows`, `source`, `maxPacketSize`.
+    func parseLimits(_ e: [String: Node], kind: SessionKind, path: String, into s: inout SessionConfiguration) throws(ConfigurationError) {
+        for key in ["maxFlows", "source", "maxPacketSize"] {
+            if let n = e[key], kind != .rtp {
+                throw fail(n, "\(path).\(key)", n.scalar?.string, "only RTP sessions have this limit", "remove it from this flute session")
+            }
+        }
+        if let n = e["maxFlows"] {
+            let m = Int64(SessionConfiguration.maximumMaxFlows)
+            s.maxFlows = Int(try integer(n, "\(path).maxFlows", range: 1...m,
+                                         fix: "use 1…\(m) SSRCs per session (default \(SessionConfiguration.defaultMaxFlows))"))
+        }
+        if let n = e["maxPacketSize"] {
+            let m = Int64(SessionConfiguration.maximumPacketSize)
+            s.maxPacketSize = Int(try integer(n, "\(path).maxPacketSize", range: 13...m,
+                                              fix: "use 13…\(m) octets of RTP/RTCP packet, before protection (default \(SessionConfiguration.defaultMaxPacketSize))"))
+        }
+        if let n = e["source"] {
+            let items: [Node] = n.sequence.map(Array.init) ?? [n]
+            guard !items.isEmpty, items.count <= SessionConfiguration.maximumSources else {
+                throw fail(n, "\(path).source", nil, "expected 1…\(SessionConfiguration.maximumSources) source prefixes",
+                           "write source: 192.0.2.10, source: 192.0.2.0/24 or a list [192.0.2.0/24, \"2001:db8::/32\"]")
+            }
+            var prefixes: [AddressPrefix] = []
+            for (i, item) in items.enumerated() {
+                let key = n.sequence == nil ? "\(path).source" : "\(path).source[\(i)]"
+                guard let text = item.scalar?.string, !text.isEmpty else {
+                    throw fail(item, key, nil, "expected an address or prefix", "write e.g. 192.0.2.0/24 or 2001:db8::/32")
+                }
+                do { prefixes.append(try AddressPrefix(parsing: text)) } catch {
+                    switch error {
+                    case .malformed:
+                        throw fail(item, key, text, "not an IPv4 or IPv6 address or prefix",
+                                   "write a.b.c.d, a.b.c.d/len (0…32), an IPv6 address or v6/len (0…128; quote it in YAML)")
+                    case .hostBitsSet(let network):
+                        throw fail(item, key, text, "bits are set past the prefix length", "write the network: \(network)")
+                    }
+                }
+            }
+            s.sources = prefixes
+        }
     }
 
     func parseProtection(_ node: Node?, kind: SessionKind, path: String) throws(ConfigurationError) -> ProtectionPolicyConfiguration {

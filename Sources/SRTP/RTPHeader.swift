@@ -47,6 +47,39 @@ enum RTPHeader {
     }
 }
 
+/// The sender-side checks a gateway makes before protecting a packet, beyond what the protect
+/// itself needs (RFC 3550 A.1 and A.2 validity checks): the same header errors the protect
+/// would report first, then what it would have let through.
+public enum RTPPacketChecks {
+    /// An RTP packet: header, CSRCs, extension and padding as `SRTPProtector` checks them, then
+    /// at least one payload octet besides the padding (`SRTPError.emptyPayload`).
+    @inline(__always)
+    public static func checkRTP(_ p: UnsafeRawPointer, length: Int) throws(SRTPError) {
+        let h = try RTPHeader.length(p, length)
+        try RTPHeader.checkPadding(p, headerLength: h, length: length)
+        let pad = p.load(as: UInt8.self) & 0x20 != 0 ? Int(p.load(fromByteOffset: length - 1, as: UInt8.self)) : 0
+        guard length - h - pad > 0 else { throw .emptyPayload(headerLength: h) }
+    }
+
+    /// An RTCP compound packet: the first header as `SRTPProtector` checks it, then RFC 3550
+    /// A.2: every packet has V = 2 and the length fields (32-bit words minus one, 6.4.1) add up
+    /// to the datagram exactly. A length of 0xffff in a small datagram, or bytes after the last
+    /// packet, is `SRTPError.rtcpLengthMismatch` at the offending header.
+    @inline(__always)
+    public static func checkRTCP(_ p: UnsafeRawPointer, length: Int) throws(SRTPError) {
+        try RTPHeader.checkRTCP(p, length)
+        var offset = 0
+        while offset < length {
+            guard length - offset >= 4, p.load(fromByteOffset: offset, as: UInt8.self) >> 6 == 2 else {
+                throw .rtcpLengthMismatch(offset: offset)
+            }
+            let next = offset + 4 * (Int(loadBE16(p, offset + 2)) + 1)
+            guard next <= length else { throw .rtcpLengthMismatch(offset: offset) }
+            offset = next
+        }
+    }
+}
+
 @inline(__always) func loadBE16(_ p: UnsafeRawPointer, _ offset: Int) -> UInt16 {
     UInt16(bigEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
 }

@@ -35,6 +35,12 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
     /// Sender: the block of RTP ROC values or SRTCP indices reserved for this MTK is used up
     /// (`SenderIndexBlock`); packets wait for the next MTK.
     case senderIndexBlockExhausted
+    /// Sender: larger than the session's `maxPacketSize` (a configured limit, not a protocol rule).
+    case packetTooLarge(length: Int, maximum: Int)
+    /// Sender: an RTP packet with nothing after its header (and padding).
+    case emptyPayload(headerLength: Int)
+    /// Sender: the RTCP length fields of a compound packet do not add up to the datagram.
+    case rtcpLengthMismatch(offset: Int)
 
     /// Byte offset in the packet where the problem lies.
     public var offset: Int {
@@ -49,6 +55,9 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
         case .replayed, .tooOld, .rocUnknown: return 2
         case .srtcpIndexExhausted, .cryptoFailure, .senderIndexBlockExhausted: return 0
         case .senderIndexReused: return 2
+        case .packetTooLarge(_, let maximum): return maximum
+        case .emptyPayload(let headerLength): return headerLength
+        case .rtcpLengthMismatch(let offset): return offset
         }
     }
 
@@ -71,6 +80,9 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
         case .cryptoFailure: return "crypto backend failure"
         case .senderIndexReused: return "RFC 3711 9.1: a packet index is never reused under one master key (a duplicate packet)"
         case .senderIndexBlockExhausted: return "RFC 3711 9.1 / DESIGN.md §7: the packet indices reserved for this MTK are used up"
+        case .packetTooLarge: return "session limit maxPacketSize (gateway configuration)"
+        case .emptyPayload: return "RFC 3550 5.1 leaves the payload to the payload format, and those of media streams need at least one octet (e.g. RFC 6184 5.2: the NAL unit type octet); an empty one is an RTP keepalive (RFC 6263), which a one-way broadcast has no use for"
+        case .rtcpLengthMismatch: return "RFC 3550 6.4.1 / A.2: the length fields of a compound RTCP packet must add up to the datagram"
         }
     }
 
@@ -96,6 +108,9 @@ public enum SRTPError: Error, Equatable, Hashable, Sendable, CustomStringConvert
         case .cryptoFailure: return "crypto_failure"
         case .senderIndexReused: return "index_reused"
         case .senderIndexBlockExhausted: return "index_exhausted"
+        case .packetTooLarge: return "too_large"
+        case .emptyPayload: return "empty_payload"
+        case .rtcpLengthMismatch: return "bad_rtcp_length"
         }
     }
 

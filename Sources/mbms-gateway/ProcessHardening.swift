@@ -1,5 +1,6 @@
 import CSocketShims
 import Foundation
+import Gateway
 import Logging
 
 /// Process-wide protections for commands that hold keys for a long time (`run`).
@@ -16,16 +17,13 @@ enum ProcessHardening {
 }
 
 extension ProcessHardening {
-    /// The long-running commands' logging: swift-log to stderr (key=value metadata) at
-    /// `--log-level` (info when the name is unknown). Returns the level in force.
+    /// The long-running commands' logging: swift-log to stderr at `--log-level` (info when the
+    /// name is unknown), as logfmt with values quoted where needed or as JSON lines
+    /// (`GatewayLogHandler`, `--log-format`). Returns the level in force.
     @discardableResult
-    static func bootstrapLogging(_ name: String) -> Logger.Level {
+    static func bootstrapLogging(_ name: String, format: LogFormat = .logfmt) -> Logger.Level {
         let level = Logger.Level(rawValue: name) ?? .info
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = level
-            return h
-        }
+        GatewayLogHandler.bootstrap(format: format, level: level)
         return level
     }
 }

@@ -242,9 +242,8 @@ enum SummaryTable {
         if !r.statistics.dropped.isEmpty {
             out += "dropped frames: " + r.statistics.dropped.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ") + "\n"
         }
-        if !r.rollover.isEmpty {
-            out += "ROC at end: " + r.rollover.map { "\($0.session)/\($0.ssrc)=\($0.roc)" }.joined(separator: " ") + "\n"
-        }
+        // Bounded however many SSRCs came (issue 19 finding 11); the JSON summary has every flow.
+        out += FlowSummary.lines(rollover: r.rollover.map { ($0.session, $0.ssrc, $0.roc) }, statistics: r.statistics)
         return out
     }
 

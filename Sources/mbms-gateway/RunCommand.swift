@@ -20,7 +20,9 @@ struct RunCommand: ParsableCommand {
 
             SIGHUP reloads: the configuration file and the key store are read again and what can change live is applied — RTP sessions added or removed, a session's destination/rtcpDestination/output, schedule.mtk.repeat, logLevel; anything else (keyDomain, keyStore, the time grid and msk period, a session's keyGroup or protection, FLUTE channels) keeps its running value and is named in a warning. A key group new to the store is created as `keys init` would. The key store is also re-read every second: a `keys rotate [--invalidate]` from another process takes effect at the MTK boundary the rotation chose, with its MIKEY message announced first.
 
-            Each input address and port belongs to one gateway: a unicast input is bound exclusively (no SO_REUSEADDR), and a second `run` on the same input (unicast or multicast group:port) is refused with the PID of the one running. Logs (key=value metadata, never key bytes) go to stderr. With --metrics, Prometheus metrics are served at http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*, mbms_drops_total{reason}, mbms_mtk_switches_total, mbms_mikey_messages_sent_total, mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id); off by default.
+            Each input address and port belongs to one gateway: a unicast input is bound exclusively (no SO_REUSEADDR), and a second `run` on the same input (unicast or multicast group:port) is refused with the PID of the one running. Logs (never key bytes) go to stderr as logfmt (values with spaces quoted) or, with --log-format json, one JSON object per line. With --metrics, Prometheus metrics are served at http://HOST:PORT/metrics (mbms_packets_in_total, mbms_packets_out_total, mbms_bytes_*, mbms_drops_total{reason}, mbms_flows, mbms_flows_evicted_total, mbms_mtk_switches_total, mbms_mikey_messages_sent_total, mbms_batch_packets, mbms_last_batch_packets, mbms_current_mtk_id) and GET /healthz answers 200 while every session's sockets are bound and its keys current, else 503 with the reason; off by default.
+
+            Per RTP session (configuration): `maxFlows` SSRCs of sender state (default 64; the least recently used is evicted beyond, counted as flow_evicted), `source` (accept packets only from these addresses/prefixes; others are dropped as source_filtered), `maxPacketSize` (default 1500; larger RTP/RTCP is dropped as too_large). RTP with an empty payload (empty_payload) and RTCP whose length fields do not add up to the datagram (bad_rtcp_length) are dropped too.
 
             The key store must exist (`mbms-gateway keys init --config F`); MSKs are added to it as time moves past the ones it holds.
 
@@ -54,6 +56,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical (default: the configuration's logLevel, else info).")
     var logLevel: String?
 
+    @Option(name: .long, help: ArgumentHelp("Log lines on stderr: logfmt (key=value, values with spaces quoted; default) or json (one object per line).", valueName: "logfmt|json"))
+    var logFormat: String = "logfmt"
+
     @OptionGroup(title: "FLUTE channels (download protection)") var flute: FLUTEFlags
 
     @Option(name: .long, help: "Also write the summary as JSON to this file.")
@@ -64,6 +69,7 @@ struct RunCommand: ParsableCommand {
 
     func validate() throws {
         guard (1...64).contains(workers) else { throw ValidationError("--workers must be 1...64 (got \(workers))") }
+        guard LogFormat(rawValue: logFormat) != nil else { throw ValidationError("--log-format must be logfmt or json (got \(logFormat))") }
         if let l = logLevel, Logger.Level(rawValue: l) == nil {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical (got \(l))")
         }
@@ -87,7 +93,7 @@ struct RunCommand: ParsableCommand {
         do { configuration = try GatewayConfiguration.load(path: config) } catch { throw RunFailure("\(error)") }
         // --log-level, else the configuration's logLevel (a reload may change it), else info.
         let startLevel = logLevel ?? configuration.logLevel ?? "info"
-        let level = ProcessHardening.bootstrapLogging(startLevel)
+        let level = ProcessHardening.bootstrapLogging(startLevel, format: LogFormat(rawValue: logFormat) ?? .logfmt)
         let liveLevel = LiveLogLevel(level)
         var logger = Logger(label: "mbms-gateway")
         logger.handler = LiveLogLevelHandler(wrapping: logger.handler, level: liveLevel)
@@ -215,9 +221,8 @@ enum LiveSummaryTable {
         for route in r.routes {
             out += "\(route.session): \(route.rtp) -> \(route.output), \(route.rtcp) -> \(route.rtcpOutput), MIKEY -> \(route.mikey)\n"
         }
-        if !r.rollover.isEmpty {
-            out += "ROC at end: " + r.rollover.map { "\($0.session)/\($0.ssrc)=\($0.roc)" }.joined(separator: " ") + "\n"
-        }
+        // Bounded however many SSRCs came (issue 19 finding 11); the JSON summary has every flow.
+        out += FlowSummary.lines(rollover: r.rollover.map { ($0.session, $0.ssrc, $0.roc) }, statistics: r.statistics)
         return out
     }
 }

@@ -126,7 +126,12 @@ final class KeystreamReuseTests: XCTestCase {
             for f in framesA {
                 var bytes = f.bytes
                 if let u = f.udp {
-                    for k in (u.payloadOffset + 12)..<u.datagramEnd { bytes[k] ^= 0x5A }
+                    // RTCP: only inside the first packet of the compound, so that its length
+                    // fields still add up (RFC 3550 A.2; the gateway drops RTCP whose do not).
+                    let p = u.payloadOffset
+                    let rtcp = u.payloadLength >= 4 && (200...204).contains(bytes[p + 1])
+                    let end = rtcp ? min(u.datagramEnd, p + 4 * (Int(bytes[p + 2]) << 8 + Int(bytes[p + 3]) + 1)) : u.datagramEnd
+                    for k in (p + 12)..<end { bytes[k] ^= 0x5A }
                     bytes[u.payloadOffset - 2] = 0; bytes[u.payloadOffset - 1] = 0   // no UDP checksum (IPv4)
                 }
                 writer.write(timestampNanoseconds: f.time, bytes: bytes)
