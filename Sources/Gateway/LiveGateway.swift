@@ -261,7 +261,7 @@ public final class LiveGateway: @unchecked Sendable {
 
         // Sockets.
         for (i, s) in sessions.enumerated() {
-            paths.append(try openPath(s, plan: plans[i], epoch: epochs[i], flows: try SessionFlows(policy: s.policy)))
+            paths.append(try openPath(s, plan: plans[i], epoch: epochs[i], flows: try SessionFlows(session: s)))
         }
         if !downloads.isEmpty {
             for d in downloads { downloadLocks.append(try Self.lock(d.destination, session: d.name)) }
@@ -367,6 +367,9 @@ public final class LiveGateway: @unchecked Sendable {
                      mikeySocket: mikeySocket, rtpOut: plan.out, rtcpOut: plan.rtcpOut, metrics: m)
         p.epochs.store(PublishedEpochs(current: epoch, next: nil), ordering: .releasing)
         p.metrics.currentMTK.record(Int(epoch.mtkID.rawValue))
+        p.flows.metrics = m   // flow counts and evictions (issue 19 finding 11)
+        p.metrics.health.socketsBound(true)
+        p.metrics.health.keysPublished(current: epoch, next: nil)
         return p
     }
 
@@ -476,6 +479,7 @@ public final class LiveGateway: @unchecked Sendable {
         }
         // Stop the workers; each drains what its sockets already hold (bounded).
         stopFlag.store(true, ordering: .releasing)
+        metrics.health.markStopping()
         joined.wait()
         let drained = workers.map(\.drained).reduce(0, +)
         workers = []
@@ -536,6 +540,7 @@ public final class LiveGateway: @unchecked Sendable {
                 next = nil
             }
             p.epochs.store(PublishedEpochs(current: c, next: next), ordering: .releasing)
+            p.metrics.health.keysPublished(current: c, next: next)
         } catch {
             p.keyRetryAfter = t + 1
             if t - p.lastKeyErrorLog >= 10 {
@@ -728,7 +733,9 @@ public final class LiveGateway: @unchecked Sendable {
                 if rtcp {
                     for k in 0..<n {
                         let length = slots[k].length
+                        let admitted = p.session.admits(slots[k].peer)   // `source:` (the peer is the source after receive)
                         slots[k].peer = nil
+                        guard admitted else { countDrop(p, rtcp: true, "source_filtered"); continue }
                         guard length <= limit else { countDrop(p, rtcp: true, "too_large"); continue }
                         do {
                             let protected = try p.flows.protect(slots[k].bytes, length: length, capacity: protectCapacity, rtcp: true, keys: keys)
@@ -755,6 +762,7 @@ public final class LiveGateway: @unchecked Sendable {
                 countDrop(p, rtcp: rtcp, "no_key", n)
             }
             // Statistics and metrics: once per batch.
+            p.statistics.flowsEvicted = p.flows.evictions
             p.framesIn += n
             p.framesOut += out
             p.statistics.packetsIn += n
@@ -777,7 +785,9 @@ public final class LiveGateway: @unchecked Sendable {
         private func protectRTP(_ p: Path, count n: Int, limit: Int, keys: SRTPSessionKeys, out: inout Int, bytesOut: inout Int) {
             var m = 0
             for k in 0..<n {
+                let admitted = p.session.admits(slots[k].peer)   // `source:` (the peer is the source after receive)
                 slots[k].peer = nil
+                guard admitted else { countDrop(p, rtcp: false, "source_filtered"); continue }
                 guard slots[k].length <= limit else { countDrop(p, rtcp: false, "too_large"); continue }
                 rtp[m] = SRTPPacketSlot(bytes: slots[k].bytes, length: slots[k].length, capacity: protectCapacity)
                 rtpSlot[m] = k

@@ -374,7 +374,7 @@ extension LiveGateway {
             // 4. Added sessions: lock, bind, keys; a key group used earlier in this run continues its flow state.
             for n in add {
                 do {
-                    var flows = try SessionFlows(policy: n.policy)
+                    var flows = try SessionFlows(session: n)
                     if let stashed = flowStash[n.keyGroup] {
                         guard stashed.protector.policy == n.policy else {
                             throw LiveReloadError.keyGroupReused(session: n.name, keyGroup: n.keyGroup)
