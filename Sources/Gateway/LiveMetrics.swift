@@ -208,11 +208,25 @@ public final class GatewayHealth: @unchecked Sendable {
         let bound = ManagedAtomic<Bool>(false)
         /// [from, until) in Unix seconds, replaced as a whole (never torn between two epochs).
         let keys = ManagedAtomic<KeyWindow?>(nil)
+        private unowned let owner: GatewayHealth
 
-        init(name: String) { self.name = name }
+        init(name: String, owner: GatewayHealth) {
+            self.name = name
+            self.owner = owner
+        }
 
-        /// The session's receive sockets are bound (false: closed, e.g. removed on reload).
-        public func socketsBound(_ value: Bool) { bound.store(value, ordering: .releasing) }
+        /// The session's receive sockets are bound (true also brings back a session `retire`d
+        /// before, e.g. added again by a reload), or closed (false: unhealthy).
+        public func socketsBound(_ value: Bool) {
+            bound.store(value, ordering: .releasing)
+            if value { owner.add(self) }
+        }
+
+        /// The session is gone (a reload removed it): it no longer counts for `/healthz`.
+        public func retire() {
+            bound.store(false, ordering: .releasing)
+            owner.remove(self)
+        }
 
         /// Key epochs published to the packet path: `current`, and `next` when it starts where
         /// `current` ends (the switch is then covered too).
@@ -243,15 +257,20 @@ public final class GatewayHealth: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let s = sessions.first(where: { $0.name == name }) { return s }
-        let s = Session(name: name)
+        let s = Session(name: name, owner: self)
         sessions.append(s)
         return s
     }
 
-    /// Forgets a session (removed by a reload): it no longer counts for health.
-    public func remove(_ name: String) {
+    func add(_ s: Session) {
         lock.lock()
-        sessions.removeAll { $0.name == name }
+        if !sessions.contains(where: { $0 === s }) { sessions.append(s) }
+        lock.unlock()
+    }
+
+    func remove(_ s: Session) {
+        lock.lock()
+        sessions.removeAll { $0 === s }
         lock.unlock()
     }
 

@@ -334,6 +334,7 @@ extension LiveGateway {
             for p in retiring {
                 retired[p.session.name, default: RetiredSession(name: p.session.name)].add(p)
                 flowStash[p.session.keyGroup] = p.flows
+                p.metrics.health.retire()   // no longer counts for /healthz
                 removed.append(p.session.name)
                 logger.notice("reload: session removed", metadata: ["session": "\(p.session.name)", "rtp": "\(p.session.rtp)"])
             }

@@ -336,6 +336,32 @@ final class LiveHardeningTests: XCTestCase {
         XCTAssertEqual(got, 1000)
     }
 
+    /// `GatewayHealth` on its own: not bound, no keys, keys current, keys stale, a session
+    /// retired by a reload (no longer counted) and bound again, stopping.
+    func testHealthStates() {
+        let health = GatewayHealth()
+        let now: Int64 = 1_800_000_000
+        let a = health.register("a"), b = health.register("b")
+        XCTAssertTrue(health.register("a") === a)
+        XCTAssertEqual(health.check(now: now).reason, "session a: receive sockets are not bound")
+        a.socketsBound(true)
+        b.socketsBound(true)
+        XCTAssertEqual(health.check(now: now).reason, "session a: no key epoch published")
+        a.publishWindow(from: now - 5, until: now + 5)
+        b.publishWindow(from: now - 20, until: now - 10)
+        XCTAssertFalse(health.check(now: now).healthy)
+        XCTAssertTrue(health.check(now: now).reason.hasPrefix("session b: keys are not current"), health.check(now: now).reason)
+        b.retire()
+        XCTAssertTrue(health.check(now: now).healthy, health.check(now: now).reason)
+        XCTAssertFalse(health.check(now: now + 5).healthy, "a's keys end at now + 5")
+        b.socketsBound(true)
+        XCTAssertFalse(health.check(now: now).healthy)
+        b.publishWindow(from: now, until: now + 1)
+        XCTAssertEqual(health.check(now: now).reason, "ok: 2 sessions, sockets bound, keys current")
+        health.markStopping()
+        XCTAssertEqual(health.check(now: now).healthy, false)
+    }
+
     /// The text exposition: every family announced with `# TYPE` has a `# HELP` before it, with
     /// a real description.
     static func assertEveryTypeHasHelp(_ text: String, file: StaticString = #filePath, line: UInt = #line) {
