@@ -249,12 +249,13 @@ enum SummaryTable {
 
     /// Per FLUTE channel: packets and objects in/out, FDTs, MIKEY objects, MTKs, refusals.
     static func downloadTable(_ stats: [DownloadStatistics]) -> String {
-        let dh = ["FLUTE channel", "packets in", "objects in", "bytes in", "objects out", "bytes out", "FDTs", "MIKEY objects", "MTK IDs used", "refused"]
+        let dh = ["FLUTE channel", "packets in", "objects in", "bytes in", "objects out", "bytes out", "FDTs", "MIKEY objects", "MTK IDs used", "refused", "no FDT entry"]
         var rows: [[String]] = [dh]
         for d in stats {
             rows.append([d.name, "\(d.packetsIn)", "\(d.objectsIn)", "\(d.objectBytesIn)", "\(d.objectsOut)", "\(d.objectBytesOut)",
                          "\(d.fdtInstancesSent)", "\(d.mikeyObjectsSent)", d.mtksUsed.isEmpty ? "-" : d.mtksUsed.map(String.init).joined(separator: ","),
-                         d.rejected.isEmpty ? "0" : d.rejected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")])
+                         d.rejected.isEmpty ? "0" : d.rejected.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "),
+                         "\(d.objectsWithoutFDTEntry)"])
         }
         return table(rows, left: [0, 8, 9])
     }
