@@ -61,6 +61,13 @@ What is checked, from the capture alone (the wire is what a UE and an attacker s
   U2 from its --report: no two MKIs carry the same MTK (S1/S2 are per MKI; two MKIs with one
      key would make them blind) and no MKI carries two.
 
+  And the service itself:
+  D1 no run logs a drop for want of packet indices or keys (reason index_exhausted or no_key,
+     from gateway.err): after a restart the gateway protects what it receives.
+
+S1-S3 and M1-M4 are "no keystream reuse" (issue 19 finding 15); D1, U1 and U2 are "the service
+survives the restarts". Both are reported separately in verdict.txt; either failing fails.
+
 Self-test (--self-test): the checker is fed a synthetic clean capture (must pass) and one
 planted fault per property (each must fail with that property named); with --capture, the
 same plants are made in a real capture (a copy of a real SRTP packet with other payload
@@ -561,6 +568,12 @@ def campaign(a):
     log(f"capture: {len(records)} datagrams: {c['srtp']} SRTP, {c['srtcp']} SRTCP, {c['mikey']} MIKEY "
         f"({c['mikey_distinct_messages']} distinct messages, {c['mtks_announced']} MTKs announced, {c['mkis_used']} MKIs used); "
         f"SEQ restarts by the sender: {sender.regressions.value}")
+    steady = {s.rtp_out[1]: sender.ssrcs[i] for i, s in enumerate(sessions)}
+    delivered = sum(1 for _, _, port, p in records if port in steady and len(p) >= 12 and int.from_bytes(p[8:12], "big") == steady[port])
+    sent = sum(sender.counts()[0])
+    c["steady_rtp_sent"], c["steady_srtp_captured"] = sent, delivered
+    log(f"delivery: {delivered} of {sent} steady RTP packets came out as SRTP ({100 * delivered / max(1, sent):.1f} %; "
+        f"the rest was sent while the gateway was down or dropped by it — see mbms_drops_total / gateway.err)")
     log(f"ROC values per SSRC (each restart or SEQ regression under one MTK moves to a fresh block): {c['rocs_per_ssrc']}")
     for prop in ("S1", "S2", "S3", "M1", "M2", "M3", "M4"):
         n = c["violations_" + prop]
@@ -578,17 +591,54 @@ def campaign(a):
         for k, v in problems.items():
             failures.append(f"{k}: {v}")
         result["ue"] = {"problems": problems, "mkis_with_mtk": n_mtks}
+        try:
+            with open(os.path.join(out, "receive-report.json")) as f:
+                rep = json.load(f)
+            ue_drops = {}
+            for fl in rep.get("flows", []):
+                for k, v in fl.get("dropped", {}).items():
+                    ue_drops[k] = ue_drops.get(k, 0) + v
+            totals = rep.get("totals", {})
+            log(f"  UE: {totals.get('srtpOK')} SRTP and {totals.get('srtcpOK')} SRTCP decrypted; dropped by reason {ue_drops}; "
+                f"violations {rep.get('violationCounts')}")
+            result["ue"].update({"srtp_ok": totals.get("srtpOK"), "srtcp_ok": totals.get("srtcpOK"), "dropped": ue_drops})
+        except (OSError, ValueError):
+            pass
+    drops = {}
+    with open(os.path.join(gw.directory, "gateway.err")) as f:
+        for line in f:
+            if "dropping packets" in line and "reason=" in line:
+                r = line.split("reason=", 1)[1].split()[0]
+                drops[r] = drops.get(r, 0) + 1
+    if drops:
+        log(f"  gateway: runs that started dropping packets, by reason (first-of-reason log lines): {drops}")
+    result["gateway_drop_reasons_logged"] = drops
+    starved = {r: n for r, n in drops.items() if r in ("index_exhausted", "no_key")}
+    log(f"  D1 the gateway protects what it receives after a restart (no index_exhausted / no_key drops): "
+        f"{'ok' if not starved else f'{sum(starved.values())} runs dropped packets: {starved}'}")
+    if starved:
+        failures.append(f"D1: {sum(starved.values())} of {len(kills) + 1} runs dropped packets for want of packet indices or keys "
+                        f"({starved}; see {gw.directory}/gateway.err)")
     # The checker on this real capture must catch planted reuse too.
     planted_ok = all(prop in check(recs, layout)["failed"] for _, prop, recs in plants(records, layout))
     log(f"self-test on this capture (planted reuse in the real packets): {'every plant caught' if planted_ok else 'NOT ALL CAUGHT'}")
     if not planted_ok:
         failures.append("the checker missed a fault planted in the real capture")
     verdict = "FAIL" if failures else "PASS"
+    reuse = [f for f in failures if f[:2] in ("S1", "S2", "S3", "M1", "M2", "M3", "M4") or f.startswith(("unparsable", "nothing", "the checker"))]
+    ue = [f for f in failures if f[:2] in ("U1", "U2", "D1")]
+    other = [f for f in failures if f not in reuse and f not in ue]
     result.update({"seed": seed, "commit": commit, "binary": binary, "kills": kills, "verdict": verdict, "failures": failures,
+                   "no_reuse": "FAIL" if reuse else "PASS", "ue_check": "skipped" if a.no_receive else ("FAIL" if ue else "PASS"),
                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
     lh.write_json(os.path.join(out, "check.json"), result)
-    lines = [f"crash-restart verdict: {verdict}", f"seed {seed}, {a.kills} kills, commit {commit}, binary {binary}, {result['finished']}",
-             f"captured {c['srtp']} SRTP, {c['srtcp']} SRTCP, {c['mikey']} MIKEY; {c['mkis_used']} MKIs used, {c['mtks_announced']} MTKs announced"]
+    lines = [f"crash-restart verdict: {verdict}",
+             f"  no keystream reuse (S1-S3 SRTP/SRTCP indices, M1-M4 MIKEY): {result['no_reuse']}",
+             f"  service after restarts (D1 no index_exhausted/no_key drops, U1 receive decrypts everything, U2 one MTK per MKI): {result['ue_check']}",
+             f"  runs (every start alive until its kill, clean final run): {'FAIL' if other else 'PASS'}",
+             f"seed {seed}, {a.kills} kills ({sum(1 for k in kills if k['delay_s'] < 0.6)} in the first 0.6 s), commit {commit}, binary {binary}, {result['finished']}",
+             f"captured {c['srtp']} SRTP, {c['srtcp']} SRTCP, {c['mikey']} MIKEY; {c['mkis_used']} MKIs used, {c['mtks_announced']} MTKs announced; "
+             f"{sender.regressions.value} upstream SEQ restarts"]
     lines += [f"FAIL: {x}" for x in failures]
     with open(os.path.join(out, "verdict.txt"), "w") as f:
         f.write("\n".join(lines) + "\n")

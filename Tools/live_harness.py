@@ -196,8 +196,16 @@ class Gateway:
                     values[k] = int(v.split()[0])
         return values
 
-    def fd_count(self):
-        return len(os.listdir(f"/proc/{self.pid}/fd"))
+    def fd_count(self, reads=3, spacing=0.05):
+        """Open fds held across `reads` looks at /proc/PID/fd `spacing` s apart (the minimum):
+        a leaked fd stays, one the gateway holds for a moment (a store read, a metrics
+        connection) does not count."""
+        counts = []
+        for k in range(reads):
+            if k:
+                time.sleep(spacing)
+            counts.append(len(os.listdir(f"/proc/{self.pid}/fd")))
+        return min(counts)
 
 
 def udp_socket_stats(ports):

@@ -13,7 +13,8 @@ sessions' RTP and RTCP ports. A collector process receives everything that comes
 SRTCP, MIKEY on 2269) and counts it per port and SSRC.
 
 Samples, every --interval seconds: the gateway's VmRSS and VmHWM (/proc/PID/status), its open
-file descriptors (entries of /proc/PID/fd), threads, /metrics (packets in/out, drops by reason,
+file descriptors (entries of /proc/PID/fd: the fewest of 3 looks 50 ms apart, taken before the
+metrics scrape, so an fd held for a moment is not counted and a leaked one is), threads, /metrics (packets in/out, drops by reason,
 MTK switches), what the sender sent and what the collector received. Each sample is printed as
 it is taken and appended to samples.csv; samples.json and verdict.txt are written at the end.
 
@@ -313,4 +314,16 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except Exception as e:   # the verdict file must exist whatever happened (the lead reads it later)
+        import traceback
+        out = None
+        for k, arg in enumerate(sys.argv):
+            if arg == "--out" and k + 1 < len(sys.argv):
+                out = sys.argv[k + 1]
+        if out:
+            os.makedirs(out, exist_ok=True)
+            with open(os.path.join(out, "verdict.txt"), "w") as f:
+                f.write(f"soak verdict: FAIL\nFAIL: the soak script stopped with {e!r}\n{traceback.format_exc()}")
+        raise
