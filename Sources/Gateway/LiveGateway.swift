@@ -164,6 +164,8 @@ public final class LiveGateway: @unchecked Sendable {
     var configuration: GatewayConfiguration?
     /// Next key store check (Unix milliseconds) and the last store error logged (Unix seconds).
     var nextStoreCheck: Int64 = 0
+    /// The store's files, looked at every round (`StoreWatch`).
+    lazy var storeWatch = StoreWatch(storePath: keySource.manager.configuration.keyStore.path)
     var lastStoreErrorLog: Int64 = .min
 
     /// One session's sockets, flow state and counters.
@@ -440,7 +442,7 @@ public final class LiveGateway: @unchecked Sendable {
             // Key epochs and MIKEY events due; the key store's revision once a second.
             let nowMs = Self.unixMilliseconds()
             let nowS = nowMs / 1000
-            if nowMs >= nextStoreCheck {
+            if storeWatch.changed() || nowMs >= nextStoreCheck {
                 nextStoreCheck = nowMs + Self.storeCheckInterval
                 checkStore(at: nowS)
                 for p in paths { for l in p.locks { l.answerProbes() } }
@@ -482,6 +484,9 @@ public final class LiveGateway: @unchecked Sendable {
         metrics.health.markStopping()
         joined.wait()
         let drained = workers.map(\.drained).reduce(0, +)
+        // The worker objects may outlive this call a little (their threads' closures): they let
+        // go of the paths now, so sockets and flow locks end with the gateway, not later.
+        for w in workers { w.plan.store(WorkerPlan(paths: [], generation: .max), ordering: .releasing) }
         workers = []
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9
         logger.info("gateway stopped", metadata: ["reason": "\(stopReason)", "drained": "\(drained)",
@@ -512,9 +517,10 @@ public final class LiveGateway: @unchecked Sendable {
         return report
     }
 
-    /// How often the control thread re-reads the key store's revision (`checkStore`): a
-    /// `keys rotate` moves a switch at least `announceLead` ahead, so it is seen in time to
-    /// announce the new MTK (TS 33.246 6.3.3.2.2) for any announceLead of a second or more.
+    /// How often the control thread re-reads the key store's revision (`checkStore`) whatever
+    /// its files look like; a write to them (`StoreWatch`) triggers a check at the next round.
+    /// A `keys rotate` moves a switch at least `announceLead` ahead, so it is seen in time to
+    /// announce the new MTK (TS 33.246 6.3.3.2.2).
     static let storeCheckInterval: Int64 = 1000
 
     /// Control thread: makes sure session `p` has the epoch in force at `t` published and,

@@ -205,6 +205,7 @@ extension LiveGateway {
             }
             guard current !== pub.current || next !== pub.next else { return }
             p.epochs.store(PublishedEpochs(current: current, next: next), ordering: .releasing)
+            p.metrics.health.keysPublished(current: current, next: next)
             p.nextMIKEY = t
             var m: Logger.Metadata = ["session": "\(p.session.name)", "msk": "\(current.mskID.hex)", "mtk": "\(current.mtkID.rawValue)"]
             if let n = next {
@@ -455,6 +456,36 @@ extension LiveGateway {
                 usleep(1000)
             }
         }
+    }
+}
+
+/// Notices writes to the key store's files between the once-a-second store checks: one stat()
+/// of the SQLite file and one of its WAL per control round (every 100 ms at most), so another
+/// process's `keys rotate` is seen within a round, well inside any announceLead.
+struct StoreWatch {
+    let paths: [String]
+    private var last: [Fingerprint?] = []
+
+    struct Fingerprint: Equatable {
+        var inode: UInt64, size: Int64, seconds: Int, nanoseconds: Int
+    }
+
+    init(storePath: String) {
+        paths = [storePath, storePath + "-wal"]
+        last = paths.map(Self.fingerprint)
+    }
+
+    static func fingerprint(_ path: String) -> Fingerprint? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return Fingerprint(inode: UInt64(st.st_ino), size: Int64(st.st_size), seconds: st.st_mtim.tv_sec, nanoseconds: st.st_mtim.tv_nsec)
+    }
+
+    /// Whether a file changed since the last call.
+    mutating func changed() -> Bool {
+        let now = paths.map(Self.fingerprint)
+        defer { last = now }
+        return now != last
     }
 }
 
