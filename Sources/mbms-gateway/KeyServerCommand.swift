@@ -73,7 +73,7 @@ struct KeyServerCommand: ParsableCommand {
         logger.logLevel = level
 
         let configuration: GatewayConfiguration
-        do { configuration = try GatewayConfiguration.load(path: config) } catch { throw RunFailure("\(error)") }
+        configuration = try GatewayConfiguration.load(path: config)   // bad input: exit 2 (`ExitStatus`)
         guard let settings = configuration.keyServer else {
             throw RunFailure("\(config): no keyServer section: add keyServer: { listen: 127.0.0.1:8080 } and userServices (see mbms-gateway keyserver --help)")
         }

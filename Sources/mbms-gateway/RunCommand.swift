@@ -90,7 +90,8 @@ struct RunCommand: ParsableCommand {
         // SIGHUP is a reload (below); until its handler is in place it must not end the process.
         signal(SIGHUP, SIG_IGN)
         let configuration: GatewayConfiguration
-        do { configuration = try GatewayConfiguration.load(path: config) } catch { throw RunFailure("\(error)") }
+        // A configuration or session error is bad input (exit 2, `ExitStatus`): thrown as it is.
+        configuration = try GatewayConfiguration.load(path: config)
         // --log-level, else the configuration's logLevel (a reload may change it), else info.
         let startLevel = logLevel ?? configuration.logLevel ?? "info"
         let level = ProcessHardening.bootstrapLogging(startLevel, format: LogFormat(rawValue: logFormat) ?? .logfmt)
@@ -99,10 +100,10 @@ struct RunCommand: ParsableCommand {
         logger.handler = LiveLogLevelHandler(wrapping: logger.handler, level: liveLevel)
         logger[metadataKey: "config"] = "\(config)"
         let sessions: [StreamingSession]
-        do { sessions = try StreamingSession.sessions(of: configuration) } catch { throw RunFailure(error.description) }
+        sessions = try StreamingSession.sessions(of: configuration)
         let downloads: [DownloadSession]
-        do { downloads = try DownloadSession.sessions(of: configuration) } catch { throw RunFailure(error.description) }
-        guard !sessions.isEmpty || !downloads.isEmpty else { throw RunFailure(GatewaySetupError.noSessions(file: config).description) }
+        downloads = try DownloadSession.sessions(of: configuration)
+        guard !sessions.isEmpty || !downloads.isEmpty else { throw GatewaySetupError.noSessions(file: config) }
         let manager: KeyManager
         do {
             manager = try KeyManager.openSQLiteFromProcessEnvironment(configuration: configuration, create: false)

@@ -54,6 +54,8 @@ final class Finding10ExitCodeTests: XCTestCase {
         try "sessions: [".write(toFile: badConfig, atomically: true, encoding: .utf8)
         for (label, args) in [("replay", ["replay", "--config", badConfig, "--input", fixture, "--output", dir + "/out.pcap", "--quiet"]),
                               ("keys show", ["keys", "show", "--config", badConfig]),
+                              ("run", ["run", "--config", badConfig, "--duration", "1"]),
+                              ("keyserver", ["keyserver", "--config", badConfig]),
                               ("receive", ["receive", "--input", fixture, "--config", badConfig, "--muk", String(repeating: "4d", count: 32),
                                            "--ue-id", "ue1@bsf", "--msk-message", export])] {
             r = try CLI.run(args, environment: env)
