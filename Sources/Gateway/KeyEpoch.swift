@@ -74,6 +74,9 @@ public final class KeySource {
     private var messageCache: [String: [UInt8]] = [:]
     /// The blocks this process holds, per MTK (one reservation per MTK, however often its epoch is built).
     private var senderBlocks: [SenderIndexCounter: (block: SenderIndexBlock, validUntil: Int64)] = [:]
+    /// The highest block floors this process has reserved (ROC, SRTCP index): later MTKs'
+    /// blocks start at or above them (`senderIndexBlock`).
+    private var highestFloors: (roc: UInt32, srtcp: UInt32) = (0, 0)
     /// Blocks reserved in the store so far (two per MTK used: ROC and SRTCP).
     public private(set) var senderIndexReservations = 0
 
@@ -114,9 +117,15 @@ public final class KeySource {
         let rocCounter = SenderIndexCounter(mskID: m.mskID, mtkID: m.mtkID, kind: .rtpROC)
         if let b = senderBlocks[rocCounter] { return b.block }
         let store = manager.store
-        let roc = try store.reserveSenderIndices(rocCounter, count: Self.rocBlock, limit: 1 << 32)
+        // Never below the blocks this process holds already: a sender stream keeps its ROC and
+        // SRTCP index from one MTK to the next (one replay list per SSRC at the receiver, RFC
+        // 3711 3.3.1), so after a restart — whose first block of the current MTK is above the
+        // last process's — the next MTK's block must not start lower either, or the stream
+        // would run past it (index_exhausted) or go back (receivers drop "too old").
+        let roc = try store.reserveSenderIndices(rocCounter, count: Self.rocBlock, limit: 1 << 32, atLeast: UInt64(highestFloors.roc))
         let srtcp = try store.reserveSenderIndices(SenderIndexCounter(mskID: m.mskID, mtkID: m.mtkID, kind: .srtcpIndex),
-                                                   count: Self.srtcpBlock, limit: 1 << 31)
+                                                   count: Self.srtcpBlock, limit: 1 << 31, atLeast: UInt64(highestFloors.srtcp))
+        highestFloors = (max(highestFloors.roc, UInt32(roc)), max(highestFloors.srtcp, UInt32(srtcp)))
         senderIndexReservations += 2
         let block = SenderIndexBlock(rocFloor: UInt32(roc), rocLimit: roc + Self.rocBlock,
                                      srtcpFloor: UInt32(srtcp), srtcpLimit: srtcp + Self.srtcpBlock)

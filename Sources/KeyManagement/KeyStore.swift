@@ -172,8 +172,18 @@ public protocol KeyStore: AnyObject, Sendable {
     /// and never handed out again to any caller (this process after a restart, a replay, a
     /// second gateway on the same store), so an (MTK, SSRC, packet index) is used once, ever
     /// (`DESIGN.md` §7). Throws `KeyStoreError.senderIndicesExhausted` when `first + count`
-    /// would pass `limit`.
-    func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64
+    /// would pass `limit`. `first` is at least `atLeast` (values skipped below it are never
+    /// handed out either): a process keeps each SSRC's packet index rising from one MTK to the
+    /// next (RFC 3711 3.3.1: one ROC and replay list per SSRC, whatever the MKI), so a later
+    /// MTK's block never starts below the blocks it holds already (`KeySource`).
+    func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64, atLeast: UInt64) throws -> UInt64
+}
+
+extension KeyStore {
+    /// `reserveSenderIndices` from wherever the counter stands.
+    public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
+        try reserveSenderIndices(counter, count: count, limit: limit, atLeast: 0)
+    }
 }
 
 /// One per-MTK sender counter that is reserved in blocks before use (`DESIGN.md` §7): the RTP

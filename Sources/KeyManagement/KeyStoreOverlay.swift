@@ -96,10 +96,10 @@ public final class KeyStoreOverlay: KeyStore, @unchecked Sendable {
 
     /// In the base store (`reservesInBase`), or in memory from 0: blocks that other users of
     /// the base store may hold too.
-    public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
-        if reservesInBase { return try base.reserveSenderIndices(counter, count: count, limit: limit) }
+    public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64, atLeast: UInt64) throws -> UInt64 {
+        if reservesInBase { return try base.reserveSenderIndices(counter, count: count, limit: limit, atLeast: atLeast) }
         lock.lock(); defer { lock.unlock() }
-        let first = senderIndices[counter, default: 0]
+        let first = max(senderIndices[counter, default: 0], atLeast)
         guard first <= limit, count <= limit - first else { throw KeyStoreError.senderIndicesExhausted("\(counter)") }
         senderIndices[counter] = first + count
         return first

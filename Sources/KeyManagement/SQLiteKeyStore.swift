@@ -454,7 +454,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
         return value
     }
 
-    public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
+    public func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64, atLeast: UInt64) throws -> UInt64 {
         let key: [DatabaseValueConvertible] = [Int64(counter.mskID.keyGroup), Int64(counter.mskID.keyNumber),
                                                Int64(counter.mtkID.rawValue), Int64(counter.kind.rawValue)]
         let keyValues = key.compactMap { $0 as? Int64 }
@@ -465,6 +465,7 @@ public final class SQLiteKeyStore: KeyStore, @unchecked Sendable {
                 first = try verifiedCounter(r, "next", mac: { Self.senderIndexEncoding(keyValues, next: $0, storeID: self.storeID) },
                                             row: "\(counter)")
             }
+            first = max(first, Int64(clamping: atLeast))
             guard UInt64(first) <= limit, count <= limit - UInt64(first) else {
                 throw KeyStoreError.senderIndicesExhausted("\(counter)")
             }

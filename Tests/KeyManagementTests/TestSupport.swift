@@ -63,9 +63,9 @@ final class InMemoryKeyStore: KeyStore, @unchecked Sendable {
 
     private var senderIndices: [SenderIndexCounter: UInt64] = [:]
 
-    func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64) throws -> UInt64 {
+    func reserveSenderIndices(_ counter: SenderIndexCounter, count: UInt64, limit: UInt64, atLeast: UInt64) throws -> UInt64 {
         lock.lock(); defer { lock.unlock() }
-        let first = senderIndices[counter, default: 0]
+        let first = max(senderIndices[counter, default: 0], atLeast)
         guard first <= limit, count <= limit - first else { throw KeyStoreError.senderIndicesExhausted("\(counter)") }
         senderIndices[counter] = first + count
         return first
