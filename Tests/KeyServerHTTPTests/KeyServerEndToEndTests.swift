@@ -92,7 +92,11 @@ final class KeyServerEndToEndTests: XCTestCase {
         }
         let rssAfter = try h.residentKB()
         print("keyserver RSS: \(rssBefore) kB before the bomb and 6 × 10 MB bodies, \(rssAfter) kB after")
-        XCTAssertLessThan(rssAfter - rssBefore, 12 * 1024, "RSS grew by \(rssAfter - rssBefore) kB")
+        // Under AddressSanitizer (`make sanitize` sets MBMS_SANITIZER) freed memory sits in
+        // ASan's quarantine (256 MB by default) instead of going back: the bound is for the
+        // bodies, not the quarantine, so it is wider there (still far below 60 MB of bodies).
+        let rssBound = ProcessInfo.processInfo.environment["MBMS_SANITIZER"] == "address" ? 40 * 1024 : 12 * 1024
+        XCTAssertLessThan(rssAfter - rssBefore, rssBound, "RSS grew by \(rssAfter - rssBefore) kB")
         // Still serving.
         XCTAssertEqual(try h.client("msk-request", ue: ue, ["--key", Self.key]).int("status"), 200)
 
