@@ -208,7 +208,7 @@ public final class GatewayHealth: @unchecked Sendable {
         let bound = ManagedAtomic<Bool>(false)
         /// [from, until) in Unix seconds, replaced as a whole (never torn between two epochs).
         let keys = ManagedAtomic<KeyWindow?>(nil)
-        private unowned let owner: GatewayHealth
+        private weak var owner: GatewayHealth?
 
         init(name: String, owner: GatewayHealth) {
             self.name = name
@@ -219,13 +219,13 @@ public final class GatewayHealth: @unchecked Sendable {
         /// before, e.g. added again by a reload), or closed (false: unhealthy).
         public func socketsBound(_ value: Bool) {
             bound.store(value, ordering: .releasing)
-            if value { owner.add(self) }
+            if value { owner?.add(self) }
         }
 
         /// The session is gone (a reload removed it): it no longer counts for `/healthz`.
         public func retire() {
             bound.store(false, ordering: .releasing)
-            owner.remove(self)
+            owner?.remove(self)
         }
 
         /// Key epochs published to the packet path: `current`, and `next` when it starts where
