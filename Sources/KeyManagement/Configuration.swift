@@ -451,7 +451,11 @@ struct ConfigParser {
         } catch let e as ConfigurationError {
             throw e
         } catch {
-            let msg = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            // Yams quotes the offending line: position and reason come first, then the quote is
+            // cut like an echoed value (finding 9), or a 1 MiB one-line file comes back whole.
+            var msg = "\(error)".replacingOccurrences(of: "\n", with: " ")
+            let limit = 2 * ConfigurationError.maximumEcho
+            if msg.count > limit { msg = msg.prefix(limit) + "…" }
             throw fail(nil, "(root)", nil, "not valid YAML (\(msg))", "fix the YAML syntax")
         }
         let e = try entries(root, at: "", allowed: ["keyDomain", "bmscFQDN", "keyStore", "schedule", "sessions", "keyServer", "userServices", "logLevel"])
