@@ -197,6 +197,27 @@ public final class LiveGateway: @unchecked Sendable {
         var lastKeyErrorLog: Int64 = .min
         /// After a failed key lookup, no new attempt (a store access) before this second.
         var keyRetryAfter: Int64 = .min
+        /// Control-owned: the kernel's drop counters of the input sockets when last read
+        /// (`countKernelDrops`), and the drops counted so far.
+        var kernelDropsSeen: (rtp: UInt32, rtcp: UInt32)?
+        var kernelDrops: (rtp: Int, rtcp: Int) = (0, 0)
+
+        /// Adds what the kernel dropped on the input sockets since the last look to the metrics
+        /// (control thread, once a second, and once at the end of the run).
+        func countKernelDrops() {
+            guard let rtpNow = rtpIn.kernelDrops(), let rtcpNow = rtcpIn.kernelDrops() else { return }
+            if let seen = kernelDropsSeen {
+                let (r, c) = (Int(rtpNow &- seen.rtp), Int(rtcpNow &- seen.rtcp))
+                if r > 0 { metrics.rtpSocketDrops.increment(by: r); kernelDrops.rtp += r }
+                if c > 0 { metrics.rtcpSocketDrops.increment(by: c); kernelDrops.rtcp += c }
+            } else {
+                // The sockets are new (or reused from before a reload): what they dropped before
+                // counts too, from 0.
+                if rtpNow > 0 { metrics.rtpSocketDrops.increment(by: Int(rtpNow)); kernelDrops.rtp += Int(rtpNow) }
+                if rtcpNow > 0 { metrics.rtcpSocketDrops.increment(by: Int(rtcpNow)); kernelDrops.rtcp += Int(rtcpNow) }
+            }
+            kernelDropsSeen = (rtpNow, rtcpNow)
+        }
 
         init(session: StreamingSession, flows: SessionFlows, rtpIn: UDPBatchSocket, rtcpIn: UDPBatchSocket, locks: [FlowLock],
              egress: UDPBatchSocket, mikeySocket: UDPBatchSocket, rtpOut: TransportAddress, rtcpOut: TransportAddress,
@@ -445,7 +466,7 @@ public final class LiveGateway: @unchecked Sendable {
             if storeWatch.changed() || nowMs >= nextStoreCheck {
                 nextStoreCheck = nowMs + Self.storeCheckInterval
                 checkStore(at: nowS)
-                for p in paths { for l in p.locks { l.answerProbes() } }
+                for p in paths { for l in p.locks { l.answerProbes() }; p.countKernelDrops() }
                 for l in downloadLocks { l.answerProbes() }
             }
             var nextDue = Int64.max
@@ -498,6 +519,13 @@ public final class LiveGateway: @unchecked Sendable {
                 while rounds < 256, ((try? d.pump(k, now: Double(Self.unixMilliseconds()) / 1000)) ?? 0) > 0 { rounds += 1 }
             }
             d.sendDue(now: nil)
+        }
+        // The workers are done: the kernel's drops (receive buffer full) go into each session's
+        // drop counts, as socket_rcvbuf_full.
+        for p in paths {
+            p.countKernelDrops()
+            let n = p.kernelDrops.rtp + p.kernelDrops.rtcp
+            if n > 0 { p.statistics.drops[GatewayMetrics.Session.socketDropReason, default: 0] += n }
         }
         // Merge, by session name in order of first appearance: each session's counters (its
         // worker's), what the control thread sent, and what sessions removed by a reload did.

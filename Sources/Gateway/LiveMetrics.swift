@@ -178,9 +178,14 @@ public final class GatewayMetrics: @unchecked Sendable {
 
     /// Per-session handles.
     final class Session {
+        static let socketDropReason = "socket_rcvbuf_full"
         let rtp, rtcp: Flow
         let mtkSwitches, mikeySent, mikeyBytes: CoreMetrics.Counter
         let currentMTK: CoreMetrics.Gauge
+        /// Datagrams the kernel dropped on the session's RTP and RTCP input sockets (receive
+        /// buffer full: input faster than the gateway protects), counted by the control thread
+        /// from SO_MEMINFO once a second: `mbms_drops_total{reason="socket_rcvbuf_full"}`.
+        let rtpSocketDrops, rtcpSocketDrops: CoreMetrics.Counter
         /// The session's line of `/healthz`.
         let health: GatewayHealth.Session
 
@@ -188,6 +193,8 @@ public final class GatewayMetrics: @unchecked Sendable {
             health = m.health.register(session)
             rtp = Flow(m, session: session, kind: "rtp")
             rtcp = Flow(m, session: session, kind: "rtcp")
+            rtpSocketDrops = m.counter("mbms_drops_total", [("session", session), ("kind", "rtp"), ("reason", Self.socketDropReason)])
+            rtcpSocketDrops = m.counter("mbms_drops_total", [("session", session), ("kind", "rtcp"), ("reason", Self.socketDropReason)])
             let d = [("session", session)]
             mtkSwitches = m.counter("mbms_mtk_switches_total", d)
             mikeySent = m.counter("mbms_mikey_messages_sent_total", d)

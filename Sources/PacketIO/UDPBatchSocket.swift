@@ -302,3 +302,22 @@ public final class UDPBatchSocket {
     }
 }
 #endif
+
+extension UDPBatchSocket {
+    /// Datagrams the kernel dropped on this socket since it was opened, most of them because its
+    /// receive buffer was full (the gateway fell behind its input): SK_MEMINFO_DROPS of
+    /// getsockopt(SO_MEMINFO) (Linux ≥ 4.13; the `drops` column of /proc/net/udp). Nil where the
+    /// kernel does not answer. Read by the control thread, never on the packet path.
+    public func kernelDrops() -> UInt32? {
+        #if os(Linux)
+        // <asm-generic/socket.h> SO_MEMINFO = 55; <linux/sock_diag.h> SK_MEMINFO_VARS = 9, SK_MEMINFO_DROPS = 8.
+        var info = [UInt32](repeating: 0, count: 9)
+        var length = socklen_t(MemoryLayout<UInt32>.size * info.count)
+        let rc = info.withUnsafeMutableBytes { getsockopt(fd, SOL_SOCKET, 55, $0.baseAddress, &length) }
+        guard rc == 0, Int(length) >= MemoryLayout<UInt32>.size * 9 else { return nil }
+        return info[8]
+        #else
+        return nil
+        #endif
+    }
+}
