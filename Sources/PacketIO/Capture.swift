@@ -441,10 +441,11 @@ struct MappedRecords {
             throw .readFailed(path: path, reason: "truncated dump file; the record at offset \(at) has \(left - 16) of \(captured) captured bytes")
         }
         offset = at + 16 + captured
-        // libpcap reads the fraction as a signed 32-bit field (struct pcap_sf_pkthdr) and the
-        // libpcap path clamps a negative one to 0; a damaged fraction of 2^31 or more reads the
-        // same here, so both walks give the same time (fuzz finding, issue 19 finding 12).
-        let part = UInt64(Int32(bitPattern: fraction) < 0 ? 0 : fraction)
+        // A damaged fraction of 2^31 or more reads as libpcap reads it, so both walks give the
+        // same time (fuzz finding, issue 19 finding 12): a file in the host's byte order has it
+        // taken as signed 32-bit (struct pcap_sf_pkthdr) and the libpcap path clamps the negative
+        // value to 0; a byte-swapped file has it swapped as unsigned.
+        let part = UInt64(!swapped && Int32(bitPattern: fraction) < 0 ? 0 : fraction)
         let nanos = UInt64(seconds) &* 1_000_000_000 &+ (nanoseconds ? part : part &* 1_000)
         return CapturedFrame(timestampNanoseconds: nanos,
                              bytes: UnsafeRawBufferPointer(start: base + at + 16, count: min(captured, snapshot)),

@@ -18,14 +18,16 @@ final class PacketIOFuzzRegressionTests: XCTestCase {
         return out
     }
 
-    /// fuzz-pcap crash-27b0fc9d25a216cf4f6667182e6c1a807840e962 (minimised): a record whose
-    /// fraction field is 0xD901_6C95 (≥ 2^31, so not a valid µs/ns value). libpcap reads the field
-    /// as a signed 32-bit value, and the libpcap path clamps the negative result to 0; the mapped
-    /// walk read it unsigned and gave a time 3640 s later — the two walks disagreed, against the
-    /// reader's promise. Both must give 1795436341 s exactly (what libpcap's pcap_next_ex gives,
-    /// checked with libpcap itself); the valid record after it is unaffected.
+    /// fuzz-pcap crash-27b0fc9d25a216cf4f6667182e6c1a807840e962 and crash-8d9bec8e65b4 (minimised):
+    /// a record whose fraction field is 0xD901_6C95 (≥ 2^31: not a valid µs/ns value). libpcap
+    /// reads the field as signed 32-bit in a file of the host's byte order (the libpcap path
+    /// then clamps the negative result to 0) but byte-swaps it as unsigned in a file of the
+    /// other order; the mapped walk read it unsigned in both — and after a first fix, signed in
+    /// both — so the two walks disagreed, against the reader's promise. Expected values are what
+    /// libpcap's pcap_next_ex gives (checked with libpcap itself); the valid record after it is
+    /// unaffected.
     func testFractionOf2To31OrMoreReadsTheSameOnBothWalks() throws {
-        // Little-endian µs pcap, Ethernet, snaplen 262144: two records of 4 octets.
+        // Little-endian (host order) µs pcap, Ethernet, snaplen 262144: two records of 4 octets.
         let micro: [UInt8] = [
             0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00,
             0x35, 0x2f, 0x04, 0x6b, 0x95, 0x6c, 0x01, 0xd9, 0x04, 0, 0, 0, 0x04, 0, 0, 0, 0xde, 0xad, 0xbe, 0xef,
@@ -33,13 +35,26 @@ final class PacketIOFuzzRegressionTests: XCTestCase {
         ]
         var nano = micro
         nano.replaceSubrange(0..<4, with: [0x4d, 0x3c, 0xb2, 0xa1])
-        let seconds: UInt64 = 1_795_436_341   // 0x6b042f35
-        for (name, bytes, second) in [("micro", micro, seconds * 1_000_000_000 + 93_275 * 1_000),
-                                      ("nano", nano, seconds * 1_000_000_000 + 93_275)] {
-            let path = tempPath("fraction-\(name).pcap")
+        // The same two records big-endian (byte-swapped on this host).
+        let bigMicro: [UInt8] = [
+            0xa1, 0xb2, 0xc3, 0xd4, 0x00, 0x02, 0x00, 0x04, 0, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+            0x6b, 0x04, 0x2f, 0x35, 0xd9, 0x01, 0x6c, 0x95, 0, 0, 0, 0x04, 0, 0, 0, 0x04, 0xde, 0xad, 0xbe, 0xef,
+            0x6b, 0x04, 0x2f, 0x35, 0x00, 0x01, 0x6c, 0x5b, 0, 0, 0, 0x04, 0, 0, 0, 0x04, 0xca, 0xfe, 0xba, 0xbe,
+        ]
+        var bigNano = bigMicro
+        bigNano.replaceSubrange(0..<4, with: [0xa1, 0xb2, 0x3c, 0x4d])
+        let s: UInt64 = 1_795_436_341 * 1_000_000_000   // 0x6b042f35 seconds
+        let cases: [(String, [UInt8], [UInt64])] = [
+            ("little-endian µs", micro, [s, s + 93_275_000]),
+            ("little-endian ns", nano, [s, s + 93_275]),
+            ("big-endian µs", bigMicro, [s + 3_640_749_205_000, s + 93_275_000]),
+            ("big-endian ns", bigNano, [s + 3_640_749_205, s + 93_275]),
+        ]
+        for (name, bytes, expected) in cases {
+            let path = tempPath("fraction-\(name.replacingOccurrences(of: " ", with: "-")).pcap")
             try Data(bytes).write(to: URL(fileURLWithPath: path))
             let mapped = try stamps(path, mapping: true), libpcap = try stamps(path, mapping: false)
-            XCTAssertEqual(libpcap, [seconds * 1_000_000_000, second], name)
+            XCTAssertEqual(libpcap, expected, name)
             XCTAssertEqual(mapped, libpcap, name)
         }
     }
