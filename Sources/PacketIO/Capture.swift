@@ -337,6 +337,16 @@ struct MappedRecords {
             Glibc.close(fd)
             return nil
         }
+        // Only version 2.4, the one every current tool writes: libpcap reads the captured and
+        // original lengths of older versions the other way round (2.2 and before always, 2.3 when
+        // caplen > len: sf-pcap.c lengths_swapped), so those files go through libpcap (fuzz
+        // finding, issue 19 finding 12).
+        let major = m.loadUnaligned(fromByteOffset: 4, as: UInt16.self), minor = m.loadUnaligned(fromByteOffset: 6, as: UInt16.self)
+        guard (swapped ? major.byteSwapped : major) == 2, (swapped ? minor.byteSwapped : minor) == 4 else {
+            munmap(m, size)
+            Glibc.close(fd)
+            return nil
+        }
         // Read once, front to back: let the kernel map ahead.
         _ = madvise(m, size, MADV_SEQUENTIAL)
         guardSlot = mbms_mapguard_register(m, size)

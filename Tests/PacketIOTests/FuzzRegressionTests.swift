@@ -58,4 +58,58 @@ final class PacketIOFuzzRegressionTests: XCTestCase {
             XCTAssertEqual(mapped, libpcap, name)
         }
     }
+
+    func walk(_ path: String, mapping: Bool) throws -> (frames: [[UInt8]], originals: [Int], failed: Bool) {
+        let r = try CaptureReader(path: path, mapping: mapping)
+        var out: (frames: [[UInt8]], originals: [Int], failed: Bool) = ([], [], false)
+        do {
+            while let f = try r.next() { out.frames.append(Array(f.bytes)); out.originals.append(f.originalLength) }
+        } catch {
+            out.failed = true
+        }
+        return out
+    }
+
+    /// fuzz-pcap crash-3233dc92d0b8f5cf6ae32d820abcea81ae06e8cf: a pcap of version 2.0. libpcap
+    /// reads the captured and original lengths of versions before 2.3 (and of 2.3 when caplen >
+    /// len) the other way round (sf-pcap.c lengths_swapped); the mapped walk read them as in 2.4,
+    /// so it returned 2 frames where libpcap refuses the first record. Only 2.4 files are mapped
+    /// now; the others go through libpcap. Expected values are libpcap's.
+    func testOldPcapVersionsReadAsLibpcapReadsThem() throws {
+        let crash: [UInt8] = [
+            0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x04, 0x00, 0x01, 0x00, 0x00, 0x00, 0xa2, 0x2f, 0x04,
+            0x6b, 0xff, 0xff, 0xff, 0xff, 0x2c, 0x01, 0x00, 0x00, 0x98, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+            0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00,
+            0x01, 0x00, 0x00, 0x00, 0x5f, 0x2f, 0x04, 0x6b, 0xc8, 0x9a, 0x0c, 0x00, 0x2c, 0x00, 0x01, 0x00, 0x00, 0x98, 0x05, 0x00,
+            0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08, 0x00, 0x45, 0x00, 0x05, 0xb8,
+            0xe0,
+        ]
+        let path = tempPath("version-2.0.pcap")
+        try Data(crash).write(to: URL(fileURLWithPath: path))
+        XCTAssertFalse(try CaptureReader(path: path).isMapped)
+        let mapped = try walk(path, mapping: true), libpcap = try walk(path, mapping: false)
+        XCTAssertEqual(libpcap.frames.count, 0)
+        XCTAssertTrue(libpcap.failed)
+        XCTAssertEqual(mapped.frames, libpcap.frames)
+        XCTAssertEqual(mapped.failed, libpcap.failed)
+
+        // Versions 2.2 and 2.3 with a record written (caplen 1500, len 60) and 60 octets: libpcap
+        // reads caplen 60, len 1500 — as both walks must.
+        let frame = (0..<60).map { UInt8($0) }
+        func le32(_ v: UInt32) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v >> 16 & 0xFF), UInt8(v >> 24)] }
+        for minor: UInt8 in [2, 3] {
+            let file = [0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00, minor, 0x00] + le32(0) + le32(0) + le32(262_144) + le32(1)
+                + le32(1_700_000_000) + le32(5) + le32(1500) + le32(60) + frame
+                + le32(1_700_000_001) + le32(6) + le32(60) + le32(60) + frame
+            let p = tempPath("version-2.\(minor).pcap")
+            try Data(file).write(to: URL(fileURLWithPath: p))
+            let m = try walk(p, mapping: true), l = try walk(p, mapping: false)
+            XCTAssertEqual(l.frames, [frame, frame], "2.\(minor)")
+            XCTAssertEqual(l.originals, [1500, 60], "2.\(minor)")
+            XCTAssertFalse(l.failed, "2.\(minor)")
+            XCTAssertEqual(m.frames, l.frames, "2.\(minor)")
+            XCTAssertEqual(m.originals, l.originals, "2.\(minor)")
+            XCTAssertEqual(m.failed, l.failed, "2.\(minor)")
+        }
+    }
 }
