@@ -5,7 +5,7 @@ SWIFT ?= swift
 SHELL := /bin/bash
 APT_PACKAGES := pkg-config libssl-dev libpcap-dev libsrtp2-dev libsqlite3-dev sqlite3 tshark curl openssl
 
-.PHONY: deps demo test bench build clean soak crash-restart
+.PHONY: deps demo test bench build clean soak crash-restart fuzz fuzz-smoke fuzz-build fuzz-seeds
 
 deps:
 	@missing=""; \
@@ -38,6 +38,8 @@ test: deps
 	skipped=$$(grep -cE "Test Case .* skipped" .build/test.log || true); \
 	echo "tests: $$((n - f - skipped)) passed, $$f failed, $$skipped skipped"; \
 	exit $$rc
+	@# Then each libFuzzer target over its seed corpus plus a bounded smoke (issue 19 finding 12).
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 ## SRTP protect throughput: ours vs Debian libsrtp2 vs the OpenSSL floor, same run (release build);
 ## then the product's own `bench` (crypto, replay, live relay, workers, allocations per packet).
@@ -70,6 +72,35 @@ crash-restart:
 	python3 Tools/crash-restart.py --self-test
 	python3 Tools/crash-restart.py --binary $(SOAK_BINARY) --kills $(KILLS) $(if $(SEED),--seed $(SEED)) \
 	  --out $(SOAK_SCRATCH)/crash-restart/$$(date +%Y%m%d-%H%M%S) $(CRASH_ARGS)
+
+## Coverage-guided fuzzing (issue 19 finding 12; Fuzz/README.md): one libFuzzer target per decoder, built
+## from the Fuzz/ package (release, -sanitize=fuzzer,address) in FUZZ_SCRATCH. `make fuzz` runs every target
+## in turn for FUZZ_RUNS executions or FUZZ_SECONDS, whichever comes first (FUZZ_TARGETS picks some); new
+## corpus entries go to FUZZ_SCRATCH/work/corpus/<target>/, crashes to FUZZ_SCRATCH/work/artifacts/<target>/.
+## `make fuzz-smoke` (run by `make test`; a debug build with the same sanitizers, cheaper to build from
+## scratch): the seed corpus plus FUZZ_SMOKE_RUNS runs or FUZZ_SMOKE_SECONDS per target.
+## `make fuzz-seeds` regenerates Fuzz/Corpus/ from ../shared.
+FUZZ_SCRATCH ?= .build-fuzz
+FUZZ_RUNS ?= 10000000
+FUZZ_SECONDS ?= 7200
+FUZZ_SMOKE_RUNS ?= 200000
+FUZZ_SMOKE_SECONDS ?= 20
+FUZZ_SMOKE_CONFIG ?= debug
+FUZZ_TARGETS ?=
+FUZZ_ENV = SWIFT="$(SWIFT)" FUZZ_SCRATCH="$(FUZZ_SCRATCH)" FUZZ_RUNS="$(FUZZ_RUNS)" FUZZ_SECONDS="$(FUZZ_SECONDS)" \
+	FUZZ_SMOKE_RUNS="$(FUZZ_SMOKE_RUNS)" FUZZ_SMOKE_SECONDS="$(FUZZ_SMOKE_SECONDS)" FUZZ_SMOKE_CONFIG="$(FUZZ_SMOKE_CONFIG)"
+
+fuzz-build:
+	$(FUZZ_ENV) Fuzz/fuzz.sh build
+
+fuzz:
+	$(FUZZ_ENV) Fuzz/fuzz.sh run $(FUZZ_TARGETS)
+
+fuzz-smoke:
+	$(FUZZ_ENV) Fuzz/fuzz.sh smoke $(FUZZ_TARGETS)
+
+fuzz-seeds:
+	$(FUZZ_ENV) Fuzz/fuzz.sh seeds $(FUZZ_TARGETS)
 
 clean:
 	rm -rf .build
