@@ -5,7 +5,7 @@ SWIFT ?= swift
 SHELL := /bin/bash
 APT_PACKAGES := pkg-config libssl-dev libpcap-dev libsrtp2-dev libsqlite3-dev sqlite3 tshark curl openssl
 
-.PHONY: deps demo test bench build clean soak crash-restart fuzz fuzz-smoke fuzz-build fuzz-seeds
+.PHONY: deps demo test bench build clean sanitize soak crash-restart fuzz fuzz-smoke fuzz-build fuzz-seeds
 
 deps:
 	@missing=""; \
@@ -48,6 +48,12 @@ bench: deps
 	.build/release/srtp-bench
 	$(SWIFT) build -c release --product mbms-gateway
 	.build/release/mbms-gateway bench
+
+## The whole suite under AddressSanitizer (UBSan in trap mode on the C targets; swiftc has none on Linux),
+## then the threaded tests (lanes, workers, rings, live runs) under ThreadSanitizer: Tools/sanitize.sh.
+## Fresh builds in .build-asan and .build-tsan take ~20 min each on 2 CPUs.
+sanitize: deps
+	SWIFT="$(SWIFT)" Tools/sanitize.sh
 
 ## Soak and overload of `run` on loopback (issue 19 finding 14): steady RTP on 4 sessions, garbage, MTK
 ## switches every 4 s; RSS and open fds sampled every 10 s must stay flat after warm-up; then an overload
