@@ -15,7 +15,7 @@
 set -euo pipefail
 SWIFT=${SWIFT:-swift}
 cd "$(dirname "$0")/.."
-TSAN_TESTS=${TSAN_TESTS:-'SPSCRingTests|ReplayPipelineTests|ReplayBatchTests|LiveWorkersTests|LiveTests|LiveLifecycleTests|LiveDownloadTests|CaptureTests|SessionLookaheadTests|KeystreamReuseTests|MSKDistributionServiceTests|SRTPBatchProtectTests'}
+TSAN_TESTS=${TSAN_TESTS:-'SPSCRingTests|ReplayPipelineTests|ReplayBatchTests|LiveWorkersTests|LiveTests|LiveLifecycleTests|LiveDownloadTests|LiveHardeningTests|CaptureTests|SessionLookaheadTests|KeystreamReuseTests|MSKDistributionServiceTests|SRTPBatchProtectTests|KernelDropTests'}
 export CI=${CI:-true}
 
 echo "== AddressSanitizer (+ UBSan on the C targets): the whole suite"
