@@ -94,19 +94,8 @@ public struct GatewayLogHandler: LogHandler {
     static func logfmtValue(_ v: String) -> String {
         let needsQuotes = v.isEmpty || v.unicodeScalars.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0 == "\\" || $0.value < 0x20 || $0.value == 0x7F }
         guard needsQuotes else { return v }
-        var out = "\""
-        for u in v.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7F { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
+        // The quoted form is a JSON string: one escaping rule for both formats.
+        return jsonString(v)
     }
 
     /// Nested metadata as one string (logfmt has no nesting).
@@ -139,7 +128,8 @@ public struct GatewayLogHandler: LogHandler {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
+                // DEL too: a terminal showing a logfmt line should not act on it (JSON allows it escaped).
+                if u.value < 0x20 || u.value == 0x7F { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
             }
         }
         return out + "\""
